@@ -1,0 +1,3 @@
+from kdsurvey.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,425 @@
+"""BibTeX in: ``kdsurvey import bibtex FILE`` turns entries (as copied from Google Scholar, DBLP,
+arXiv or a publisher) into records ``papers/<id>.yaml``, the inverse of :mod:`kdsurvey.citations`.
+
+What BibTeX carries becomes record fields: the id (by the key rule), authors as
+``Family, Given`` with LaTeX accents decoded, the venue (matched to a key of ``venues.yaml``), the
+arXiv id, DOI, paper link, volume/number/pages. What it cannot carry (category, tasks, loss,
+summary) comes from the command's flags or is written as ``null  # TODO`` so that
+``kdsurvey validate`` fails until the contributor fills it in. Every problem of every entry is
+reported before anything is written, and an existing record is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bibtexparser
+import yaml
+from bibtexparser.middlewares import NormalizeFieldKeys
+from bibtexparser.middlewares.names import (
+    InvalidNameError,
+    parse_single_name_into_parts,
+    split_multiple_persons_names,
+)
+
+from kdsurvey.catalogue import normalise_title, record_paths
+from kdsurvey.records import record_yaml
+from kdsurvey.schema import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
+
+#: Other spellings of the venues of ``venues.yaml``, besides their ``name`` and ``short``: the
+#: long and short forms Google Scholar, DBLP (its journal abbreviations) and publishers write.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "arxiv": ("CoRR", "arXiv preprint", "arXiv e-prints"),
+    "cvpr": ("IEEE Conference on Computer Vision and Pattern Recognition",
+             "IEEE Computer Society Conference on Computer Vision and Pattern Recognition",
+             "Conference on Computer Vision and Pattern Recognition"),
+    "iccv": ("IEEE International Conference on Computer Vision",
+             "International Conference on Computer Vision"),
+    "eccv": ("European Conference on Computer Vision", "Computer Vision ECCV"),
+    "neurips": ("Neural Information Processing Systems", "NIPS", "NeurIPS"),
+    "iclr": ("International Conference on Learning Representations",),
+    "icml": ("International Conference on Machine Learning",),
+    "aaai": ("AAAI Conference on Artificial Intelligence",),
+    "ijcai": ("International Joint Conference on Artificial Intelligence",),
+    "bmvc": ("British Machine Vision Conference",),
+    "wacv": ("IEEE Winter Conference on Applications of Computer Vision",
+             "Winter Conference on Applications of Computer Vision"),
+    "acmmm": ("ACM Multimedia", "ACM Multimedia Conference",
+              "ACM International Conference on Multimedia"),
+    "kdd": ("SIGKDD", "International Conference on Knowledge Discovery and Data Mining",
+            "ACM SIGKDD Conference on Knowledge Discovery and Data Mining"),
+    "icassp": ("International Conference on Acoustics, Speech and Signal Processing",),
+    "icip": ("International Conference on Image Processing",),
+    "tpami": ("IEEE Trans. Pattern Anal. Mach. Intell.", "PAMI"),
+    "tcsvt": ("IEEE Trans. Circuits Syst. Video Technol.",),
+    "tnnls": ("IEEE Trans. Neural Networks Learn. Syst.",),
+    "tip": ("IEEE Trans. Image Process.",),
+    "ijcv": ("Int. J. Comput. Vis.",),
+    "kbs": ("Knowl. Based Syst.",),
+    "ivc": ("Image Vis. Comput.",),
+    "ijprai": ("Int. J. Pattern Recognit. Artif. Intell.",),
+    "apin": ("Appl. Intell.",),
+    "nca": ("Neural Comput. Appl.",),
+    "iccvw": ("ICCVW", "International Conference on Computer Vision Workshops",
+              "IEEE International Conference on Computer Vision Workshops"),
+    "wacvw": ("WACVW", "Winter Conference on Applications of Computer Vision Workshops",
+              "IEEE Winter Conference on Applications of Computer Vision Workshops"),
+}
+
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.I)
+_ARXIV_IN_TEXT = re.compile(
+    r"(?:arxiv\.org/(?:abs|pdf)/|arxiv:\s*|abs/)"
+    r"(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?",
+    re.I,
+)
+_DBLP_NUMBER = re.compile(r"\s+\d{4}$")  # DBLP's homonym suffix: "Jian Sun 0001"
+
+
+class ImportFailure(Exception):
+    """Every problem found, one line each; nothing was written."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Imported:
+    """One record made from one BibTeX entry."""
+
+    entry_key: str
+    fields: dict
+    path: Path
+    todo: list[str] = field(default_factory=list)
+
+    @property
+    def yaml(self) -> str:
+        return record_yaml(self.fields)
+
+
+# -- LaTeX to text ----------------------------------------------------------------------------
+
+_decoder = None
+
+
+def latex_to_text(value: str) -> str:
+    """A BibTeX value as plain Unicode: accents decoded (``{\\"o}`` -> ``ö``), protective braces
+    and escapes dropped, whitespace collapsed."""
+    global _decoder
+    if _decoder is None:
+        from pylatexenc.latex2text import LatexNodes2Text
+
+        _decoder = LatexNodes2Text(math_mode="text", strict_latex_spaces=True)
+    value = value.replace(r"\textbraceleft", "\\{").replace(r"\textbraceright", "\\}")
+    text = _decoder.latex_to_text(value).replace("\u00a0", " ")
+    return " ".join(text.split())
+
+
+def _unescape(value: str) -> str:
+    """A verbatim-ish field (url, doi, eprint): only backslash escapes and ``\\url{}`` removed."""
+    value = re.sub(r"\\url\{([^}]*)\}", r"\1", value.strip())
+    return re.sub(r"\\([_&%#$~])", r"\1", value).strip("{} ")
+
+
+# -- authors ----------------------------------------------------------------------------------
+
+
+def authors(value: str) -> list[str]:
+    """A BibTeX author field as ``Family, Given`` names. ``ValueError`` for an incomplete list."""
+    names = []
+    for raw in split_multiple_persons_names(value):
+        raw = " ".join(raw.split())
+        if raw.lower() == "others":
+            raise ValueError("the author list ends with 'and others': give every author")
+        raw = _DBLP_NUMBER.sub("", raw)
+        try:
+            parts = parse_single_name_into_parts(raw)
+        except InvalidNameError as exc:
+            raise ValueError(f"cannot read the author name {raw!r}: {exc}") from None
+        family = latex_to_text(" ".join(parts.von + parts.last + parts.jr))
+        given = latex_to_text(" ".join(parts.first))
+        names.append(f"{family}, {given}" if given else family)
+    return names
+
+
+# -- venues -----------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    text = ascii_fold(text).lower().replace("&", " and ")
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = re.sub(r"^\s*proceedings of (the )?", "", text)
+    return " ".join(text.split())
+
+
+def _is_workshop(normalised: str) -> bool:
+    return "workshop" in normalised
+
+
+def match_venue(text: str, venues: dict[str, Venue]) -> str | None:
+    """The key of the venue ``text`` (a booktitle or journal) names, or ``None``.
+
+    Tried in order: the whole text is a venue's name, short name or alias; the text contains one
+    (the longest wins: "... Computer Vision Workshops" is not the main conference); the text
+    contains a venue's acronym in capitals (``{CVPR} 2022``). A workshop only matches a workshop
+    venue, and a main conference never matches a workshop. Ambiguous acronyms give ``None``.
+    """
+    plain = latex_to_text(text)
+    wanted = _normalise(plain)
+    if not wanted:
+        return None
+    workshop = _is_workshop(wanted)
+    candidates: list[tuple[str, str, str]] = []  # (normalised, original, key)
+    for key, venue in venues.items():
+        if _is_workshop(_normalise(venue.name)) != workshop:
+            continue
+        for spelling in (venue.name, venue.short, *ALIASES.get(key, ())):
+            candidates.append((_normalise(spelling), spelling, key))
+    for norm, _, key in candidates:
+        if norm == wanted:
+            return key
+    padded = f" {wanted} "
+    contained = [(len(norm), key) for norm, _, key in candidates
+                 if " " in norm and f" {norm} " in padded]
+    if contained:
+        return max(contained)[1]
+    acronyms = {key for _, spelling, key in candidates
+                if re.fullmatch(r"[A-Z][A-Za-z]*[A-Z]", spelling)
+                and re.search(rf"(?<![A-Za-z]){re.escape(spelling)}(?![A-Za-z])", plain)}
+    return acronyms.pop() if len(acronyms) == 1 else None
+
+
+def _preprint_key(venues: dict[str, Venue]) -> str | None:
+    if "arxiv" in venues:
+        return "arxiv"
+    return next((k for k, v in venues.items() if v.kind == VenueKind.preprint), None)
+
+
+# -- identifiers ------------------------------------------------------------------------------
+
+
+def arxiv_id(fields: dict[str, str]) -> str | None:
+    """The arXiv id (no version) from eprint, a CoRR volume ``abs/...``, journal, url or note."""
+    eprint = _unescape(fields.get("eprint", ""))
+    prefix = (fields.get("archiveprefix") or fields.get("eprinttype") or "arxiv").lower()
+    if eprint and "arxiv" in prefix:
+        bare = re.sub(r"^arxiv:\s*", "", eprint, flags=re.I)
+        bare = re.sub(r"v\d+$", "", bare)
+        if ARXIV_RE.match(bare):
+            return bare
+    for name in ("volume", "journal", "url", "howpublished", "note", "doi"):
+        value = _unescape(fields.get(name, ""))
+        if name == "doi":
+            value = re.sub(r"^10\.48550/arxiv\.", "arxiv:", value, flags=re.I)
+        match = _ARXIV_IN_TEXT.search(value)
+        if match and ARXIV_RE.match(match.group(1)):
+            return match.group(1)
+    return None
+
+
+def doi(fields: dict[str, str]) -> str | None:
+    """The DOI without ``https://doi.org/``; arXiv's own DOIs are left to the arXiv id."""
+    value = _unescape(fields.get("doi", ""))
+    value = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", value, flags=re.I)
+    if not value or _ARXIV_DOI.match(value):
+        return None
+    return value
+
+
+def paper_link(fields: dict[str, str], doi_value: str | None, arxiv: str | None) -> str | None:
+    url = _unescape(fields.get("url", "")).split()[0] if fields.get("url", "").strip() else ""
+    if url and "arxiv.org/" in url and arxiv:
+        return f"https://arxiv.org/abs/{arxiv}"
+    if url.startswith(("http://", "https://")):
+        return url
+    if doi_value:
+        return f"https://doi.org/{doi_value}"
+    if arxiv:
+        return f"https://arxiv.org/abs/{arxiv}"
+    return None
+
+
+def _pages(value: str) -> str | None:
+    value = latex_to_text(value) if "\\" in value else value
+    value = re.sub(r"\s*(?:-+|\u2013|\u2014)\s*", "--", value.strip())
+    return value or None
+
+
+# -- entries to records -----------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """What BibTeX cannot say, from the command's flags (``None``/empty: leave a TODO)."""
+
+    category: str | None = None
+    tasks: list[str] = field(default_factory=list)
+    loss: list[str] = field(default_factory=list)
+    summary: str | None = None
+
+
+def record_fields(entry_fields: dict[str, str], venues: dict[str, Venue],
+                  options: Options, entry_key: str = "") -> dict:
+    """Record fields from one entry's fields (lower-case keys, enclosing braces removed).
+    ``ValueError`` names what is wrong (an unknown venue, no year, ...)."""
+    f = entry_fields
+    problems = []
+    title = latex_to_text(f.get("title", ""))
+    if not title:
+        problems.append("no title")
+    try:
+        names = authors(f.get("author", ""))
+    except ValueError as exc:
+        problems.append(str(exc))
+        names = []
+    if not names and not any("author" in p for p in problems):
+        problems.append("no author")
+    year_text = latex_to_text(f.get("year", ""))
+    year = int(year_text) if year_text.isdigit() else None
+    if year is None:
+        problems.append(f"no year (or not a number: {year_text!r})" if year_text else "no year")
+
+    arxiv = arxiv_id(f)
+    where = f.get("booktitle") or f.get("journal") or ""
+    preprint = _preprint_key(venues)
+    venue = None
+    if where.strip():
+        venue = match_venue(where, venues)
+        if venue is None:
+            problems.append(
+                f"unknown venue {latex_to_text(where)!r}: add it to venues.yaml (or an alias to "
+                "ALIASES in kdsurvey/bibimport.py) and import again")
+    elif arxiv and preprint:
+        venue = preprint
+    else:
+        problems.append("no booktitle or journal, and no arXiv id: cannot tell the venue")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+    doi_value = doi(f)
+    record: dict = {
+        "id": citation_key(names[0], year, title),
+        "title": title,
+        "authors": names,
+        "year": year,
+        "venue": venue,
+        "category": options.category,
+        "tasks": list(options.tasks),
+        "links": {"paper": paper_link(f, doi_value, arxiv), "arxiv": arxiv, "doi": doi_value},
+        "loss": list(options.loss),
+        "summary": options.summary,
+    }
+    if venues[venue].kind != VenueKind.preprint:
+        # A proceedings part (AAAI) is exported as biblatex's `part`; biblatex writes `issue`.
+        sources = {"volume": ("volume",), "number": ("number", "part", "issue")}
+        for name, keys in sources.items():
+            value = latex_to_text(next((f[k] for k in keys if f.get(k, "").strip()), ""))
+            if value and not value.lower().startswith("abs/"):
+                record[name] = value
+        if f.get("pages"):
+            record["pages"] = _pages(f["pages"])
+    if entry_key:
+        record["notes"] = f"Imported from the BibTeX entry {entry_key}."
+    return record
+
+
+def _identities(root: Path) -> dict[tuple[str, str], str]:
+    """(kind, value) -> record file, for the titles, arXiv ids and DOIs of the existing records
+    (read leniently: a record that does not validate still counts)."""
+    seen = {}
+    for path in record_paths(root):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        links = data.get("links") if isinstance(data.get("links"), dict) else {}
+        for kind, value in _keys(data.get("title"), links.get("arxiv"), links.get("doi")):
+            seen.setdefault((kind, value), path.name)
+    return seen
+
+
+def _keys(title, arxiv, doi_value):
+    if isinstance(title, str) and normalise_title(title):
+        yield "title", normalise_title(title)
+    if isinstance(arxiv, str) and arxiv:
+        yield "arXiv id", arxiv
+    if isinstance(doi_value, str) and doi_value:
+        yield "DOI", doi_value.lower()
+
+
+def _parse(text: str, source: str) -> tuple[list, list[str]]:
+    splitter_log = logging.getLogger("bibtexparser.splitter")
+    level = splitter_log.level
+    splitter_log.setLevel(logging.ERROR)  # its warnings are reported below, with the file name
+    try:
+        library = bibtexparser.parse_string(text, append_middleware=[NormalizeFieldKeys()])
+    finally:
+        splitter_log.setLevel(level)
+    problems = []
+    for block in library.failed_blocks:
+        line = getattr(block, "start_line", None)
+        where = f"{source}:{line + 1}" if isinstance(line, int) else source
+        error = block.error
+        reason = getattr(error, "abort_reason", None) or str(error) or type(error).__name__
+        first = (block.raw or "").strip().splitlines()[:1]
+        problems.append(f"{where}: cannot read {first[0][:60]!r}: {reason}" if first
+                        else f"{where}: {reason}")
+    return library.entries, problems
+
+
+def import_bibtex(text: str, root: Path | str, venues: dict[str, Venue], options: Options,
+                  source: str = "<bibtex>") -> list[Imported]:
+    """Records for every entry of ``text``; :class:`ImportFailure` lists every problem.
+
+    Refuses entries whose record file exists or whose title, arXiv id or DOI is already in the
+    catalogue, and entries that would get the same id as another in the same file.
+    """
+    root = Path(root)
+    entries, problems = _parse(text, source)
+    if not entries and not problems:
+        problems.append(f"{source}: no BibTeX entry found")
+    if options.summary and len(entries) > 1:
+        problems.append(f"{source}: --summary describes one paper, but the file has "
+                        f"{len(entries)} entries: import them one at a time")
+    seen = _identities(root)
+    results: list[Imported] = []
+    ids: dict[str, str] = {}
+    for entry in entries:
+        fields = {f.key: f.value if isinstance(f.value, str) else str(f.value)
+                  for f in entry.fields}
+        label = f"{source}: entry {entry.key!r}"
+        try:
+            record = record_fields(fields, venues, options, entry.key)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        path = root / f"{record['id']}.yaml"
+        if path.exists():
+            problems.append(
+                f"{label}: {path} already exists and is not overwritten (if it is another paper, "
+                f"save the --dry-run output as {record['id']}b.yaml with id {record['id']}b)")
+            continue
+        if record["id"] in ids:
+            problems.append(f"{label}: gives the id {record['id']!r}, as entry "
+                            f"{ids[record['id']]!r} does")
+            continue
+        ids[record["id"]] = entry.key
+        links = record["links"]
+        clash = [f"same {kind} as {seen[(kind, value)]}"
+                 for kind, value in _keys(record["title"], links["arxiv"], links["doi"])
+                 if (kind, value) in seen]
+        if clash:
+            problems.append(f"{label}: already in the catalogue: {'; '.join(clash)}")
+            continue
+        todo = [name for name in ("category", "tasks", "loss", "summary") if not record[name]]
+        if not links["paper"]:
+            todo.append("links.paper")
+        results.append(Imported(entry.key, record, path, todo))
+    if problems:
+        raise ImportFailure(problems)
+    return results

@@ -1,0 +1,83 @@
+"""What every distillation loss shares: the base class and its contract.
+
+Every loss is a ``torch.nn.Module`` whose ``forward`` takes keyword tensors named as in
+``shared/reference/README.md`` (``logits_student``, ``feat_teacher``, ``feats_student``, ``target``...)
+and returns a scalar. Teacher inputs are treated as constants (detached). ``example_inputs`` makes
+inputs of the right shapes so the same property tests, demo and benchmark run over the whole registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+class DistillationLoss(nn.Module):
+    """Base class: registry metadata plus the hooks the generic tests, demo and benchmark use."""
+
+    name: ClassVar[str]  # set by ``register``
+    paper: ClassVar[str]  # catalogue id of the paper
+    family: ClassVar[str]  # logit | feature | similarity
+    # True when the loss reaches its minimum, zero, once every student input equals its teacher input.
+    zero_at_match: ClassVar[bool] = True
+    # True when permuting the batch (of every input alike) leaves the loss unchanged.
+    batch_invariant: ClassVar[bool] = True
+
+    @classmethod
+    def example_inputs(
+        cls,
+        batch: int = 4,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+        large: bool = False,
+    ) -> dict[str, Any]:
+        """Random forward kwargs of realistic shapes (``large``: benchmark size).
+
+        Student and teacher tensors of a pair have the same shape, so setting the student equal to the
+        teacher is always possible. Override for losses with other inputs.
+        """
+        raise NotImplementedError(f"{cls.__name__} does not define example_inputs")
+
+
+def logits_example(batch, dtype, generator, large, with_target=False) -> dict[str, Tensor]:
+    """Student/teacher logits (and labels) for classification losses: 256x100 when ``large``."""
+    n, classes = (256, 100) if large else (batch, 10)
+    out = {
+        "logits_student": torch.randn(n, classes, generator=generator, dtype=dtype),
+        "logits_teacher": torch.randn(n, classes, generator=generator, dtype=dtype) * 2,
+    }
+    if with_target:
+        out["target"] = torch.randint(0, classes, (n,), generator=generator)
+    return out
+
+
+def feature_example(batch, dtype, generator, large, layers=0) -> dict[str, Any]:
+    """Student/teacher feature maps: 64x256x16x16 when ``large``; ``layers`` > 0 gives lists."""
+    shape = (64, 256, 16, 16) if large else (batch, 8, 4, 4)
+
+    def rand():
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    if layers:
+        return {
+            "feats_student": [rand() for _ in range(layers)],
+            "feats_teacher": [rand() for _ in range(layers)],
+        }
+    return {"feat_student": rand(), "feat_teacher": rand()}
+
+
+def check_same_shape(student: Tensor, teacher: Tensor, what: str = "student and teacher") -> None:
+    """Raise ``ValueError`` naming both shapes when they differ."""
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f"{what} shapes differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}"
+        )
+
+
+def check_same_length(students: Sequence[Tensor], teachers: Sequence[Tensor]) -> None:
+    """Raise ``ValueError`` when student and teacher give different numbers of layers."""
+    if len(students) != len(teachers):
+        raise ValueError(f"student gives {len(students)} layers but teacher gives {len(teachers)}")

@@ -1,0 +1,37 @@
+"""Render ``README.md`` from the catalogue through ``templates/README.md.j2``."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+
+from kdsurvey.catalogue import Catalogue
+from kdsurvey.render import environment, newest_first
+
+
+def render(catalogue: Catalogue) -> str:
+    """The README text for ``catalogue``; same catalogue, same bytes."""
+    sections = [
+        (key, info, newest_first(catalogue.in_category(key)))
+        for key, info in catalogue.categories.items()
+    ]
+    years = Counter(p.year for p in catalogue.papers)
+    return environment().get_template("README.md.j2").render(
+        catalogue=catalogue,
+        sections=sections,
+        venues=catalogue.venues,
+        with_code=sum(1 for p in catalogue.papers if p.links.code),
+        years=sorted(years.items()),
+    )
+
+
+def diff(current: str, wanted: str, path: str) -> str:
+    """Unified diff from the file on disk to what the records render."""
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            wanted.splitlines(keepends=True),
+            fromfile=f"{path} (committed)",
+            tofile=f"{path} (rendered from the records)",
+        )
+    )

@@ -1,0 +1,169 @@
+"""Writing a paper record (``papers/<id>.yaml``) the way the hand-written ones look.
+
+:func:`record_yaml` is shared by every command that creates records (``kdsurvey import bibtex``,
+``kdsurvey new``). Fields come out in one fixed order, lists and mappings in the same styles as the
+existing records, long text folded at 100 columns, and scalars quoted only where YAML needs it.
+
+A required field whose value is ``None`` (or an empty list) is written as ``null`` with a ``TODO``
+comment saying what belongs there: the record then fails ``kdsurvey validate`` at that line until
+the contributor fills it in. Nothing is ever made up to satisfy the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from enum import Enum
+
+import yaml
+
+HEADER = "# yaml-language-server: $schema=schema.json"
+WIDTH = 100
+
+#: Top-level fields in the order records write them.
+FIELDS = ("id", "title", "authors", "year", "venue", "category", "tasks", "links", "loss",
+          "volume", "number", "pages", "summary", "notes")
+#: ``links`` fields in the order records write them.
+LINK_FIELDS = ("paper", "arxiv", "doi", "code", "code_official", "project")
+
+#: What belongs in a required field that has no value yet (written as a ``TODO`` comment).
+TODO = {
+    "id": "the citation key, equal to the file name",
+    "title": "the title as published",
+    "authors": "every author, in order, as 'Family, Given'",
+    "year": "year of the cited version",
+    "venue": "a key of papers/venues.yaml",
+    "category": "one of logit, feature, similarity",
+    "tasks": "a list such as [classification, detection] (Task values in schema.json)",
+    "loss": "registry name(s) in kdsurvey.losses, main one first (kdsurvey losses list)",
+    "summary": "one plain sentence: what is distilled and how",
+    "paper": "the page a reader should open first",
+}
+REQUIRED = ("id", "title", "authors", "year", "venue", "category", "tasks", "links", "loss",
+            "summary")
+
+#: Identifier-like strings that records always quote (they often look like numbers).
+QUOTED = ("arxiv", "volume", "number", "pages")
+
+# Keep YAML's own choice of which strings need quotes, but never break lines.
+_DUMP = {"allow_unicode": True, "width": float("inf"), "default_flow_style": True}
+
+
+def _missing(value) -> bool:
+    return value is None or value == [] or value == ""
+
+
+def _scalar(value) -> str:
+    """One YAML scalar: plain where YAML reads it back unchanged, else double-quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    value = str(value.value if isinstance(value, Enum) else value)
+    dumped = yaml.safe_dump(value, **_DUMP)
+    dumped = dumped.removesuffix("\n...\n").rstrip("\n")
+    if dumped == value and "\n" not in dumped:
+        return value
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+def _todo(key: str) -> str:
+    return f"{key}: null  # TODO: {TODO.get(key, 'fill in')}"
+
+
+def _text(key: str, value: str, indent: str = "", fold: bool = False) -> list[str]:
+    """``key: value`` on one line when it fits, else a ``>-`` block folded at :data:`WIDTH`."""
+    line = f"{indent}{key}: {_scalar(value)}"
+    foldable = value == value.strip() and "\n" not in value and "  " not in value and value
+    if foldable and (fold or len(line) > WIDTH):
+        body = textwrap.wrap(value, WIDTH - len(indent) - 2, break_long_words=False,
+                             break_on_hyphens=False)
+        return [f"{indent}{key}: >-", *(f"{indent}  {part}" for part in body)]
+    return [line]
+
+
+def _flow(values) -> str:
+    items = [v.value if isinstance(v, Enum) else v for v in values]
+    return yaml.safe_dump(items, **_DUMP).strip()
+
+
+def record_yaml(fields: dict) -> str:
+    """The text of ``papers/<id>.yaml`` for ``fields``, keyed as :class:`~kdsurvey.schema.Paper`.
+
+    ``fields["links"]`` is a mapping with the keys of :class:`~kdsurvey.schema.Links`. Optional
+    fields that are ``None`` are left out; required ones are written as ``null  # TODO: ...``.
+    ``loss`` may be a string or a list. Unknown keys raise ``ValueError``. The result is
+    deterministic and always parses back to the values given.
+    """
+    unknown = set(fields) - set(FIELDS)
+    links = fields.get("links") or {}
+    unknown |= {f"links.{k}" for k in set(links) - set(LINK_FIELDS)}
+    if unknown:
+        raise ValueError(f"unknown record field(s): {', '.join(sorted(unknown))}")
+
+    out = [HEADER]
+    for key in FIELDS:
+        value = fields.get(key)
+        if key == "links":
+            out.append("links:")
+            for name in LINK_FIELDS:
+                item = links.get(name)
+                if _missing(item):
+                    if name == "paper":
+                        out.append("  " + _todo("paper"))
+                    continue
+                shown = json.dumps(item) if name in QUOTED else _scalar(item)
+                out.append(f"  {name}: {shown}")
+            continue
+        if _missing(value):
+            if key in REQUIRED:
+                out.append(_todo(key))
+            continue
+        if key == "authors":
+            out.append("authors:")
+            out.extend(f"  - {_scalar(name)}" for name in value)
+        elif key == "tasks":
+            out.append(f"tasks: {_flow(value)}")
+        elif key == "loss":
+            names = [value] if isinstance(value, str) else list(value)
+            out.append(f"loss: {_scalar(names[0]) if len(names) == 1 else _flow(names)}")
+        elif key in ("summary", "notes"):
+            out.extend(_text(key, str(value), fold=key == "summary"))
+        elif key in QUOTED:
+            out.append(f"{key}: {json.dumps(str(value), ensure_ascii=False)}")
+        else:
+            out.append(f"{key}: {_scalar(value)}")
+    text = "\n".join(out) + "\n"
+    _check_round_trip(text, fields)
+    return text
+
+
+def _check_round_trip(text: str, fields: dict) -> None:
+    """Refuse to return text that would not read back as ``fields`` (a bug, never user error)."""
+    data = yaml.safe_load(text)
+    for key in FIELDS:
+        want = fields.get(key)
+        if key == "links":
+            got_links = data.get("links") or {}
+            for name in LINK_FIELDS:
+                item = (fields.get("links") or {}).get(name)
+                if not _missing(item) and got_links.get(name) != _plain(item):
+                    raise AssertionError(f"links.{name} does not read back: {item!r}")
+            continue
+        if _missing(want):
+            continue
+        if key == "loss" and isinstance(want, str):
+            want = [want]
+        got = data.get(key)
+        if key == "loss" and isinstance(got, str):
+            got = [got]
+        if got != _plain(want):
+            raise AssertionError(f"{key} does not read back: {want!r} -> {got!r}")
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int)):
+        return value
+    return str(value.value if isinstance(value, Enum) else value)

@@ -1,0 +1,66 @@
+"""What every generated text shares: the Jinja2 environment, filters, and the catalogue's order.
+
+The README and the site pages are rendered from ``templates/`` with these, so a paper reads the same
+everywhere and the same input always gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from kdsurvey.losses.registry import declared_names
+from kdsurvey.schema import Paper
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+LOSS_SOURCE = "kdsurvey/losses/{module}"
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def md_escape(text: str) -> str:
+    """Escape Markdown (and inline HTML) syntax so user text shows as written."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def display_name(author: str) -> str:
+    """``Hinton, Geoffrey`` -> ``Geoffrey Hinton``."""
+    family, _, given = author.partition(", ")
+    return f"{given} {family}" if given else family
+
+
+def author_list(authors: list[str], limit: int | None = None) -> str:
+    """Authors for reading: ``A, B and C``; ``A, B, C et al.`` past ``limit``."""
+    names = [display_name(a) for a in authors]
+    if limit and len(names) > limit:
+        return ", ".join(names[:limit]) + " et al."
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def newest_first(papers: list[Paper]) -> list[Paper]:
+    """The catalogue's reading order: year descending, then title."""
+    return sorted(papers, key=lambda p: (-p.year, p.title.casefold(), p.id))
+
+
+def loss_source(name: str) -> str | None:
+    """Repository path of the module implementing loss ``name``."""
+    module = declared_names().get(name)
+    return LOSS_SOURCE.format(module=module) if module else None
+
+
+@cache
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Markdown output; user text goes through the ``md`` filter
+    )
+    env.filters.update(md=md_escape, authors=author_list, name=display_name)
+    env.globals.update(loss_source=loss_source, newest_first=newest_first)
+    return env

@@ -1,0 +1,202 @@
+"""The shape of a paper record and of the venues table, as pydantic v2 models.
+
+Records are data (``papers/<id>.yaml``); these models are the single definition of what a valid
+record is. Rules that need more than one record (duplicates, unknown venue, loss names) live in
+:mod:`kdsurvey.catalogue`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+)
+
+MIN_YEAR = 1980
+MAX_YEAR = 2030
+
+# Words skipped when the id takes the first word of the title (as Google Scholar keys do).
+STOPWORDS = frozenset(
+    "a an the on of in for to via with and by from at is are as into toward towards do does".split()
+)
+
+ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
+DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
+AUTHOR_RE = re.compile(r"^[^,\s][^,]*, [^,\s][^,]*$")
+GITHUB_RE = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class Category(str, Enum):
+    """What kind of knowledge is distilled: outputs, intermediate features, or relations."""
+
+    logit = "logit"
+    feature = "feature"
+    similarity = "similarity"
+
+
+class Task(str, Enum):
+    """The problems a paper evaluates distillation on."""
+
+    classification = "classification"
+    detection = "detection"
+    detection_3d = "3d-detection"
+    segmentation = "segmentation"
+    video_classification = "video-classification"
+    metric_learning = "metric-learning"
+    face_recognition = "face-recognition"
+    pose_estimation = "pose-estimation"
+    depth_estimation = "depth-estimation"
+    transfer_learning = "transfer-learning"
+    nlp = "nlp"
+    speech = "speech"
+
+
+class VenueKind(str, Enum):
+    conference = "conference"
+    journal = "journal"
+    preprint = "preprint"
+
+
+def ascii_fold(text: str) -> str:
+    """Drop accents and anything non-ASCII: ``Kölsch`` -> ``Kolsch``."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def family_name(author: str) -> str:
+    """The family name of an author written ``Family, Given``."""
+    return author.split(",", 1)[0].strip()
+
+
+def citation_key(first_author: str, year: int, title: str) -> str:
+    """The id a record must have: family name + year + first non-stopword of the title."""
+    family = re.sub(r"[^a-z]", "", ascii_fold(family_name(first_author)).lower())
+    words = re.findall(r"[a-z0-9]+", ascii_fold(title).lower())
+    word = next((w for w in words if w not in STOPWORDS), "")
+    return f"{family}{year}{word}"
+
+
+def _check_arxiv(value: str) -> str:
+    match = ARXIV_RE.match(value)
+    # Since January 2015 (yymm 1501) new-style ids have five digits after the dot.
+    new_style = match and "." in value and "/" not in value
+    if not match or (new_style and (len(value.split(".")[1]) == 5) != (value[:4] >= "1501")):
+        raise ValueError("must be an arXiv id like 2203.08679 or cs/0112017, without version")
+    return value
+
+
+def _check_doi(value: str) -> str:
+    if not DOI_RE.match(value):
+        raise ValueError("must be a bare DOI like 10.1109/CVPR52688.2022.01165 (no https://doi.org/)")
+    return value
+
+
+def _check_author(value: str) -> str:
+    if not AUTHOR_RE.match(value):
+        raise ValueError(f"{value!r} must be written 'Family, Given' (one comma)")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if value != value.strip() or "  " in value or "\n" in value:
+        raise ValueError("must be one line without leading, trailing or double spaces")
+    return value
+
+
+ArxivId = Annotated[str, AfterValidator(_check_arxiv)]
+Doi = Annotated[str, AfterValidator(_check_doi)]
+Author = Annotated[str, AfterValidator(_check_author)]
+Line = Annotated[str, Field(min_length=1), AfterValidator(_check_text)]
+Url = Annotated[HttpUrl, Field(description="An http(s) URL")]
+
+
+class Links(BaseModel):
+    """Where the paper and its code live. ``paper`` is the page a reader should open first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paper: Url
+    arxiv: ArxivId | None = None
+    doi: Doi | None = None
+    code: Url | None = None
+    code_official: bool | None = Field(
+        default=None, description="True when `code` is the authors' own repository"
+    )
+    project: Url | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _github_form(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.host == "github.com" and not GITHUB_RE.match(str(value)):
+            raise ValueError("a GitHub code link must be https://github.com/<owner>/<repo>")
+        return value
+
+
+class Paper(BaseModel):
+    """One paper of the catalogue: ``papers/<id>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z]+[0-9]{4}[a-z0-9]+$", description="citation key, == file name")
+    title: Line
+    authors: list[Author] = Field(min_length=1, description="complete, in order, 'Family, Given'")
+    year: int = Field(ge=MIN_YEAR, le=MAX_YEAR, description="year of the cited (venue) version")
+    venue: str = Field(description="key into papers/venues.yaml")
+    category: Category
+    tasks: list[Task] = Field(min_length=1)
+    links: Links
+    loss: list[str] = Field(
+        min_length=1, description="registry names in kdsurvey.losses; the first is the main one"
+    )
+    summary: Line = Field(description="one plain sentence: what is distilled and how")
+    volume: str | None = None
+    number: str | None = None
+    pages: str | None = Field(default=None, pattern=r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
+    notes: str | None = None
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tasks", "loss")
+    @classmethod
+    def _unique(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("has repeated entries")
+        return value
+
+    @property
+    def key(self) -> str:
+        """The id the key rule gives (without a collision suffix)."""
+        return citation_key(self.authors[0], self.year, self.title)
+
+
+class Venue(BaseModel):
+    """An entry of ``papers/venues.yaml``: where papers appear."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    short: Line = Field(description="the name shown in lists, e.g. CVPR")
+    name: Line = Field(description="the full name, used as BibTeX booktitle/journal")
+    kind: VenueKind
+    first_year: int | None = Field(default=None, ge=1900, le=MAX_YEAR)
+    every: Literal[1, 2] = Field(default=1, description="held every year, or every other year")
+    publisher: Line | None = None
+
+
+class CategoryInfo(BaseModel):
+    """An entry of ``papers/categories.yaml``: the sections of the survey."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: Line
+    intro: str

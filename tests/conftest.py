@@ -1,0 +1,41 @@
+"""Shared fixtures: small catalogues written into temporary folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPERS = ROOT / "papers"
+
+GOOD = """\
+# yaml-language-server: $schema=schema.json
+id: hinton2015distilling
+title: Distilling the Knowledge in a Neural Network
+authors:
+  - Hinton, Geoffrey
+  - Vinyals, Oriol
+  - Dean, Jeff
+year: 2015
+venue: arxiv
+category: logit
+tasks: [classification]
+links:
+  paper: https://arxiv.org/abs/1503.02531
+  arxiv: "1503.02531"
+loss: kd
+summary: The student matches the teacher's softened class probabilities.
+"""
+
+
+@pytest.fixture
+def catalogue_dir(tmp_path: Path) -> Path:
+    """A valid one-record catalogue with the real venues and categories."""
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    for name in ("venues.yaml", "categories.yaml"):
+        shutil.copy(PAPERS / name, papers / name)
+    (papers / "hinton2015distilling.yaml").write_text(GOOD, encoding="utf-8")
+    return papers

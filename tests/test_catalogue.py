@@ -1,0 +1,179 @@
+"""Validation: every rule rejects a crafted bad record with the right file, line and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import GOOD, PAPERS
+from kdsurvey.catalogue import CatalogueError, load
+from kdsurvey.schema import citation_key
+
+
+def problems_of(papers):
+    with pytest.raises(CatalogueError) as err:
+        load(papers)
+    return [(p.path.rsplit("/", 1)[-1], p.line, p.field, p.message) for p in err.value.problems]
+
+
+def write(papers, name, text):
+    path = papers / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+def edit(line_from, line_to):
+    assert line_from in GOOD
+    return GOOD.replace(line_from, line_to)
+
+
+def test_real_catalogue_validates_clean():
+    catalogue = load(PAPERS)
+    assert len(catalogue.papers) >= 60
+    assert {p.category.value for p in catalogue.papers} == {"logit", "feature", "similarity"}
+    for paper in catalogue.papers:
+        assert paper.venue in catalogue.venues
+
+
+def test_good_record_loads(catalogue_dir):
+    catalogue = load(catalogue_dir)
+    [paper] = catalogue.papers
+    assert paper.id == "hinton2015distilling" and paper.loss == ["kd"]
+    assert catalogue.line_of(paper, "links", "arxiv") == 14
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "message"),
+    [
+        ("year: 2015", "year: 2099", 8, "year", "less than or equal"),
+        ("year: 2015", "year: twenty", 8, "year", "integer"),
+        ("venue: arxiv", "venue: nowhere", 9, "venue", "unknown venue 'nowhere'"),
+        ("category: logit", "category: logits", 10, "category", "'logit'"),
+        ("tasks: [classification]", "tasks: [knitting]", 11, "tasks[0]", "'classification'"),
+        ("  - Vinyals, Oriol", "  - Oriol Vinyals", 6, "authors[1]", "Family, Given"),
+        ('  arxiv: "1503.02531"', '  arxiv: "2203.0867"', 14, "links.arxiv", "arXiv id"),
+        ('  arxiv: "1503.02531"', '  arxiv: "1503.02531"\n  doi: https://doi.org/10.1/x', 15,
+         "links.doi", "bare DOI"),
+        ("  paper: https://arxiv.org/abs/1503.02531", "  paper: not a url", 13, "links.paper", "URL"),
+        ('  arxiv: "1503.02531"', '  arxiv: "1503.02531"\n  code: https://github.com/a/b/tree/x',
+         15, "links.code", "github.com/<owner>/<repo>"),
+        ("loss: kd", "loss: nope", 15, "loss", "no loss 'nope'"),
+        ("loss: kd", "loss: [kd, nope]", 15, "loss[1]", "no loss 'nope'"),
+        ("summary: The", "colour: red\nsummary: The", 16, "colour", "Extra inputs"),
+        ("title: Distilling the", "title: Distilling  the", 3, "title", "one line"),
+    ],
+)
+def test_rule_rejects_with_location(catalogue_dir, old, new, line, field, message):
+    write(catalogue_dir, "hinton2015distilling.yaml", edit(old, new))
+    [(name, got_line, got_field, got_message)] = [
+        p for p in problems_of(catalogue_dir) if p[2] == field
+    ]
+    assert name == "hinton2015distilling.yaml"
+    assert (got_line, got_field) == (line, field)
+    assert message in got_message
+
+
+def test_missing_required_field(catalogue_dir):
+    write(catalogue_dir, "hinton2015distilling.yaml", edit("venue: arxiv\n", ""))
+    assert ("hinton2015distilling.yaml", 2, "venue", "Field required") in problems_of(catalogue_dir)
+
+
+def test_id_must_match_file_name(catalogue_dir):
+    (catalogue_dir / "hinton2015distilling.yaml").unlink()
+    write(catalogue_dir, "hinton2015distillingb.yaml", GOOD)
+    [problem] = problems_of(catalogue_dir)
+    assert problem[1:3] == (2, "id") and "file name" in problem[3]
+
+
+def test_id_must_follow_key_rule(catalogue_dir):
+    (catalogue_dir / "hinton2015distilling.yaml").unlink()
+    text = GOOD.replace("hinton2015distilling", "hinton2015knowledge")
+    write(catalogue_dir, "hinton2015knowledge.yaml", text)
+    [problem] = problems_of(catalogue_dir)
+    assert problem[1:3] == (2, "id") and "'hinton2015distilling'" in problem[3]
+
+
+def test_collision_suffix_is_allowed(catalogue_dir):
+    (catalogue_dir / "hinton2015distilling.yaml").unlink()
+    text = GOOD.replace("id: hinton2015distilling", "id: hinton2015distillingb")
+    write(catalogue_dir, "hinton2015distillingb.yaml", text)
+    assert load(catalogue_dir).papers[0].id == "hinton2015distillingb"
+
+
+@pytest.mark.parametrize(
+    ("authors", "year", "title", "key"),
+    [
+        (["Hinton, Geoffrey"], 2015, "Distilling the Knowledge in a Neural Network",
+         "hinton2015distilling"),
+        (["Yim, Junho"], 2017, "A Gift from Knowledge Distillation", "yim2017gift"),
+        (["Passban, Peyman"], 2021, "ALP-KD: Attention-Based Layer Projection", "passban2021alp"),
+        (["Kölsch, Björn"], 2020, "On the Über Model", "kolsch2020uber"),
+        (["van der Maaten, Laurens"], 2008, "Visualizing Data using t-SNE", "vandermaaten2008visualizing"),
+    ],
+)
+def test_id_rule(authors, year, title, key):
+    assert citation_key(authors[0], year, title) == key
+
+
+def test_duplicate_papers_are_caught(catalogue_dir):
+    twin = GOOD.replace("Hinton, Geoffrey", "Hinton, G.")
+    twin = twin.replace("title: Distilling the", "title: Distilling  the").replace("  the", " the")
+    twin = twin.replace("id: hinton2015distilling", "id: hinton2015distillinga")
+    write(catalogue_dir, "hinton2015distillinga.yaml", twin)
+    problems = problems_of(catalogue_dir)
+    fields = {p[2] for p in problems if p[0] == "hinton2015distillinga.yaml"}
+    assert fields == {"title", "links.arxiv"}
+    assert all("hinton2015distilling.yaml" in p[3] for p in problems)
+
+
+def test_duplicate_doi_is_caught_case_insensitively(catalogue_dir):
+    base = GOOD.replace('  arxiv: "1503.02531"', "  doi: 10.1109/ABC.2015.1")
+    write(catalogue_dir, "hinton2015distilling.yaml", base)
+    other = base.replace("doi: 10.1109/ABC", "doi: 10.1109/abc").replace(
+        "title: Distilling the Knowledge", "title: Distilling Other Knowledge").replace(
+        "id: hinton2015distilling", "id: hinton2015distillinga")
+    write(catalogue_dir, "hinton2015distillinga.yaml", other)
+    [problem] = problems_of(catalogue_dir)
+    assert problem[:3] == ("hinton2015distillinga.yaml", 14, "links.doi")
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (GOOD.replace("year: 2015\n", "year: 2015\nyear: 2016\n"), 9, "duplicate key 'year'"),
+        (GOOD.replace("  - Dean, Jeff", "\t- Dean, Jeff"), 7, "tab"),
+        (b"", 1, "is empty"),
+        (b"# only a comment\n", 1, "is empty"),
+        (GOOD.encode("utf-8").replace(b"Dean", b"D\xe9an"), 7, "not UTF-8"),
+        (GOOD.replace("tasks: [classification]", "tasks: [classification"), 12, "invalid YAML"),
+        (b"- just\n- a list\n", 1, "mapping"),
+    ],
+)
+def test_file_level_problems(catalogue_dir, content, line, message):
+    write(catalogue_dir, "hinton2015distilling.yaml", content)
+    [problem] = problems_of(catalogue_dir)
+    assert problem[1:3] == (line, "file")
+    assert message in problem[3]
+
+
+def test_all_errors_of_all_files_at_once(catalogue_dir):
+    write(catalogue_dir, "hinton2015distilling.yaml", edit("year: 2015", "year: 1900"))
+    write(catalogue_dir, "zz2020bad.yaml", b"")
+    other = GOOD.replace("venue: arxiv", "venue: nowhere").replace("loss: kd", "loss: nope")
+    write(catalogue_dir, "hinton2015distillinga.yaml",
+          other.replace("id: hinton2015distilling", "id: hinton2015distillinga"))
+    problems = problems_of(catalogue_dir)
+    files = {p[0] for p in problems}
+    assert files == {"hinton2015distilling.yaml", "zz2020bad.yaml", "hinton2015distillinga.yaml"}
+    assert len(problems) >= 5
+
+
+def test_bad_venue_table_is_located(catalogue_dir):
+    venues = (catalogue_dir / "venues.yaml").read_text()
+    write(catalogue_dir, "venues.yaml", venues.replace("kind: preprint", "kind: blog", 1))
+    problems = problems_of(catalogue_dir)
+    assert any(p[0] == "venues.yaml" and p[2] == "arxiv.kind" for p in problems)
+
+
+def test_missing_folder():
+    [problem] = problems_of("/nonexistent/papers")
+    assert problem[2:] == ("folder", "does not exist")

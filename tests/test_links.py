@@ -1,0 +1,568 @@
+"""``kdsurvey check links`` against real HTTP servers on 127.0.0.1 (nothing leaves the machine).
+
+Each server behaviour the issue lists has a test: 200, 301/308 chains, a redirect loop, 404, 410,
+429 with Retry-After, 503 then 200, HEAD 405, a slow reply past the timeout, a dropped connection,
+and fake arXiv / Crossref / GitHub / DOI handle APIs. Waits go through a recording ``sleep`` so the
+retries are asserted without being slept.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import GOOD
+from httpfake import (
+    FakeServer,
+    Reply,
+    arxiv_api,
+    crossref_api,
+    doi_handles,
+    github_api,
+)
+
+from kdsurvey.cli import main
+from kdsurvey.links import (
+    DEAD,
+    INCONCLUSIVE,
+    OK,
+    Cache,
+    HostPolicy,
+    LinkChecker,
+    Settings,
+    Target,
+    annotations,
+    changed_files,
+    classify,
+    markdown,
+    policy_for,
+    site_targets,
+    summary,
+    urls_in_text,
+    verdicts,
+)
+from kdsurvey.sources import Throttle, classify_exception, retry_after
+
+
+class Sleeps(list):
+    """A ``sleep`` that records instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(round(seconds, 3))
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sleeps():
+    return Sleeps()
+
+
+def make(server, sleeps, **overrides) -> LinkChecker:
+    options = dict(workers=8, per_host=8, delay=0.0, timeout=0.3, retries=2, backoff=0.5,
+                   max_retry_after=30.0, arxiv_interval=0.0, sleep=sleeps,
+                   arxiv_api=server.url("/api/query"), crossref_api=server.url("/crossref"),
+                   github_api=server.url("/github"), doi_api=server.url("/handles"))
+    options.update(overrides)
+    return LinkChecker(Settings(**options))
+
+
+def check(server, sleeps, url, **overrides):
+    checker = make(server, sleeps, **overrides)
+    try:
+        return checker.check_url(url)
+    finally:
+        checker.close()
+
+
+def methods(server, path):
+    return [r.method for r in server.requests_to(path)]
+
+
+# -- one URL, one behaviour ------------------------------------------------------------------------
+
+
+def test_200_is_ok_with_one_head(server, sleeps):
+    result = check(server, sleeps, server.route("/ok", Reply(200)))
+    assert (result.verdict, result.status, result.attempts, result.redirects) == (OK, 200, 1, [])
+    assert methods(server, "/ok") == ["HEAD"]
+    assert sleeps == []
+
+
+def test_permanent_redirect_chain_suggests_the_new_url(server, sleeps):
+    server.route("/old", Reply.redirect("/older", 301))
+    server.route("/older", Reply.redirect(server.url("/new"), 308))
+    server.route("/new", Reply(200))
+    result = check(server, sleeps, server.url("/old"))
+    assert result.verdict == OK and result.final_url == server.url("/new")
+    assert result.redirects == [(301, server.url("/older")), (308, server.url("/new"))]
+    assert result.suggestion == server.url("/new")
+    assert "moved permanently" in result.message
+
+
+def test_temporary_redirect_is_reported_not_suggested(server, sleeps):
+    server.route("/a", Reply.redirect("/b", 301))
+    server.route("/b", Reply.redirect("/login", 302))
+    server.route("/login", Reply(200))
+    result = check(server, sleeps, server.url("/a"))
+    assert result.verdict == OK and len(result.redirects) == 2
+    assert result.suggestion == server.url("/b")  # only as far as the permanent hops lead
+    temporary = check(server, sleeps, server.url("/b"))
+    assert temporary.suggestion is None and "redirected to" in temporary.message
+
+
+def test_redirect_loop_is_dead(server, sleeps):
+    server.route("/ping", Reply.redirect("/pong", 302))
+    server.route("/pong", Reply.redirect("/ping", 302))
+    result = check(server, sleeps, server.url("/ping"))
+    assert result.verdict == DEAD and "redirect loop" in result.message
+    assert len(server.log) < 10
+
+
+@pytest.mark.parametrize(("status", "message"), [(404, "not found"), (410, "gone")])
+def test_404_and_410_are_dead_after_a_confirming_get(server, sleeps, status, message):
+    result = check(server, sleeps, server.route("/x", Reply(status)))
+    assert (result.verdict, result.status, result.message) == (DEAD, status, message)
+    assert methods(server, "/x") == ["HEAD", "GET"]
+    assert sleeps == []  # a 404 is not retried
+
+
+def test_429_waits_for_retry_after_then_succeeds(server, sleeps):
+    server.route("/busy", [Reply(429, {"Retry-After": "7"}), Reply(200)])
+    result = check(server, sleeps, server.url("/busy"))
+    assert (result.verdict, result.attempts) == (OK, 2)
+    assert sleeps == [7.0]
+
+
+def test_429_with_retry_after_past_the_limit_gives_up_at_once(server, sleeps):
+    server.route("/busy", Reply(429, {"Retry-After": "3600"}))
+    result = check(server, sleeps, server.url("/busy"))
+    assert result.verdict == INCONCLUSIVE and result.attempts == 1
+    assert "Retry-After 3600 s" in result.message and sleeps == []
+
+
+def test_429_every_time_is_inconclusive_after_the_retries(server, sleeps):
+    server.route("/busy", Reply(429, {"Retry-After": "1"}))
+    result = check(server, sleeps, server.url("/busy"))
+    assert (result.verdict, result.status, result.attempts) == (INCONCLUSIVE, 429, 3)
+    assert sleeps == [1.0, 1.0]
+
+
+def test_503_then_200_is_ok_after_one_backoff(server, sleeps):
+    server.route("/flaky", [Reply(503), Reply(200)])
+    result = check(server, sleeps, server.url("/flaky"))
+    assert (result.verdict, result.attempts) == (OK, 2)
+    assert sleeps == [0.5]
+
+
+def test_503_every_time_backs_off_exponentially_then_is_inconclusive(server, sleeps):
+    server.route("/down", Reply(503))
+    result = check(server, sleeps, server.url("/down"), retries=3)
+    assert (result.verdict, result.status, result.attempts) == (INCONCLUSIVE, 503, 4)
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert "server error" in result.message
+
+
+def test_head_405_falls_back_to_get(server, sleeps):
+    server.route("/nohead", lambda r: Reply(405) if r.method == "HEAD" else Reply(200))
+    result = check(server, sleeps, server.url("/nohead"))
+    assert (result.verdict, result.status) == (OK, 200)
+    assert methods(server, "/nohead") == ["HEAD", "GET"]
+
+
+def test_403_to_head_and_get_is_an_inconclusive_bot_wall(server, sleeps):
+    result = check(server, sleeps, server.route("/wall", Reply(403)))
+    assert (result.verdict, result.status) == (INCONCLUSIVE, 403)
+    assert "bot wall" in result.message
+    assert methods(server, "/wall") == ["HEAD", "GET"]
+
+
+def test_slow_reply_times_out_after_retries(server, sleeps):
+    server.route("/slow", Reply(200, delay=1.5))
+    started = time.monotonic()
+    result = check(server, sleeps, server.url("/slow"), timeout=0.2, retries=1)
+    assert (result.verdict, result.attempts, result.status) == (INCONCLUSIVE, 2, None)
+    assert "timed out" in result.message
+    assert time.monotonic() - started < 1.4
+    assert sleeps == [0.5]
+
+
+def test_dropped_connection_is_retried_then_inconclusive(server, sleeps):
+    server.route("/drop", Reply(drop=True))
+    result = check(server, sleeps, server.url("/drop"))
+    assert (result.verdict, result.attempts) == (INCONCLUSIVE, 3)
+    assert "connection dropped" in result.message
+    assert len(server.requests_to("/drop")) == 3
+
+
+def test_dropped_once_then_ok(server, sleeps):
+    server.route("/once", [Reply(drop=True), Reply(200)])
+    result = check(server, sleeps, server.url("/once"))
+    assert (result.verdict, result.attempts) == (OK, 2)
+
+
+def test_connection_refused_is_inconclusive(server, sleeps):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = check(server, sleeps, f"http://127.0.0.1:{port}/", retries=1)
+    assert result.verdict == INCONCLUSIVE and "refused" in result.message
+
+
+def test_host_not_found_is_recognised_as_dead():
+    error = requests.exceptions.ConnectionError(socket.gaierror(-2, "Name or service not known"))
+    assert classify_exception(error) == ("dns", "host not found")
+    assert classify_exception(requests.exceptions.ReadTimeout("x"))[0] == "timeout"
+
+
+def test_robot_wall_host_is_unverified_not_dead_and_gets_no_head(server, sleeps):
+    server.route("/doc", Reply(403))
+    policies = {"127.0.0.1": HostPolicy(blocks_robots=True, method="GET")}
+    result = check(server, sleeps, server.url("/doc"), policies=policies)
+    assert result.verdict == INCONCLUSIVE and result.message.startswith("unverified")
+    assert methods(server, "/doc") == ["GET"]
+
+
+def test_skipped_host_is_never_requested(server, sleeps):
+    policies = {"127.0.0.1": HostPolicy(skip=True)}
+    result = check(server, sleeps, server.route("/doc", Reply(200)), policies=policies)
+    assert result.verdict == INCONCLUSIVE and "not requested" in result.message
+    assert server.log == []
+
+
+def test_policy_table_covers_known_robot_walls():
+    for host in ("ieeexplore.ieee.org", "dl.acm.org", "www.sciencedirect.com",
+                 "link.springer.com"):
+        assert policy_for(host).blocks_robots
+    assert policy_for("example.org") == HostPolicy()
+    assert policy_for("export.arxiv.org").concurrency == 1
+
+
+def test_retry_after_http_date():
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert retry_after("soon") is None and retry_after("12") == 12.0
+
+
+# -- identifiers through their APIs ----------------------------------------------------------------
+
+PAPERS = {
+    "2203.08679": {"title": "Decoupled Knowledge Distillation", "version": 2,
+                   "authors": ["Borui Zhao", "Quan Cui"], "published": "2022-03-16T17:59:59Z"},
+    "1503.02531": {"title": "Distilling the Knowledge in a Neural Network",
+                   "authors": ["Geoffrey Hinton"], "published": "2015-03-09T15:44:49Z"},
+    "cs/0112017": {"title": "An old-style id", "authors": ["A. Person"],
+                   "published": "2001-12-10T00:00:00Z"},
+}
+
+
+def test_arxiv_ids_are_checked_in_batches_through_the_api(server, sleeps):
+    arxiv_api(server, PAPERS)
+    checker = make(server, sleeps, arxiv_batch=2)
+    ids = ["2203.08679", "1503.02531", "cs/0112017", "2301.99999"]
+    targets = [Target("arxiv", i, f"https://arxiv.org/abs/{i}") for i in ids]
+    results = checker.run(targets)
+    checker.close()
+    assert {k: r.verdict for k, r in results.items()} == {
+        "arxiv:2203.08679": OK, "arxiv:1503.02531": OK, "arxiv:cs/0112017": OK,
+        "arxiv:2301.99999": DEAD}
+    assert "v2: Decoupled Knowledge Distillation" in results["arxiv:2203.08679"].message
+    # two batches of two, then the missing id asked once more before it is called dead
+    assert sorted(map(len, server.arxiv_batches)) == [1, 2, 2]
+    assert ["2301.99999"] in server.arxiv_batches
+    assert all(r.method == "GET" for r in server.log)
+
+
+def test_arxiv_api_is_asked_at_most_once_every_three_seconds(server, sleeps):
+    arxiv_api(server, PAPERS)
+    clock = [100.0]
+
+    def sleep(seconds):  # a clock that moves only when slept on
+        sleeps(seconds)
+        clock[0] += seconds
+
+    checker = make(server, sleeps, arxiv_batch=1)
+    checker.arxiv.throttle = Throttle(3.0, sleep, lambda: clock[0])
+    checker.run([Target("arxiv", i, "") for i in ("2203.08679", "1503.02531", "cs/0112017")])
+    checker.close()
+    assert len(server.arxiv_batches) == 3
+    assert sleeps == [3.0, 3.0]
+
+
+def test_arxiv_api_down_is_inconclusive(server, sleeps):
+    server.route("/api/query", Reply(503))
+    checker = make(server, sleeps, retries=1)
+    results = checker.run([Target("arxiv", "2203.08679", "")])
+    checker.close()
+    assert results["arxiv:2203.08679"].verdict == INCONCLUSIVE
+    assert "arXiv API: HTTP 503" in results["arxiv:2203.08679"].message
+
+
+def test_dois_through_crossref_then_the_handle_api(server, sleeps):
+    crossref_api(server, {"10.1109/CVPR.2022.01165": {
+        "title": ["Decoupled Knowledge Distillation"]}})
+    doi_handles(server, {"10.5555/datacite.1"})
+    checker = make(server, sleeps)
+    results = checker.run([Target("doi", d, "") for d in
+                           ("10.1109/cvpr.2022.01165", "10.5555/datacite.1", "10.1/none")])
+    checker.close()
+    assert results["doi:10.1109/cvpr.2022.01165"].verdict == OK
+    assert "Crossref: Decoupled" in results["doi:10.1109/cvpr.2022.01165"].message
+    assert results["doi:10.5555/datacite.1"].verdict == OK
+    assert "other than Crossref" in results["doi:10.5555/datacite.1"].message
+    assert results["doi:10.1/none"].verdict == DEAD
+
+
+def test_github_repos_through_the_api_with_the_token(server, sleeps):
+    github_api(server, {"megvii-research/mdistiller": {},
+                        "old/archived": {"archived": True, "pushed_at": "2019-01-02T00:00:00Z"},
+                        "new-owner/renamed": {}},
+               moved={"old-owner/renamed": "new-owner/renamed"})
+    checker = make(server, sleeps, github_token="t0ken")
+    keys = ["megvii-research/mdistiller", "old/archived", "old-owner/renamed", "gone/away"]
+    results = checker.run([Target("github", k, f"https://github.com/{k}") for k in keys])
+    checker.close()
+    ok, archived, moved, gone = (results[f"github:{k}"] for k in keys)
+    assert ok.verdict == OK and "last push 2024-05-01" in ok.message
+    assert archived.verdict == OK and "archived" in archived.message
+    assert "last push 2019-01-02" in archived.message
+    assert moved.verdict == OK and moved.suggestion == "https://github.com/new-owner/renamed"
+    assert gone.verdict == DEAD
+    assert {r.headers.get("authorization") for r in server.log} == {"Bearer t0ken"}
+
+
+def test_links_are_classified_to_their_apis():
+    assert classify("paper", "https://arxiv.org/abs/2203.08679v2", False).cache_key == \
+        "arxiv:2203.08679"
+    assert classify("paper", "https://arxiv.org/pdf/cs/0112017.pdf", False).kind == "arxiv"
+    assert classify("paper", "https://doi.org/10.24963/ijcai.2022/235", False).cache_key == \
+        "doi:10.24963/ijcai.2022/235"
+    assert classify("code", "https://github.com/a/b", True).cache_key == "github:a/b"
+    assert classify("code", "https://github.com/a/b", False).kind == "url"
+    assert classify("code", "https://github.com/a/b/tree/main", True).kind == "url"
+
+
+# -- a whole run -----------------------------------------------------------------------------------
+
+
+def test_cache_second_run_requests_nothing_fresh(server, sleeps, tmp_path):
+    urls = [server.route(f"/p{i}", Reply(200)) for i in range(5)]
+    dead = server.route("/dead", Reply(404))
+    targets = [Target("url", u, u) for u in [*urls, dead]]
+    path = tmp_path / "links-cache.json"
+
+    cache = Cache(path, ttl=3600)
+    checker = make(server, sleeps)
+    first = checker.run(targets, cache)
+    cache.save()
+    assert sum(r.cached for r in first.values()) == 0
+    requests_first = len(server.log)
+
+    cache = Cache(path, ttl=3600)
+    second = checker.run(targets, cache)
+    assert cache.hits == 5
+    assert all(second[f"url:{u}"].cached and second[f"url:{u}"].verdict == OK for u in urls)
+    assert second[f"url:{dead}"].verdict == DEAD and not second[f"url:{dead}"].cached
+    assert [r.path for r in server.log[requests_first:]] == ["/dead", "/dead"]  # only the dead one
+
+    stale = Cache(path, ttl=3600, now=lambda: time.time() + 7200)
+    checker.run(targets, stale)
+    checker.close()
+    assert stale.hits == 0
+    assert json.loads(path.read_text())["version"] == 1
+
+
+def test_unreadable_cache_is_ignored(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    assert Cache(path, 60).entries == {}
+    assert "ignoring unreadable cache" in capsys.readouterr().err
+
+
+def test_per_host_limit_and_polite_delay(sleeps):
+    with FakeServer() as one, FakeServer() as two:
+        urls = []
+        for server in (one, two):
+            server.prefix("/", lambda r: Reply(200, delay=0.1))
+            urls += [server.url(f"/{i}") for i in range(6)]
+        checker = LinkChecker(Settings(workers=8, per_host=2, delay=0.05, timeout=2, sleep=sleeps))
+        started = time.monotonic()
+        results = checker.run([Target("url", u, u) for u in urls])
+        elapsed = time.monotonic() - started
+        checker.close()
+        assert all(r.verdict == OK for r in results.values())
+        for server in (one, two):
+            assert server.peak <= 2
+            starts = sorted(r.started for r in server.log)
+            assert all(b - a >= 0.045 for a, b in zip(starts, starts[1:], strict=False))
+        # 6 requests of 0.1 s, two at a time, per host, both hosts at once: ~0.3 s, not 1.2 s
+        assert elapsed < 0.9
+
+
+def test_site_pages_links_with_lines(tmp_path):
+    page = tmp_path / "index.md"
+    page.write_text("# Home\n\nSee [the paper](https://arxiv.org/abs/1503.02531).\n"
+                    "Code: <https://github.com/a/b>, docs https://kd.example.org/x.\n"
+                    "Template {{ https://x.org/{{ id }} }} and http://localhost:8000/ and "
+                    "https://pages.example/y\n"
+                    "Trailing: https://www.ecva.net/papers.php, done.\n")
+    assert list(urls_in_text(page.read_text())) == [
+        (3, "https://arxiv.org/abs/1503.02531"), (4, "https://github.com/a/b"),
+        (6, "https://www.ecva.net/papers.php")]
+    targets = site_targets([page], github_api=True)
+    assert [t.cache_key for t in targets] == ["arxiv:1503.02531", "github:a/b",
+                                              "url:https://www.ecva.net/papers.php"]
+    assert targets[0].sources[0].line == 3 and targets[0].sources[0].field == "link"
+
+
+def test_reports_table_json_annotations_markdown():
+    targets = [Target("url", "https://a.org/x", "https://a.org/x"),
+               Target("url", "https://b.org/y", "https://b.org/y")]
+    from kdsurvey.links import Result, Source, table
+
+    targets[0].sources.append(Source("papers/a2020x.yaml", 13, "links.paper", "https://a.org/x"))
+    targets[1].sources.append(Source("papers/b2021y.yaml", 15, "links.code", "https://b.org/y"))
+    results = {"url:https://a.org/x": Result(DEAD, 404, message="not found, 100% sure"),
+               "url:https://b.org/y": Result(OK, 200, suggestion="https://b.org/z",
+                                             message="moved permanently (301): use x")}
+    rows = verdicts(targets, results)
+    assert [r.verdict for r in rows] == [DEAD, OK]
+    assert set(rows[0].as_dict()) >= {"url", "verdict", "status", "final_url", "redirects",
+                                      "attempts", "message", "source", "line"}
+    assert annotations(rows).splitlines() == [
+        "::error file=papers/a2020x.yaml,line=13,title=dead link::links.paper: https://a.org/x: "
+        "not found, 100%25 sure",
+        "::notice file=papers/b2021y.yaml,line=15,title=link moved::links.code: https://b.org/y: "
+        "moved permanently (301): use x"]
+    text = table(rows)
+    assert "papers/a2020x.yaml:13" in text and text.splitlines()[1].startswith("dead")
+    counts = summary(rows)
+    assert (counts["dead"], counts["ok"], counts["moved"]) == (1, 1, 1)
+    report = markdown(rows, counts)
+    assert "## Dead (1)" in report and "<https://a.org/x>" in report and "## Moved (1)" in report
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def record_with_links(server) -> str:
+    return GOOD.replace(
+        '  arxiv: "1503.02531"\n',
+        '  arxiv: "1503.02531"\n'
+        f"  code: {server.url('/code')}\n"
+        f"  project: {server.url('/project')}\n")
+
+
+def cli_args(server, papers, *extra):
+    return ["check", "links", "--papers", str(papers), "--no-site", "--delay", "0",
+            "--backoff", "0", "--timeout", "1", "--arxiv-interval", "0",
+            "--arxiv-api", server.url("/api/query"), "--crossref-api", server.url("/crossref"),
+            "--github-api", server.url("/github"), "--doi-api", server.url("/handles"), *extra]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("GITHUB_ACTIONS", "GITHUB_TOKEN", "KDSURVEY_ARXIV_API", "KDSURVEY_CROSSREF_API"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_command_all_ok_exits_0(server, catalogue_dir, capsys, clean_env):
+    arxiv_api(server, PAPERS)
+    server.route("/code", Reply(200))
+    server.route("/project", Reply.redirect("/project/", 301))
+    server.route("/project/", Reply(200))
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
+    assert main(cli_args(server, catalogue_dir)) == 0
+    out, err = capsys.readouterr()
+    assert "4 links: 4 ok, 0 dead, 0 inconclusive" in out
+    assert "moved permanently (301)" in out
+    assert "checking 3 link(s) of 1 record(s)" in err  # paper + arxiv are one arXiv API check
+    assert len(server.arxiv_batches) == 1
+
+
+def test_command_dead_link_exits_1_with_annotations(server, catalogue_dir, capsys, clean_env):
+    arxiv_api(server, PAPERS)
+    server.route("/code", Reply(410))
+    server.route("/project", Reply(403))
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
+    clean_env.setenv("GITHUB_ACTIONS", "true")
+    assert main(cli_args(server, catalogue_dir, "--format", "json", "-q")) == 1
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["summary"]["dead"] == 1 and data["summary"]["inconclusive"] == 1
+    dead = next(r for r in data["results"] if r["verdict"] == "dead")
+    assert dead["field"] == "links.code" and dead["line"] == 15 and dead["status"] == 410
+    assert dead["source"].endswith("hinton2015distilling.yaml")
+    assert "::error file=" in captured.err and "hinton2015distilling.yaml,line=15" in captured.err
+    assert "::warning file=" in captured.err
+    assert "1 dead link(s)" in captured.err
+
+
+def test_command_inconclusive_only_exits_0(server, catalogue_dir, capsys, clean_env, tmp_path):
+    arxiv_api(server, PAPERS)
+    server.route("/code", Reply(200, delay=2))
+    server.route("/project", Reply(200))
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
+    report = tmp_path / "report.md"
+    assert main(cli_args(server, catalogue_dir, "--timeout", "0.2", "--retries", "0",
+                         "--markdown", str(report), "--only-problems")) == 0
+    out = capsys.readouterr().out
+    assert "inconclusive" in out and "timed out" in out and "/project" not in out
+    assert "No dead links." in report.read_text()
+
+
+def test_command_cache_file(server, catalogue_dir, capsys, clean_env, tmp_path):
+    arxiv_api(server, PAPERS)
+    server.route("/code", Reply(200))
+    server.route("/project", Reply(200))
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
+    cache = tmp_path / "cache.json"
+    assert main(cli_args(server, catalogue_dir, "--cache", str(cache), "-q")) == 0
+    seen = len(server.log)
+    assert main(cli_args(server, catalogue_dir, "--cache", str(cache), "-q")) == 0
+    assert len(server.log) == seen
+    assert "(3 from cache" in capsys.readouterr().out
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
+                           "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_changed_since_checks_only_the_changed_records(server, catalogue_dir, capsys, clean_env):
+    arxiv_api(server, PAPERS)
+    server.route("/code", Reply(200))
+    server.route("/project", Reply(200))
+    other = GOOD.replace("hinton2015distilling", "hinton2015other").replace(
+        "Distilling the Knowledge", "Other the Knowledge").replace(
+        "https://arxiv.org/abs/1503.02531", "https://unreachable.invalid/never").replace(
+        '  arxiv: "1503.02531"\n', "")
+    (catalogue_dir / "hinton2015other.yaml").write_text(other)
+    repo = catalogue_dir.parent
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
+    assert changed_files("HEAD", [catalogue_dir]) == {
+        (catalogue_dir / "hinton2015distilling.yaml").resolve()}
+    assert main(cli_args(server, catalogue_dir, "--changed-since", "HEAD")) == 0
+    out = capsys.readouterr().out
+    assert "unreachable.invalid" not in out and "4 links: 4 ok" in out
+    assert main(cli_args(server, catalogue_dir, "--changed-since", "no-such-rev")) == 2
+
+
+def test_default_endpoints_are_the_public_apis():
+    settings = Settings()
+    assert settings.arxiv_api == "https://export.arxiv.org/api/query"
+    assert settings.crossref_api == "https://api.crossref.org"
+    assert settings.github_api == "https://api.github.com"

@@ -1,0 +1,52 @@
+"""The demo distils a tiny student with every registered loss, and the loss goes down."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
+
+from kdsurvey.losses import available  # noqa: E402
+from kdsurvey.losses.demo import demo  # noqa: E402
+
+NAMES = available()
+# Generous: a demo takes well under a second on an idle CPU; shared CI runners are slower.
+TIME_LIMIT_S = 10.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_up():
+    demo("kd", steps=1)  # first use of autograd/optimisers pays one-off initialisation
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_demo_loss_decreases(name):
+    start = time.perf_counter()
+    values = demo(name)
+    elapsed = time.perf_counter() - start
+    assert len(values) == 30
+    assert all(math.isfinite(v) for v in values)
+    assert values[-1] < values[0], f"{name}: {values[0]:.4g} -> {values[-1]:.4g}"
+    assert elapsed < TIME_LIMIT_S
+
+
+def test_demo_logs_every_step_and_is_deterministic():
+    seen = []
+    first = demo("fitnet", steps=5, seed=3, log=lambda step, value: seen.append((step, value)))
+    assert [s for s, _ in seen] == list(range(5))
+    assert [v for _, v in seen] == first
+    assert demo("fitnet", steps=5, seed=3) == first
+
+
+def test_demo_restores_thread_count():
+    before = torch.get_num_threads()
+    demo("kd", steps=2)
+    assert torch.get_num_threads() == before
+
+
+def test_demo_unknown_loss_raises_key_error():
+    with pytest.raises(KeyError):
+        demo("no_such_loss", steps=1)
