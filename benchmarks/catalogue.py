@@ -40,8 +40,10 @@ def main(count: int = 10_000) -> None:
         readme, readme_med, _ = best_of(lambda: render(catalogue))
     print(f"{count} records  (best / median of runs)")
     print(f"load+validate, libyaml loader : {fast:6.3f} s / {fast_med:6.3f} s   target < 1 s")
-    print(f"load+validate, pure-Python    : {pure:6.3f} s / {pure_med:6.3f} s   "
-          f"(libyaml is {pure / fast:.1f}x faster)")
+    print(
+        f"load+validate, pure-Python    : {pure:6.3f} s / {pure_med:6.3f} s   "
+        f"(libyaml is {pure / fast:.1f}x faster)"
+    )
     print(f"README render                 : {readme:6.3f} s / {readme_med:6.3f} s   target < 0.5 s")
 
 

@@ -14,14 +14,74 @@ from kdsurvey.losses.registry import declared_names
 from kdsurvey.schema import Category, Task, citation_key
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = (
-    "distilling knowledge teacher student logit feature relation attention channel spatial "
-    "contrastive decoupled adaptive dense structured graph calibrated masked generative "
-    "progressive cross layer semantic efficient compact robust"
-).split()
-FAMILIES = "Zhang Wang Li Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo Lin He Park Kim".split()
-GIVEN = "Wei Jie Yu Hao Min Lei Tao Xin Jun Yan Seo Ji Anna Luca Omar".split()
-VENUES = "cvpr iccv eccv neurips iclr aaai ijcai arxiv tpami tip".split()
+WORDS = [
+    "distilling",
+    "knowledge",
+    "teacher",
+    "student",
+    "logit",
+    "feature",
+    "relation",
+    "attention",
+    "channel",
+    "spatial",
+    "contrastive",
+    "decoupled",
+    "adaptive",
+    "dense",
+    "structured",
+    "graph",
+    "calibrated",
+    "masked",
+    "generative",
+    "progressive",
+    "cross",
+    "layer",
+    "semantic",
+    "efficient",
+    "compact",
+    "robust",
+]
+FAMILIES = [
+    "Zhang",
+    "Wang",
+    "Li",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Huang",
+    "Zhao",
+    "Wu",
+    "Zhou",
+    "Xu",
+    "Sun",
+    "Ma",
+    "Zhu",
+    "Hu",
+    "Guo",
+    "Lin",
+    "He",
+    "Park",
+    "Kim",
+]
+GIVEN = [
+    "Wei",
+    "Jie",
+    "Yu",
+    "Hao",
+    "Min",
+    "Lei",
+    "Tao",
+    "Xin",
+    "Jun",
+    "Yan",
+    "Seo",
+    "Ji",
+    "Anna",
+    "Luca",
+    "Omar",
+]
+VENUES = ["cvpr", "iccv", "eccv", "neurips", "iclr", "aaai", "ijcai", "arxiv", "tpami", "tip"]
 
 
 def record(index: int, rng: random.Random, losses: list[str]) -> tuple[str, str]:
@@ -31,7 +91,9 @@ def record(index: int, rng: random.Random, losses: list[str]) -> tuple[str, str]
     title = f"{rng.choice(WORDS).capitalize()} {' '.join(rng.sample(WORDS, 5))} {index}"
     key = citation_key(authors[0], year, title)
     tasks = sorted(rng.sample([t.value for t in Task], rng.randint(1, 3)))
-    arxiv = f"{(year % 100):02d}{rng.randint(1, 12):02d}.{index % 100000:05d}" if year >= 2015 else None
+    arxiv = (
+        f"{(year % 100):02d}{rng.randint(1, 12):02d}.{index % 100000:05d}" if year >= 2015 else None
+    )
     lines = [
         "# yaml-language-server: $schema=schema.json",
         f"id: {key}",

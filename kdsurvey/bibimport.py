@@ -33,11 +33,15 @@ from kdsurvey.schema import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
 #: long and short forms Google Scholar, DBLP (its journal abbreviations) and publishers write.
 ALIASES: dict[str, tuple[str, ...]] = {
     "arxiv": ("CoRR", "arXiv preprint", "arXiv e-prints"),
-    "cvpr": ("IEEE Conference on Computer Vision and Pattern Recognition",
-             "IEEE Computer Society Conference on Computer Vision and Pattern Recognition",
-             "Conference on Computer Vision and Pattern Recognition"),
-    "iccv": ("IEEE International Conference on Computer Vision",
-             "International Conference on Computer Vision"),
+    "cvpr": (
+        "IEEE Conference on Computer Vision and Pattern Recognition",
+        "IEEE Computer Society Conference on Computer Vision and Pattern Recognition",
+        "Conference on Computer Vision and Pattern Recognition",
+    ),
+    "iccv": (
+        "IEEE International Conference on Computer Vision",
+        "International Conference on Computer Vision",
+    ),
     "eccv": ("European Conference on Computer Vision", "Computer Vision ECCV"),
     "neurips": ("Neural Information Processing Systems", "NIPS", "NeurIPS"),
     "iclr": ("International Conference on Learning Representations",),
@@ -45,12 +49,20 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "aaai": ("AAAI Conference on Artificial Intelligence",),
     "ijcai": ("International Joint Conference on Artificial Intelligence",),
     "bmvc": ("British Machine Vision Conference",),
-    "wacv": ("IEEE Winter Conference on Applications of Computer Vision",
-             "Winter Conference on Applications of Computer Vision"),
-    "acmmm": ("ACM Multimedia", "ACM Multimedia Conference",
-              "ACM International Conference on Multimedia"),
-    "kdd": ("SIGKDD", "International Conference on Knowledge Discovery and Data Mining",
-            "ACM SIGKDD Conference on Knowledge Discovery and Data Mining"),
+    "wacv": (
+        "IEEE Winter Conference on Applications of Computer Vision",
+        "Winter Conference on Applications of Computer Vision",
+    ),
+    "acmmm": (
+        "ACM Multimedia",
+        "ACM Multimedia Conference",
+        "ACM International Conference on Multimedia",
+    ),
+    "kdd": (
+        "SIGKDD",
+        "International Conference on Knowledge Discovery and Data Mining",
+        "ACM SIGKDD Conference on Knowledge Discovery and Data Mining",
+    ),
     "icassp": ("International Conference on Acoustics, Speech and Signal Processing",),
     "icip": ("International Conference on Image Processing",),
     "tpami": ("IEEE Trans. Pattern Anal. Mach. Intell.", "PAMI"),
@@ -63,10 +75,16 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "ijprai": ("Int. J. Pattern Recognit. Artif. Intell.",),
     "apin": ("Appl. Intell.",),
     "nca": ("Neural Comput. Appl.",),
-    "iccvw": ("ICCVW", "International Conference on Computer Vision Workshops",
-              "IEEE International Conference on Computer Vision Workshops"),
-    "wacvw": ("WACVW", "Winter Conference on Applications of Computer Vision Workshops",
-              "IEEE Winter Conference on Applications of Computer Vision Workshops"),
+    "iccvw": (
+        "ICCVW",
+        "International Conference on Computer Vision Workshops",
+        "IEEE International Conference on Computer Vision Workshops",
+    ),
+    "wacvw": (
+        "WACVW",
+        "Winter Conference on Applications of Computer Vision Workshops",
+        "IEEE Winter Conference on Applications of Computer Vision Workshops",
+    ),
 }
 
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.I)
@@ -182,13 +200,17 @@ def match_venue(text: str, venues: dict[str, Venue]) -> str | None:
         if norm == wanted:
             return key
     padded = f" {wanted} "
-    contained = [(len(norm), key) for norm, _, key in candidates
-                 if " " in norm and f" {norm} " in padded]
+    contained = [
+        (len(norm), key) for norm, _, key in candidates if " " in norm and f" {norm} " in padded
+    ]
     if contained:
         return max(contained)[1]
-    acronyms = {key for _, spelling, key in candidates
-                if re.fullmatch(r"[A-Z][A-Za-z]*[A-Z]", spelling)
-                and re.search(rf"(?<![A-Za-z]){re.escape(spelling)}(?![A-Za-z])", plain)}
+    acronyms = {
+        key
+        for _, spelling, key in candidates
+        if re.fullmatch(r"[A-Z][A-Za-z]*[A-Z]", spelling)
+        and re.search(rf"(?<![A-Za-z]){re.escape(spelling)}(?![A-Za-z])", plain)
+    }
     return acronyms.pop() if len(acronyms) == 1 else None
 
 
@@ -261,8 +283,9 @@ class Options:
     summary: str | None = None
 
 
-def record_fields(entry_fields: dict[str, str], venues: dict[str, Venue],
-                  options: Options, entry_key: str = "") -> dict:
+def record_fields(
+    entry_fields: dict[str, str], venues: dict[str, Venue], options: Options, entry_key: str = ""
+) -> dict:
     """Record fields from one entry's fields (lower-case keys, enclosing braces removed).
     ``ValueError`` names what is wrong (an unknown venue, no year, ...)."""
     f = entry_fields
@@ -291,7 +314,8 @@ def record_fields(entry_fields: dict[str, str], venues: dict[str, Venue],
         if venue is None:
             problems.append(
                 f"unknown venue {latex_to_text(where)!r}: add it to venues.yaml (or an alias to "
-                "ALIASES in kdsurvey/bibimport.py) and import again")
+                "ALIASES in kdsurvey/bibimport.py) and import again"
+            )
     elif arxiv and preprint:
         venue = preprint
     else:
@@ -367,13 +391,19 @@ def _parse(text: str, source: str) -> tuple[list, list[str]]:
         error = block.error
         reason = getattr(error, "abort_reason", None) or str(error) or type(error).__name__
         first = (block.raw or "").strip().splitlines()[:1]
-        problems.append(f"{where}: cannot read {first[0][:60]!r}: {reason}" if first
-                        else f"{where}: {reason}")
+        problems.append(
+            f"{where}: cannot read {first[0][:60]!r}: {reason}" if first else f"{where}: {reason}"
+        )
     return library.entries, problems
 
 
-def import_bibtex(text: str, root: Path | str, venues: dict[str, Venue], options: Options,
-                  source: str = "<bibtex>") -> list[Imported]:
+def import_bibtex(
+    text: str,
+    root: Path | str,
+    venues: dict[str, Venue],
+    options: Options,
+    source: str = "<bibtex>",
+) -> list[Imported]:
     """Records for every entry of ``text``; :class:`ImportFailure` lists every problem.
 
     Refuses entries whose record file exists or whose title, arXiv id or DOI is already in the
@@ -384,14 +414,17 @@ def import_bibtex(text: str, root: Path | str, venues: dict[str, Venue], options
     if not entries and not problems:
         problems.append(f"{source}: no BibTeX entry found")
     if options.summary and len(entries) > 1:
-        problems.append(f"{source}: --summary describes one paper, but the file has "
-                        f"{len(entries)} entries: import them one at a time")
+        problems.append(
+            f"{source}: --summary describes one paper, but the file has "
+            f"{len(entries)} entries: import them one at a time"
+        )
     seen = _identities(root)
     results: list[Imported] = []
     ids: dict[str, str] = {}
     for entry in entries:
-        fields = {f.key: f.value if isinstance(f.value, str) else str(f.value)
-                  for f in entry.fields}
+        fields = {
+            f.key: f.value if isinstance(f.value, str) else str(f.value) for f in entry.fields
+        }
         label = f"{source}: entry {entry.key!r}"
         try:
             record = record_fields(fields, venues, options, entry.key)
@@ -402,17 +435,21 @@ def import_bibtex(text: str, root: Path | str, venues: dict[str, Venue], options
         if path.exists():
             problems.append(
                 f"{label}: {path} already exists and is not overwritten (if it is another paper, "
-                f"save the --dry-run output as {record['id']}b.yaml with id {record['id']}b)")
+                f"save the --dry-run output as {record['id']}b.yaml with id {record['id']}b)"
+            )
             continue
         if record["id"] in ids:
-            problems.append(f"{label}: gives the id {record['id']!r}, as entry "
-                            f"{ids[record['id']]!r} does")
+            problems.append(
+                f"{label}: gives the id {record['id']!r}, as entry {ids[record['id']]!r} does"
+            )
             continue
         ids[record["id"]] = entry.key
         links = record["links"]
-        clash = [f"same {kind} as {seen[(kind, value)]}"
-                 for kind, value in _keys(record["title"], links["arxiv"], links["doi"])
-                 if (kind, value) in seen]
+        clash = [
+            f"same {kind} as {seen[(kind, value)]}"
+            for kind, value in _keys(record["title"], links["arxiv"], links["doi"])
+            if (kind, value) in seen
+        ]
         if clash:
             problems.append(f"{label}: already in the catalogue: {'; '.join(clash)}")
             continue

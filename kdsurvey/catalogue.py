@@ -157,8 +157,14 @@ def load(root: Path | str = "papers", loader: type = FastLoader, check_losses: b
     categories = _table(root / CATEGORIES_FILE, CategoryInfo, problems)
     if categories and set(categories) != {c.value for c in Category}:
         want = ", ".join(c.value for c in Category)
-        problems.append(Problem(display_path(root / CATEGORIES_FILE), 1, "file",
-                                f"must describe exactly the categories {want}"))
+        problems.append(
+            Problem(
+                display_path(root / CATEGORIES_FILE),
+                1,
+                "file",
+                f"must describe exactly the categories {want}",
+            )
+        )
     losses = declared_names() if check_losses else None
     papers, lines = [], {}
     seen: dict[tuple[str, str], str] = {}  # (kind, normalised value) -> first file
@@ -197,13 +203,19 @@ def _record_rules(data, path, shown, venues, categories, losses, seen):
     if record_id is not None and record_id != path.stem:
         yield Problem(shown, at("id"), "id", f"must equal the file name {path.stem!r}")
     if (
-        record_id is not None and text("title") and isinstance(data.get("year"), int)
-        and isinstance(authors, list) and authors and isinstance(authors[0], str)
+        record_id is not None
+        and text("title")
+        and isinstance(data.get("year"), int)
+        and isinstance(authors, list)
+        and authors
+        and isinstance(authors[0], str)
     ):
         key = citation_key(authors[0], data["year"], text("title"))
         if not re.fullmatch(re.escape(key) + "[a-z]?", record_id):
             yield Problem(
-                shown, at("id"), "id",
+                shown,
+                at("id"),
+                "id",
                 f"must be {key!r} (first author's family name + year + first title word; "
                 "a letter suffix only to break a collision)",
             )
@@ -215,9 +227,11 @@ def _record_rules(data, path, shown, venues, categories, losses, seen):
         if losses is not None and isinstance(name, str) and name not in losses:
             loc = ("loss", index) if isinstance(names, list) else ("loss",)
             yield Problem(shown, at(*loc), _field_name(loc), f"no loss {name!r} in kdsurvey.losses")
-    identities = [("title", normalise_title(text("title") or ""), ("title",)),
-                  ("arXiv id", text("links", "arxiv"), ("links", "arxiv")),
-                  ("DOI", (text("links", "doi") or "").lower(), ("links", "doi"))]
+    identities = [
+        ("title", normalise_title(text("title") or ""), ("title",)),
+        ("arXiv id", text("links", "arxiv"), ("links", "arxiv")),
+        ("DOI", (text("links", "doi") or "").lower(), ("links", "doi")),
+    ]
     for kind, value, loc in identities:
         if not value:
             continue

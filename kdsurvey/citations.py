@@ -33,8 +33,8 @@ from bibtexparser.middlewares import default_unparse_stack
 from kdsurvey.catalogue import Catalogue
 from kdsurvey.schema import Paper, Venue, VenueKind, family_name
 
-#: arXiv category written as ``primaryClass``. Records have no field for it; the catalogue is about
-#: vision-first distillation, so every preprint is filed under cs.CV.
+#: ``primaryClass`` of a preprint whose record gives no ``links.arxiv_class``: the catalogue is
+#: about vision-first distillation.
 PRIMARY_CLASS = "cs.CV"
 
 ENTRY_TYPES = {
@@ -80,8 +80,10 @@ def _latex_encoder():
         # pylatexenc logs every character it cannot encode; we report those ourselves.
         logging.getLogger("pylatexenc.latexencode").setLevel(logging.CRITICAL)
         _encoder = UnicodeToLatexEncoder(
-            non_ascii_only=True, replacement_latex_protection="braces-all",
-            unknown_char_policy="fail")
+            non_ascii_only=True,
+            replacement_latex_protection="braces-all",
+            unknown_char_policy="fail",
+        )
     return _encoder
 
 
@@ -193,8 +195,12 @@ def latex_name(author: str, ascii: bool = False) -> str:
     return ", ".join(" ".join(w) for w in words if w)
 
 
-def select(catalogue: Catalogue, category: str | None = None, ids: Iterable[str] | None = None,
-           year_from: int | None = None) -> list[Paper]:
+def select(
+    catalogue: Catalogue,
+    category: str | None = None,
+    ids: Iterable[str] | None = None,
+    year_from: int | None = None,
+) -> list[Paper]:
     """The papers a command asked for, sorted by id. Unknown ids raise ``KeyError``."""
     papers = catalogue.papers
     if ids:
@@ -240,17 +246,22 @@ def entry(paper: Paper, venue: Venue, ascii: bool = False) -> model.Entry:
     fields.append(("pages", paper.pages))
     fields.append(("year", str(paper.year)))
     if venue.kind == VenueKind.preprint and paper.links.arxiv:
-        fields += [("eprint", paper.links.arxiv), ("archivePrefix", "arXiv"),
-                   ("primaryClass", PRIMARY_CLASS)]
+        fields += [
+            ("eprint", paper.links.arxiv),
+            ("archivePrefix", "arXiv"),
+            ("primaryClass", paper.links.arxiv_class or PRIMARY_CLASS),
+        ]
     fields.append(("doi", paper.links.doi))
     fields.append(("url", str(paper.links.paper)))
     fields = [(key, value) for key, value in fields if value]
-    return model.Entry(ENTRY_TYPES[venue.kind], paper.id,
-                       [model.Field(key, value) for key, value in fields])
+    return model.Entry(
+        ENTRY_TYPES[venue.kind], paper.id, [model.Field(key, value) for key, value in fields]
+    )
 
 
-def library(catalogue: Catalogue, papers: Iterable[Paper] | None = None,
-            ascii: bool = False) -> bibtexparser.Library:
+def library(
+    catalogue: Catalogue, papers: Iterable[Paper] | None = None, ascii: bool = False
+) -> bibtexparser.Library:
     """A bibtexparser library of ``papers`` (all by default), sorted by key."""
     lib = bibtexparser.Library()
     problems = []
@@ -272,8 +283,7 @@ def _format() -> bibtexparser.BibtexFormat:
     return fmt
 
 
-def bibtex(catalogue: Catalogue, papers: Iterable[Paper] | None = None,
-           ascii: bool = False) -> str:
+def bibtex(catalogue: Catalogue, papers: Iterable[Paper] | None = None, ascii: bool = False) -> str:
     """The BibTeX of ``papers`` (all by default): UTF-8, or pure ASCII with ``ascii=True``.
 
     Used by ``kdsurvey export bibtex`` and by the site for each paper's BibTeX. Raises
@@ -341,9 +351,30 @@ def as_json(catalogue: Catalogue, papers: Iterable[Paper] | None = None) -> str:
 
 
 #: CSV columns, in order; list-valued fields are joined with "; ".
-CSV_COLUMNS = ("id", "title", "authors", "year", "venue", "venue_short", "venue_name",
-               "venue_kind", "category", "tasks", "loss", "paper", "arxiv", "doi", "code",
-               "code_official", "project", "volume", "number", "pages", "summary", "notes")
+CSV_COLUMNS = (
+    "id",
+    "title",
+    "authors",
+    "year",
+    "venue",
+    "venue_short",
+    "venue_name",
+    "venue_kind",
+    "category",
+    "tasks",
+    "loss",
+    "paper",
+    "arxiv",
+    "doi",
+    "code",
+    "code_official",
+    "project",
+    "volume",
+    "number",
+    "pages",
+    "summary",
+    "notes",
+)
 
 
 def csv_row(paper: Paper, venue: Venue) -> dict:

@@ -63,16 +63,26 @@ def cmd_readme(args) -> None:
 
 def cmd_build(args) -> None:
     """validate -> README -> site; each stage stops the build with its own errors."""
+    import time
+
     from kdsurvey.files import write_atomic
     from kdsurvey.readme import render
     from kdsurvey.site import SiteError, build
 
+    start = time.perf_counter()
     catalogue = _catalogue(args)  # validate (loaded once, for the README and the pages)
+    loaded = time.perf_counter()
     write_atomic(Path(args.readme), render(catalogue))
+    readme = time.perf_counter()
     try:
-        build(catalogue, args.config, args.site_dir)
+        result = build(catalogue, args.config, args.site_dir)
     except SiteError as exc:
         raise Failure("\n".join(exc.messages) + f"\nsite: {len(exc.messages)} error(s)") from None
+    if args.timings:
+        print(f"validate {loaded - start:.2f}s, readme {readme - loaded:.2f}s, pages "
+              f"{result.seconds:.2f}s ({len(result.written)} written, {result.unchanged} unchanged, "
+              f"{len(result.removed)} removed), mkdocs {result.site_seconds:.2f}s, "
+              f"total {time.perf_counter() - start:.2f}s", file=sys.stderr)
 
 
 def cmd_serve(args) -> None:
@@ -280,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", default="README.md", metavar="FILE", help="README to write")
     p.add_argument("--config", default="mkdocs.yml", metavar="FILE", help="MkDocs configuration")
     p.add_argument("--site-dir", metavar="DIR", help="output folder (default: site_dir, public/)")
+    p.add_argument("--timings", action="store_true", help="print the time of each stage (stderr)")
     p = command(sub, "serve", cmd_serve, "serve the site locally, rebuilt when a record changes")
     p.add_argument("--config", default="mkdocs.yml", metavar="FILE", help="MkDocs configuration")
     p.add_argument("-a", "--dev-addr", default="127.0.0.1:8000", metavar="HOST:PORT")

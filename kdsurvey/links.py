@@ -426,7 +426,7 @@ class _Scheduler:
             while True:
                 if not self.queues:
                     return None
-                now, wait = time.monotonic(), None
+                now, wait, best = time.monotonic(), None, None
                 for host, queue in self.queues.items():
                     if self.active[host] >= self.limit(host):
                         continue
@@ -434,14 +434,21 @@ class _Scheduler:
                     if ready > now:
                         wait = ready - now if wait is None else min(wait, ready - now)
                         continue
-                    task = queue.popleft()
-                    if not queue:
-                        del self.queues[host]
-                    self.active[host] += 1
-                    self.peak[host] = max(self.peak[host], self.active[host])
-                    self.next_start[host] = now + self.delay(host)
-                    return task
-                self.cond.wait(timeout=wait)
+                    # the host with the most work left goes first, so that no host is left
+                    # alone (with only its own few slots) at the end of the run
+                    if best is None or len(queue) > len(self.queues[best]):
+                        best = host
+                if best is None:
+                    self.cond.wait(timeout=wait)
+                    continue
+                queue = self.queues[best]
+                task = queue.popleft()
+                if not queue:
+                    del self.queues[best]
+                self.active[best] += 1
+                self.peak[best] = max(self.peak[best], self.active[best])
+                self.next_start[best] = now + self.delay(best)
+                return task
 
     def done(self, task: _Task) -> None:
         with self.cond:
@@ -603,6 +610,9 @@ class LinkChecker:
                                   f"more than {self.settings.max_redirects} redirects")
                 continue
             break
+        landed = urlsplit(current).hostname or host
+        if landed != host and self.policy(landed).blocks_robots:
+            policy, host = self.policy(landed), landed  # redirected to a publisher's bot wall
         verdict, message = self._judge(status, policy, host, outcome)
         result = Result(verdict, status, current, hops, attempts, message)
         moved = _moved_to(hops)

@@ -451,6 +451,13 @@ def check_online(catalogue, papers, arxiv, crossref, workers: int = 4) -> list[F
             checker.add(paper, ("title",), f"arXiv's title is {entry.title!r}", WARNING)
         if message := _compare_authors(paper.authors, list(entry.authors), "arXiv"):
             checker.add(paper, ("authors",), message, WARNING)
+        venue = catalogue.venues.get(paper.venue)
+        wanted = paper.links.arxiv_class or "cs.CV"
+        if (venue is not None and venue.kind.value == "preprint" and entry.primary_category
+                and entry.primary_category != wanted):
+            checker.add(paper, ("links",), f"arXiv's primary category is "
+                        f"{entry.primary_category}: set links.arxiv_class (BibTeX primaryClass, "
+                        f"{wanted} now)", WARNING)
         if entry.year > paper.year + 1:
             checker.add(paper, ("year",), f"arXiv v1 is from {entry.published[:10]}, after "
                         f"{paper.year}")

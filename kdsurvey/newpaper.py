@@ -44,6 +44,7 @@ HELP = "start a record: from the arXiv API (--arxiv ID), Crossref (--doi) or fla
 #: Lowercase words that belong to the family name that follows them (Luc van Gool).
 PARTICLES = frozenset({"van", "von", "de", "der", "den", "da", "di", "del", "della", "dos", "das",
                        "du", "la", "le", "ter", "ten", "bin", "al", "el"})
+DEFAULT_ARXIV_CLASS = "cs.CV"  # what a record without links.arxiv_class is taken to be
 SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 
 
@@ -114,13 +115,15 @@ def fields_from_arxiv(entry: ArxivEntry, venues: dict) -> dict:
         notes += f" Venue and year from arXiv's journal reference: {entry.journal_ref}."
     elif entry.journal_ref:
         notes += f" arXiv's journal reference (venue not recognised): {entry.journal_ref}."
+    links = {"paper": f"https://arxiv.org/abs/{entry.id}", "arxiv": entry.id, "doi": entry.doi}
+    if entry.primary_category and entry.primary_category != DEFAULT_ARXIV_CLASS:
+        links["arxiv_class"] = entry.primary_category  # BibTeX's primaryClass (cs.CV if absent)
     return {
         "title": entry.title,
         "authors": [family_given(a) for a in entry.authors],
         "year": year,
         "venue": venue or ("arxiv" if "arxiv" in venues else None),
-        "links": {"paper": f"https://arxiv.org/abs/{entry.id}", "arxiv": entry.id,
-                  "doi": entry.doi},
+        "links": links,
         "notes": notes,
     }
 

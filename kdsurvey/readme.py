@@ -16,12 +16,16 @@ def render(catalogue: Catalogue) -> str:
         for key, info in catalogue.categories.items()
     ]
     years = Counter(p.year for p in catalogue.papers)
-    return environment().get_template("README.md.j2").render(
-        catalogue=catalogue,
-        sections=sections,
-        venues=catalogue.venues,
-        with_code=sum(1 for p in catalogue.papers if p.links.code),
-        years=sorted(years.items()),
+    return (
+        environment()
+        .get_template("README.md.j2")
+        .render(
+            catalogue=catalogue,
+            sections=sections,
+            venues=catalogue.venues,
+            with_code=sum(1 for p in catalogue.papers if p.links.code),
+            years=sorted(years.items()),
+        )
     )
 
 

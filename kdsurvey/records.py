@@ -21,10 +21,24 @@ HEADER = "# yaml-language-server: $schema=schema.json"
 WIDTH = 100
 
 #: Top-level fields in the order records write them.
-FIELDS = ("id", "title", "authors", "year", "venue", "category", "tasks", "links", "loss",
-          "volume", "number", "pages", "summary", "notes")
+FIELDS = (
+    "id",
+    "title",
+    "authors",
+    "year",
+    "venue",
+    "category",
+    "tasks",
+    "links",
+    "loss",
+    "volume",
+    "number",
+    "pages",
+    "summary",
+    "notes",
+)
 #: ``links`` fields in the order records write them.
-LINK_FIELDS = ("paper", "arxiv", "doi", "code", "code_official", "project")
+LINK_FIELDS = ("paper", "arxiv", "arxiv_class", "doi", "code", "code_official", "project")
 
 #: What belongs in a required field that has no value yet (written as a ``TODO`` comment).
 TODO = {
@@ -39,8 +53,18 @@ TODO = {
     "summary": "one plain sentence: what is distilled and how",
     "paper": "the page a reader should open first",
 }
-REQUIRED = ("id", "title", "authors", "year", "venue", "category", "tasks", "links", "loss",
-            "summary")
+REQUIRED = (
+    "id",
+    "title",
+    "authors",
+    "year",
+    "venue",
+    "category",
+    "tasks",
+    "links",
+    "loss",
+    "summary",
+)
 
 #: Identifier-like strings that records always quote (they often look like numbers).
 QUOTED = ("arxiv", "volume", "number", "pages")
@@ -76,8 +100,9 @@ def _text(key: str, value: str, indent: str = "", fold: bool = False) -> list[st
     line = f"{indent}{key}: {_scalar(value)}"
     foldable = value == value.strip() and "\n" not in value and "  " not in value and value
     if foldable and (fold or len(line) > WIDTH):
-        body = textwrap.wrap(value, WIDTH - len(indent) - 2, break_long_words=False,
-                             break_on_hyphens=False)
+        body = textwrap.wrap(
+            value, WIDTH - len(indent) - 2, break_long_words=False, break_on_hyphens=False
+        )
         return [f"{indent}{key}: >-", *(f"{indent}  {part}" for part in body)]
     return [line]
 

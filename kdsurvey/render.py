@@ -59,7 +59,7 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # Markdown output; user text goes through the ``md`` filter
+        autoescape=False,  # noqa: S701 - Markdown output; user text goes through ``md``
     )
     env.filters.update(md=md_escape, authors=author_list, name=display_name)
     env.globals.update(loss_source=loss_source, newest_first=newest_first)

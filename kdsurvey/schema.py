@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -26,7 +27,30 @@ MAX_YEAR = 2030
 
 # Words skipped when the id takes the first word of the title (as Google Scholar keys do).
 STOPWORDS = frozenset(
-    "a an the on of in for to via with and by from at is are as into toward towards do does".split()
+    [
+        "a",
+        "an",
+        "the",
+        "on",
+        "of",
+        "in",
+        "for",
+        "to",
+        "via",
+        "with",
+        "and",
+        "by",
+        "from",
+        "at",
+        "is",
+        "are",
+        "as",
+        "into",
+        "toward",
+        "towards",
+        "do",
+        "does",
+    ]
 )
 
 ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
@@ -95,7 +119,9 @@ def _check_arxiv(value: str) -> str:
 
 def _check_doi(value: str) -> str:
     if not DOI_RE.match(value):
-        raise ValueError("must be a bare DOI like 10.1109/CVPR52688.2022.01165 (no https://doi.org/)")
+        raise ValueError(
+            "must be a bare DOI like 10.1109/CVPR52688.2022.01165 (no https://doi.org/)"
+        )
     return value
 
 
@@ -125,6 +151,11 @@ class Links(BaseModel):
 
     paper: Url
     arxiv: ArxivId | None = None
+    arxiv_class: str | None = Field(
+        default=None,
+        pattern=r"^[a-z-]+(\.[A-Za-z-]+)?$",
+        description="primary arXiv category (BibTeX primaryClass), e.g. stat.ML; cs.CV if absent",
+    )
     doi: Doi | None = None
     code: Url | None = None
     code_official: bool | None = Field(
@@ -153,7 +184,18 @@ class Paper(BaseModel):
     category: Category
     tasks: list[Task] = Field(min_length=1)
     links: Links
-    loss: list[str] = Field(
+    loss: Annotated[
+        list[str],
+        # Records may write one name as a plain string; the model normalises it to a list.
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                ]
+            }
+        ),
+    ] = Field(
         min_length=1, description="registry names in kdsurvey.losses; the first is the main one"
     )
     summary: Line = Field(description="one plain sentence: what is distilled and how")

@@ -80,6 +80,12 @@ def doc_text(value) -> str:
     return "".join(md_text(part) if i % 2 == 0 else f"`{part}`" for i, part in enumerate(parts))
 
 
+def fence(code: str) -> str:
+    """A code fence longer than any run of backticks in ``code``, so nothing in it closes it."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def html_text(value) -> str:
     """User text for raw HTML (tables, attributes): every special character an entity."""
     return html.escape(" ".join(str(value).split()), quote=True)
@@ -159,13 +165,33 @@ def _docstring_args(doc: str) -> dict[str, str]:
 
 
 @cache
-def _module_losses(module: str) -> dict[str, LossInfo]:
-    path = LOSSES_DIR / module
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = {}
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef):
+def _classes(module: str) -> dict[str, ast.ClassDef]:
+    tree = ast.parse((LOSSES_DIR / module).read_text(encoding="utf-8"))
+    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def _method(cls: ast.ClassDef, name: str, module: str, seen=()) -> ast.FunctionDef | None:
+    """``cls.name``, or the one it inherits from a base class of its module or of base.py."""
+    for item in cls.body:
+        if isinstance(item, ast.FunctionDef) and item.name == name:
+            return item
+    for base in cls.bases:
+        if not isinstance(base, ast.Name) or base.id in seen:
             continue
+        for where in (module, "base.py"):
+            parent = _classes(where).get(base.id) if (LOSSES_DIR / where).exists() else None
+            if parent is not None:
+                found = _method(parent, name, where, (*seen, base.id))
+                if found is not None:
+                    return found
+                break
+    return None
+
+
+@cache
+def _module_losses(module: str) -> dict[str, LossInfo]:
+    found = {}
+    for node in _classes(module).values():
         for deco in node.decorator_list:
             if not (
                 isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
@@ -174,21 +200,18 @@ def _module_losses(module: str) -> dict[str, LossInfo]:
             ):
                 continue
             doc = ast.get_docstring(node) or ""
-            described = _docstring_args(doc)
-            params: list[Param] = []
+            init = _method(node, "__init__", module)
+            forward = _method(node, "forward", module)
             inputs: tuple[str, ...] = ()
-            for item in node.body:
-                if not isinstance(item, ast.FunctionDef):
-                    continue
-                if item.name == "__init__":
-                    params = _params(item.args, described)
-                elif item.name == "forward":
-                    names = [a.arg for a in item.args.posonlyargs + item.args.args][1:]
-                    inputs = tuple(names)
+            if forward is not None:
+                positional = forward.args.posonlyargs + forward.args.args
+                required = len(positional) - len(forward.args.defaults)
+                inputs = tuple(a.arg for a in positional[1:required])
             name = deco.args[0].value
             found[name] = LossInfo(
                 name=name, cls=node.name, module=module, line=deco.lineno,
-                params=tuple(params), inputs=inputs,
+                params=tuple(_params(init.args, _docstring_args(doc))) if init else (),
+                inputs=inputs,
                 summary=doc.split("\n\n", 1)[0].replace("\n", " ") if doc else "",
             )
     return found
@@ -267,7 +290,8 @@ class Generated:
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # rendering and writing the pages
+    site_seconds: float = 0.0  # MkDocs, when :func:`build` ran it
 
 
 class SiteError(Exception):
@@ -282,7 +306,7 @@ def _site_env():
     env = environment().overlay()
     env.filters = dict(env.filters)
     env.filters.update(text=md_text, doc=doc_text, html=html_text, url=url, fm=front_matter,
-                       task=task_label, slug=slug)
+                       fence=fence, task=task_label, slug=slug)
     env.globals = dict(env.globals)
     return env
 
@@ -330,7 +354,10 @@ def added_order(catalogue: Catalogue) -> dict[str, int]:
         return {}
     added: dict[str, int] = {}
     for chunk in out.split("\x00")[1:]:
-        stamp, *names = chunk.strip().splitlines()
+        lines = chunk.strip().splitlines()
+        if not lines or not lines[0].isdigit():
+            continue
+        stamp, *names = lines
         for name in names:
             stem = Path(name.strip()).stem
             if name.endswith(".yaml") and stem:
@@ -565,14 +592,21 @@ def build(
     site_dir: Path | str | None = None,
     *,
     strict: bool = True,
+    **overrides,
 ) -> Generated:
-    """Generate the pages, then build the site with MkDocs; :class:`SiteError` on any warning."""
-    overrides = {"strict": strict}
+    """Generate the pages, then build the site with MkDocs; :class:`SiteError` on any warning.
+
+    ``overrides`` replace settings of the configuration (``site_url=...`` for a local server:
+    Material's instant navigation follows only the links its sitemap lists).
+    """
+    overrides["strict"] = strict
     if site_dir is not None:
         overrides["site_dir"] = str(Path(site_dir).resolve())
     config = load_config(config_file, **overrides)
     generated = generate(catalogue, config.docs_dir, Links.from_config(config))
+    start = time.perf_counter()
     run_mkdocs(config)
+    generated.site_seconds = time.perf_counter() - start
     return generated
 
 
@@ -606,7 +640,7 @@ class _Regenerator:
         self._lock = threading.Lock()
 
     def changed(self, path: str) -> None:
-        if not path.endswith((".yaml", ".j2", ".py")) or Path(path).name.startswith("."):
+        if not path.endswith((".yaml", ".j2")) or Path(path).name.startswith("."):
             return
         with self._lock:
             if self._timer:

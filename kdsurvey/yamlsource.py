@@ -49,7 +49,9 @@ def _make_loader(base: type) -> type:
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 if key in data:
-                    raise YamlProblem(line, f"duplicate key {key!r} (first on line {data.lines[key]})")
+                    raise YamlProblem(
+                        line, f"duplicate key {key!r} (first on line {data.lines[key]})"
+                    )
                 data[key] = self.construct_object(value_node, deep=True)
                 data.lines[key] = line
 

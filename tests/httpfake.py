@@ -160,7 +160,8 @@ def _handler(server: FakeServer):
 
 
 def atom_feed(entries: list[dict]) -> str:
-    """An arXiv API answer: ``entries`` have id, title, authors, published, version, doi..."""
+    """An arXiv API answer: ``entries`` have id, title, authors, published, version, doi,
+    journal_ref, category (primary, cs.CV by default), or ``error``."""
     parts = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<feed xmlns="http://www.w3.org/2005/Atom" '
              'xmlns:arxiv="http://arxiv.org/schemas/atom">',
@@ -184,7 +185,8 @@ def atom_feed(entries: list[dict]) -> str:
             parts.append(f"<arxiv:doi>{escape(e['doi'])}</arxiv:doi>")
         if e.get("journal_ref"):
             parts.append(f"<arxiv:journal_ref>{escape(e['journal_ref'])}</arxiv:journal_ref>")
-        parts.append('<arxiv:primary_category term="cs.CV" scheme="http://arxiv.org/schemas/atom"/>')
+        parts.append(f'<arxiv:primary_category term="{e.get("category", "cs.CV")}" '
+                     'scheme="http://arxiv.org/schemas/atom"/>')
         parts.append("</entry>")
     parts.append("</feed>")
     return "\n".join(parts)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import GOOD, PAPERS
+
 from kdsurvey.catalogue import CatalogueError, load
 from kdsurvey.schema import citation_key
 
@@ -51,11 +51,27 @@ def test_good_record_loads(catalogue_dir):
         ("tasks: [classification]", "tasks: [knitting]", 11, "tasks[0]", "'classification'"),
         ("  - Vinyals, Oriol", "  - Oriol Vinyals", 6, "authors[1]", "Family, Given"),
         ('  arxiv: "1503.02531"', '  arxiv: "2203.0867"', 14, "links.arxiv", "arXiv id"),
-        ('  arxiv: "1503.02531"', '  arxiv: "1503.02531"\n  doi: https://doi.org/10.1/x', 15,
-         "links.doi", "bare DOI"),
-        ("  paper: https://arxiv.org/abs/1503.02531", "  paper: not a url", 13, "links.paper", "URL"),
-        ('  arxiv: "1503.02531"', '  arxiv: "1503.02531"\n  code: https://github.com/a/b/tree/x',
-         15, "links.code", "github.com/<owner>/<repo>"),
+        (
+            '  arxiv: "1503.02531"',
+            '  arxiv: "1503.02531"\n  doi: https://doi.org/10.1/x',
+            15,
+            "links.doi",
+            "bare DOI",
+        ),
+        (
+            "  paper: https://arxiv.org/abs/1503.02531",
+            "  paper: not a url",
+            13,
+            "links.paper",
+            "URL",
+        ),
+        (
+            '  arxiv: "1503.02531"',
+            '  arxiv: "1503.02531"\n  code: https://github.com/a/b/tree/x',
+            15,
+            "links.code",
+            "github.com/<owner>/<repo>",
+        ),
         ("loss: kd", "loss: nope", 15, "loss", "no loss 'nope'"),
         ("loss: kd", "loss: [kd, nope]", 15, "loss[1]", "no loss 'nope'"),
         ("summary: The", "colour: red\nsummary: The", 16, "colour", "Extra inputs"),
@@ -102,12 +118,21 @@ def test_collision_suffix_is_allowed(catalogue_dir):
 @pytest.mark.parametrize(
     ("authors", "year", "title", "key"),
     [
-        (["Hinton, Geoffrey"], 2015, "Distilling the Knowledge in a Neural Network",
-         "hinton2015distilling"),
+        (
+            ["Hinton, Geoffrey"],
+            2015,
+            "Distilling the Knowledge in a Neural Network",
+            "hinton2015distilling",
+        ),
         (["Yim, Junho"], 2017, "A Gift from Knowledge Distillation", "yim2017gift"),
         (["Passban, Peyman"], 2021, "ALP-KD: Attention-Based Layer Projection", "passban2021alp"),
         (["Kölsch, Björn"], 2020, "On the Über Model", "kolsch2020uber"),
-        (["van der Maaten, Laurens"], 2008, "Visualizing Data using t-SNE", "vandermaaten2008visualizing"),
+        (
+            ["van der Maaten, Laurens"],
+            2008,
+            "Visualizing Data using t-SNE",
+            "vandermaaten2008visualizing",
+        ),
     ],
 )
 def test_id_rule(authors, year, title, key):
@@ -128,9 +153,11 @@ def test_duplicate_papers_are_caught(catalogue_dir):
 def test_duplicate_doi_is_caught_case_insensitively(catalogue_dir):
     base = GOOD.replace('  arxiv: "1503.02531"', "  doi: 10.1109/ABC.2015.1")
     write(catalogue_dir, "hinton2015distilling.yaml", base)
-    other = base.replace("doi: 10.1109/ABC", "doi: 10.1109/abc").replace(
-        "title: Distilling the Knowledge", "title: Distilling Other Knowledge").replace(
-        "id: hinton2015distilling", "id: hinton2015distillinga")
+    other = (
+        base.replace("doi: 10.1109/ABC", "doi: 10.1109/abc")
+        .replace("title: Distilling the Knowledge", "title: Distilling Other Knowledge")
+        .replace("id: hinton2015distilling", "id: hinton2015distillinga")
+    )
     write(catalogue_dir, "hinton2015distillinga.yaml", other)
     [problem] = problems_of(catalogue_dir)
     assert problem[:3] == ("hinton2015distillinga.yaml", 14, "links.doi")
@@ -159,8 +186,11 @@ def test_all_errors_of_all_files_at_once(catalogue_dir):
     write(catalogue_dir, "hinton2015distilling.yaml", edit("year: 2015", "year: 1900"))
     write(catalogue_dir, "zz2020bad.yaml", b"")
     other = GOOD.replace("venue: arxiv", "venue: nowhere").replace("loss: kd", "loss: nope")
-    write(catalogue_dir, "hinton2015distillinga.yaml",
-          other.replace("id: hinton2015distilling", "id: hinton2015distillinga"))
+    write(
+        catalogue_dir,
+        "hinton2015distillinga.yaml",
+        other.replace("id: hinton2015distilling", "id: hinton2015distillinga"),
+    )
     problems = problems_of(catalogue_dir)
     files = {p[0] for p in problems}
     assert files == {"hinton2015distilling.yaml", "zz2020bad.yaml", "hinton2015distillinga.yaml"}

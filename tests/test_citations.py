@@ -23,9 +23,9 @@ from bibtexparser.middlewares.names import (
     parse_single_name_into_parts,
     split_multiple_persons_names,
 )
+from conftest import PAPERS, ROOT
 from pylatexenc.latex2text import LatexNodes2Text
 
-from conftest import PAPERS, ROOT
 from kdsurvey import citations
 from kdsurvey.catalogue import load
 from kdsurvey.cli import main
@@ -70,15 +70,20 @@ def decode_authors(value: str) -> list[str]:
 def parse_back(text: str) -> dict[str, dict[str, str]]:
     library = bibtexparser.parse_string(text)
     assert not library.failed_blocks, [b.error for b in library.failed_blocks]
-    return {e.key: {"@type": e.entry_type, **{f.key: f.value for f in e.fields}}
-            for e in library.entries}
+    return {
+        e.key: {"@type": e.entry_type, **{f.key: f.value for f in e.fields}}
+        for e in library.entries
+    }
 
 
 def expected(paper, venue) -> dict[str, str]:
     """What the BibTeX entry of a record must say, field by field (text fields as plain text)."""
     want = {
-        "@type": {VenueKind.conference: "inproceedings", VenueKind.journal: "article",
-                  VenueKind.preprint: "misc"}[venue.kind],
+        "@type": {
+            VenueKind.conference: "inproceedings",
+            VenueKind.journal: "article",
+            VenueKind.preprint: "misc",
+        }[venue.kind],
         "author": paper.authors,
         "title": re.sub(r"[{}]", "", paper.title),  # a record's {...} group is protection
         "year": str(paper.year),
@@ -89,10 +94,14 @@ def expected(paper, venue) -> dict[str, str]:
     elif venue.kind == VenueKind.journal:
         want["journal"] = venue.name
     else:
-        want.update(eprint=paper.links.arxiv, archivePrefix="arXiv", primaryClass="cs.CV")
+        want.update(eprint=paper.links.arxiv, archivePrefix="arXiv", primaryClass=paper.links.arxiv_class or "cs.CV")
     number_key = "part" if venue.kind == VenueKind.conference else "number"
-    optional = {"volume": paper.volume, number_key: paper.number, "pages": paper.pages,
-                "doi": paper.links.doi}
+    optional = {
+        "volume": paper.volume,
+        number_key: paper.number,
+        "pages": paper.pages,
+        "doi": paper.links.doi,
+    }
     want.update({k: v for k, v in optional.items() if v})
     return want
 
@@ -129,8 +138,10 @@ def test_entry_types_keys_and_layout(tricky):
     assert "  archivePrefix = {arXiv},\n  primaryClass  = {cs.CV},\n" in text
     assert "  journal       = {Journal of Image Processing \\& Machine Recognition},\n" in text
     assert "  volume        = {35},\n  part          = {3},\n" in text  # AAAI volume + issue
-    assert "  volume        = {42},\n  number        = {11},\n  pages         = {2800--2812},\n" \
+    assert (
+        "  volume        = {42},\n  number        = {11},\n  pages         = {2800--2812},\n"
         in text
+    )
     assert text.endswith("}\n") and "\n\n\n" not in text
 
 
@@ -139,8 +150,10 @@ def test_utf8_keeps_names_and_ascii_escapes_them(tricky):
     assert "Müller, Jürgen and Çelik, Ayşe and Dvořák, Łukasz" in utf8
     ascii = citations.bibtex(tricky, ascii=True)
     assert ascii.isascii()
-    assert (r"M{\"u}ller, J{\"u}rgen and {\c{C}}elik, Ay{\c{s}}e and Dvo{\v{r}}{\'a}k, {\L}ukasz"
-            in ascii)
+    assert (
+        r"M{\"u}ller, J{\"u}rgen and {\c{C}}elik, Ay{\c{s}}e and Dvo{\v{r}}{\'a}k, {\L}ukasz"
+        in ascii
+    )
     assert r"Siobh{\'a}n" in ascii
     # Symbols LaTeX cannot take from UTF-8 become macros in both modes.
     assert r"{\ensuremath{\alpha}}-Divergences" in utf8
@@ -153,19 +166,25 @@ def test_ascii_refuses_what_has_no_latex_spelling(tricky):
     assert "张, 伟" in citations.bibtex(tricky, [paper])
 
 
-@pytest.mark.parametrize(("title", "latex"), [
-    ("Decoupled Knowledge Distillation", "Decoupled Knowledge Distillation"),
-    ("FitNets: Hints for Thin Deep Nets", "{FitNets}: Hints for Thin Deep Nets"),
-    ("Distilling Knowledge via Knowledge Review", "Distilling Knowledge via Knowledge Review"),
-    ("ReviewKD for CNN and 3D KD", "{ReviewKD} for {CNN} and {3D} {KD}"),
-    ("NTCE-KD: Non-Target-Class-Enhanced KD", "{NTCE}-{KD}: Non-Target-Class-Enhanced {KD}"),
-    ("iPhone-scale ResNet50 Students", "{iPhone}-scale {ResNet50} Students"),
-    ("Distilling {BERT} and {Small Models}", "Distilling {BERT} and {Small Models}"),
-    ("{KD} Is {{Not}} Dead", "{KD} Is {{Not}} Dead"),
-    ("A & B: 100% of #1 in a_b, $5 ~ x^2 \\ y", r"A \& B: 100\% of \#1 in a\_b, \$5 "
-     r"\textasciitilde{} x\textasciicircum{}2 \textbackslash{} y"),
-    ("Unbalanced } and { braces", r"Unbalanced \textbraceright{} and \textbraceleft{} braces"),
-])
+@pytest.mark.parametrize(
+    ("title", "latex"),
+    [
+        ("Decoupled Knowledge Distillation", "Decoupled Knowledge Distillation"),
+        ("FitNets: Hints for Thin Deep Nets", "{FitNets}: Hints for Thin Deep Nets"),
+        ("Distilling Knowledge via Knowledge Review", "Distilling Knowledge via Knowledge Review"),
+        ("ReviewKD for CNN and 3D KD", "{ReviewKD} for {CNN} and {3D} {KD}"),
+        ("NTCE-KD: Non-Target-Class-Enhanced KD", "{NTCE}-{KD}: Non-Target-Class-Enhanced {KD}"),
+        ("iPhone-scale ResNet50 Students", "{iPhone}-scale {ResNet50} Students"),
+        ("Distilling {BERT} and {Small Models}", "Distilling {BERT} and {Small Models}"),
+        ("{KD} Is {{Not}} Dead", "{KD} Is {{Not}} Dead"),
+        (
+            "A & B: 100% of #1 in a_b, $5 ~ x^2 \\ y",
+            r"A \& B: 100\% of \#1 in a\_b, \$5 "
+            r"\textasciitilde{} x\textasciicircum{}2 \textbackslash{} y",
+        ),
+        ("Unbalanced } and { braces", r"Unbalanced \textbraceright{} and \textbraceleft{} braces"),
+    ],
+)
 def test_title_protection_and_escaping(title, latex):
     assert citations.latex_title(title) == latex
     assert "{{" not in citations.latex_title(title).replace("{{Not}}", "")
@@ -189,9 +208,9 @@ def test_select(real):
     assert citations.select(real) == real.papers
     logit = citations.select(real, category="logit", year_from=2023)
     assert logit and all(p.category.value == "logit" and p.year >= 2023 for p in logit)
-    assert [p.id for p in citations.select(real, ids=["zhao2022decoupled",
-                                                      "hinton2015distilling"])] == [
-        "hinton2015distilling", "zhao2022decoupled"]
+    assert [
+        p.id for p in citations.select(real, ids=["zhao2022decoupled", "hinton2015distilling"])
+    ] == ["hinton2015distilling", "zhao2022decoupled"]
     with pytest.raises(KeyError, match="nope2020x"):
         citations.select(real, ids=["nope2020x"])
 
@@ -200,7 +219,8 @@ def test_select(real):
 
 
 def test_cli_bibtex_stdout_and_file(tmp_path, capsys):
-    assert main(["export", "bibtex", "--papers", str(FIXTURES), "--ids", "pratt2019distilling"]) == 0
+    args = ["export", "bibtex", "--papers", str(FIXTURES), "--ids", "pratt2019distilling"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("@inproceedings{pratt2019distilling,") and out.count("@") == 1
     target = tmp_path / "out" / "refs.bib"
@@ -220,8 +240,12 @@ def test_cli_selection_errors(capsys):
 
 @pytest.mark.parametrize("fmt", ["bibtex", "csl-json", "json", "csv"])
 def test_cli_every_format_filters(fmt, capsys):
-    assert main(["export", fmt, "--papers", str(PAPERS), "--category", "feature",
-                 "--year-from", "2022"]) == 0
+    assert (
+        main(
+            ["export", fmt, "--papers", str(PAPERS), "--category", "feature", "--year-from", "2022"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     real = load(PAPERS, check_losses=False)
     ids = [p.id for p in real.papers if p.category.value == "feature" and p.year >= 2022]
@@ -238,8 +262,14 @@ def test_csl_json(catalogue):
     assert [i["id"] for i in items] == [p.id for p in catalogue.papers]
     for item, paper in zip(items, catalogue.papers):
         venue = catalogue.venues[paper.venue]
-        assert item["type"] == {"conference": "paper-conference", "journal": "article-journal",
-                                "preprint": "article"}[venue.kind.value]
+        assert (
+            item["type"]
+            == {
+                "conference": "paper-conference",
+                "journal": "article-journal",
+                "preprint": "article",
+            }[venue.kind.value]
+        )
         assert item["title"] == paper.title
         assert [f"{a['family']}, {a['given']}" for a in item["author"]] == paper.authors
         assert item["issued"] == {"date-parts": [[paper.year]]}
@@ -259,8 +289,10 @@ def test_json_is_the_records(catalogue):
     items = json.loads(text)
     for item, paper in zip(items, catalogue.papers, strict=True):
         venue = item.pop("venue")
-        assert venue == {"key": paper.venue,
-                         **catalogue.venues[paper.venue].model_dump(mode="json")}
+        assert venue == {
+            "key": paper.venue,
+            **catalogue.venues[paper.venue].model_dump(mode="json"),
+        }
         assert item == {k: v for k, v in paper.model_dump(mode="json").items() if k != "venue"}
 
 
@@ -281,10 +313,13 @@ def test_csv(catalogue):
 # -- LaTeX: the files compile without a warning about any entry ---------------------------------
 
 have_tex = all(shutil.which(tool) for tool in TEX_TOOLS)
+if not have_tex and os.environ.get("CI"):
+    raise RuntimeError("TeX is required under CI: .ci/run installs it")
 needs_tex = pytest.mark.skipif(
     not have_tex,
     reason="TeX is not installed (needs pdflatex, bibtex, biber: apt-get install "
-           "texlive-latex-base texlive-latex-recommended texlive-bibtex-extra biber)")
+    "texlive-latex-base texlive-latex-recommended texlive-bibtex-extra biber)",
+)
 
 BIBTEX_DOC = r"""\documentclass{article}
 \usepackage[utf8]{inputenc}
@@ -309,8 +344,16 @@ Cited: \cite{%s}.
 
 def _run(args, cwd):
     env = {**os.environ, "max_print_line": "100000"}  # no wrapped log lines hiding a key
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, errors="replace",
-                            timeout=120, env=env, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}"
     return result
 
@@ -324,18 +367,31 @@ def compile_bibliography(folder: Path, bib: str, keys: list[str], tool: str) -> 
     latex = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main"]
     _run(latex, folder)
     # biber checks every entry against biblatex's data model too (mandatory and unknown fields).
-    _run(["bibtex", "main"] if tool == "bibtex" else ["biber", "--validate-datamodel", "main"],
-         folder)
+    _run(
+        ["bibtex", "main"] if tool == "bibtex" else ["biber", "--validate-datamodel", "main"],
+        folder,
+    )
     _run(latex, folder)
     _run(latex, folder)
     blg = (folder / "main.blg").read_text(encoding="utf-8", errors="replace")
     log = (folder / "main.log").read_text(encoding="utf-8", errors="replace")
     bbl = (folder / "main.bbl").read_text(encoding="utf-8", errors="replace")
-    problems = [line for line in blg.splitlines()
-                if re.search(r"Warning--|\bWARN\b|\bERROR\b|error message", line)]
-    problems += [line for line in log.splitlines()
-                 if "Warning" in line and (any(k in line for k in keys) or "undefined" in line
-                                           or "Rerun" in line or "rerun" in line)]
+    problems = [
+        line
+        for line in blg.splitlines()
+        if re.search(r"Warning--|\bWARN\b|\bERROR\b|error message", line)
+    ]
+    problems += [
+        line
+        for line in log.splitlines()
+        if "Warning" in line
+        and (
+            any(k in line for k in keys)
+            or "undefined" in line
+            or "Rerun" in line
+            or "rerun" in line
+        )
+    ]
     problems += [f"{key}: missing from main.bbl" for key in keys if key not in bbl]
     return "\n".join(problems)
 
@@ -349,8 +405,11 @@ def both(real, tricky):
 
 @pytest.mark.tex
 @needs_tex
-@pytest.mark.parametrize(("tool", "ascii"), [("bibtex", True), ("biber", False), ("biber", True)],
-                         ids=["pdflatex+bibtex+ascii", "biber+utf8", "biber+ascii"])
+@pytest.mark.parametrize(
+    ("tool", "ascii"),
+    [("bibtex", True), ("biber", False), ("biber", True)],
+    ids=["pdflatex+bibtex+ascii", "biber+utf8", "biber+ascii"],
+)
 def test_latex_compiles_without_warnings(tmp_path, real, tricky, both, tool, ascii):
     bib = citations.bibtex(real, ascii=ascii) + "\n" + citations.bibtex(tricky, ascii=ascii)
     problems = compile_bibliography(tmp_path / "doc", bib, both, tool)

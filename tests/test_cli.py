@@ -7,14 +7,19 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import GOOD, ROOT
+
 from kdsurvey.cli import main
 
 
 def run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "kdsurvey", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kdsurvey", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_validate_summary_line(catalogue_dir, capsys):
@@ -35,8 +40,12 @@ def test_validate_reports_every_error_without_traceback(catalogue_dir):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert any(line.endswith("hinton2015distilling.yaml:8: year: Input should be less than or "
-                             "equal to 2030") for line in lines)
+    assert any(
+        line.endswith(
+            "hinton2015distilling.yaml:8: year: Input should be less than or equal to 2030"
+        )
+        for line in lines
+    )
     assert any("hinton2015distilling.yaml:9: venue: unknown venue 'x'" in line for line in lines)
     assert any("empty2020x.yaml:1: file: is empty" in line for line in lines)
     assert lines[-1] == "4 error(s)"
@@ -49,8 +58,19 @@ def test_validate_json_errors(catalogue_dir, capsys):
     assert error["line"] == 8 and error["field"] == "year"
 
 
-@pytest.mark.parametrize("command", [[], ["validate"], ["readme"], ["build"], ["schema"],
-                                     ["losses"], ["losses", "verify"], ["losses", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["validate"],
+        ["readme"],
+        ["build"],
+        ["schema"],
+        ["losses"],
+        ["losses", "verify"],
+        ["losses", "list"],
+    ],
+)
 def test_help_everywhere(command):
     result = run(*command, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage: kdsurvey")

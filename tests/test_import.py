@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import PAPERS, ROOT
+
 from kdsurvey import citations
 from kdsurvey.bibimport import (
     ImportFailure,
@@ -71,7 +71,8 @@ notes: Imported from the BibTeX entry DBLP:conf/cvpr/ZhaoCSQL22.
 SCHOLAR = r"""
 @article{muller2020uber,
   title={{\"U}ber {KD}: accents and {F}amily, {G}iven names},
-  author={M{\"u}ller, J{\"u}rgen and Garc{\'\i}a-L\'{o}pez, Jos\'e and Ludwig van Beethoven and Jian Sun 0001},
+  author={M{\"u}ller, J{\"u}rgen and Garc{\'\i}a-L\'{o}pez, Jos\'e and
+          Ludwig van Beethoven and Jian Sun 0001},
   journal={IEEE Trans. Pattern Anal. Mach. Intell.},
   volume={42},
   number={11},
@@ -126,15 +127,28 @@ def test_record_yaml_rewrites_every_real_record_to_the_same_data(tmp_path):
 
 
 def test_record_yaml_styles():
-    text = record_yaml({
-        "id": "li2024ntce", "title": "NTCE-KD: Non-Target-Class-Enhanced Knowledge Distillation",
-        "authors": ["Li, Chuan"], "year": 2024, "venue": "sensors", "category": "logit",
-        "tasks": ["classification", "detection"],
-        "links": {"paper": "https://www.mdpi.com/1424-8220/24/11/3617", "arxiv": "2401.01234",
-                  "doi": "10.3390/s24113617", "code_official": None},
-        "loss": ["ntce_kd"], "volume": "24", "pages": "3617", "summary": "Short.",
-        "notes": ("x " * 60).strip(),
-    })
+    text = record_yaml(
+        {
+            "id": "li2024ntce",
+            "title": "NTCE-KD: Non-Target-Class-Enhanced Knowledge Distillation",
+            "authors": ["Li, Chuan"],
+            "year": 2024,
+            "venue": "sensors",
+            "category": "logit",
+            "tasks": ["classification", "detection"],
+            "links": {
+                "paper": "https://www.mdpi.com/1424-8220/24/11/3617",
+                "arxiv": "2401.01234",
+                "doi": "10.3390/s24113617",
+                "code_official": None,
+            },
+            "loss": ["ntce_kd"],
+            "volume": "24",
+            "pages": "3617",
+            "summary": "Short.",
+            "notes": ("x " * 60).strip(),
+        }
+    )
     assert 'title: "NTCE-KD: Non-Target-Class-Enhanced Knowledge Distillation"\n' in text
     assert "tasks: [classification, detection]\n" in text
     assert '  arxiv: "2401.01234"\n' in text and "code_official" not in text
@@ -144,9 +158,17 @@ def test_record_yaml_styles():
 
 
 def test_record_yaml_marks_missing_required_fields(tmp_path):
-    text = record_yaml({"id": "zhao2022decoupled", "title": "Decoupled Knowledge Distillation",
-                        "authors": ["Zhao, Borui"], "year": 2022, "venue": "cvpr",
-                        "links": {}, "notes": None})
+    text = record_yaml(
+        {
+            "id": "zhao2022decoupled",
+            "title": "Decoupled Knowledge Distillation",
+            "authors": ["Zhao, Borui"],
+            "year": 2022,
+            "venue": "cvpr",
+            "links": {},
+            "notes": None,
+        }
+    )
     for field in ("category", "tasks", "loss", "summary"):
         assert f"\n{field}: null  # TODO: " in text
     assert "\n  paper: null  # TODO: " in text and "notes" not in text
@@ -159,69 +181,107 @@ def test_record_yaml_marks_missing_required_fields(tmp_path):
 # -- pieces -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("{IEEE/CVF} Conference on Computer Vision and Pattern Recognition, {CVPR} 2022, New "
-     "Orleans, LA, USA, June 18-24, 2022", "cvpr"),
-    ("Proceedings of the IEEE/CVF Conference on computer vision and pattern recognition", "cvpr"),
-    ("Proceedings of the IEEE conference on computer vision and pattern recognition", "cvpr"),
-    ("2021 {IEEE/CVF} International Conference on Computer Vision, {ICCV} 2021", "iccv"),
-    ("{IEEE/CVF} International Conference on Computer Vision Workshops, {ICCVW} 2021", "iccvw"),
-    ("Proceedings of the IEEE/CVF International Conference on Computer Vision Workshops",
-     "iccvw"),
-    ("Computer Vision - {ECCV} 2022 - 17th European Conference, Tel Aviv, Israel", "eccv"),
-    ("Advances in Neural Information Processing Systems 35: Annual Conference on Neural "
-     "Information Processing Systems 2022, NeurIPS 2022", "neurips"),
-    ("NIPS", "neurips"),
-    ("The Tenth International Conference on Learning Representations, {ICLR} 2022", "iclr"),
-    ("Thirty-Fifth {AAAI} Conference on Artificial Intelligence, {AAAI} 2021", "aaai"),
-    ("Proceedings of the AAAI Conference on Artificial Intelligence", "aaai"),
-    ("{MM} '21: {ACM} Multimedia Conference, Virtual Event, China", "acmmm"),
-    ("Proceedings of the 23rd {ACM} {SIGKDD} International Conference on Knowledge Discovery "
-     "and Data Mining", "kdd"),
-    ("{IEEE} International Conference on Acoustics, Speech and Signal Processing, {ICASSP} 2023",
-     "icassp"),
-    ("IEEE Winter Conference on Applications of Computer Vision (WACV)", "wacv"),
-    ("IEEE Trans. Pattern Anal. Mach. Intell.", "tpami"),
-    ("IEEE Transactions on Pattern Analysis and Machine Intelligence", "tpami"),
-    ("{IEEE} Trans. Image Process.", "tip"),
-    ("Knowl. Based Syst.", "kbs"),
-    ("Knowledge-Based Systems", "kbs"),
-    ("Sensors", "sensors"),
-    ("CoRR", "arxiv"),
-    ("arXiv preprint arXiv:1503.02531", "arxiv"),
-    # Not in venues.yaml, or a workshop of a main conference: no match.
-    ("{IEEE/CVF} Conference on Computer Vision and Pattern Recognition Workshops, {CVPRW} 2022",
-     None),
-    ("Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition "
-     "(CVPR) Workshops", None),
-    ("Asian Conference on Computer Vision", None),
-    ("IEEE Sensors Journal", None),
-    ("Pattern Recognition", None),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (
+            "{IEEE/CVF} Conference on Computer Vision and Pattern Recognition, {CVPR} 2022, New "
+            "Orleans, LA, USA, June 18-24, 2022",
+            "cvpr",
+        ),
+        (
+            "Proceedings of the IEEE/CVF Conference on computer vision and pattern recognition",
+            "cvpr",
+        ),
+        ("Proceedings of the IEEE conference on computer vision and pattern recognition", "cvpr"),
+        ("2021 {IEEE/CVF} International Conference on Computer Vision, {ICCV} 2021", "iccv"),
+        ("{IEEE/CVF} International Conference on Computer Vision Workshops, {ICCVW} 2021", "iccvw"),
+        (
+            "Proceedings of the IEEE/CVF International Conference on Computer Vision Workshops",
+            "iccvw",
+        ),
+        ("Computer Vision - {ECCV} 2022 - 17th European Conference, Tel Aviv, Israel", "eccv"),
+        (
+            "Advances in Neural Information Processing Systems 35: Annual Conference on Neural "
+            "Information Processing Systems 2022, NeurIPS 2022",
+            "neurips",
+        ),
+        ("NIPS", "neurips"),
+        ("The Tenth International Conference on Learning Representations, {ICLR} 2022", "iclr"),
+        ("Thirty-Fifth {AAAI} Conference on Artificial Intelligence, {AAAI} 2021", "aaai"),
+        ("Proceedings of the AAAI Conference on Artificial Intelligence", "aaai"),
+        ("{MM} '21: {ACM} Multimedia Conference, Virtual Event, China", "acmmm"),
+        (
+            "Proceedings of the 23rd {ACM} {SIGKDD} International Conference on "
+            "Knowledge Discovery and Data Mining",
+            "kdd",
+        ),
+        (
+            "{IEEE} International Conference on Acoustics, Speech and Signal Processing, "
+            "{ICASSP} 2023",
+            "icassp",
+        ),
+        ("IEEE Winter Conference on Applications of Computer Vision (WACV)", "wacv"),
+        ("IEEE Trans. Pattern Anal. Mach. Intell.", "tpami"),
+        ("IEEE Transactions on Pattern Analysis and Machine Intelligence", "tpami"),
+        ("{IEEE} Trans. Image Process.", "tip"),
+        ("Knowl. Based Syst.", "kbs"),
+        ("Knowledge-Based Systems", "kbs"),
+        ("Sensors", "sensors"),
+        ("CoRR", "arxiv"),
+        ("arXiv preprint arXiv:1503.02531", "arxiv"),
+        # Not in venues.yaml, or a workshop of a main conference: no match.
+        (
+            "{IEEE/CVF} Conference on Computer Vision and Pattern Recognition Workshops, "
+            "{CVPRW} 2022",
+            None,
+        ),
+        (
+            "Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition "
+            "(CVPR) Workshops",
+            None,
+        ),
+        ("Asian Conference on Computer Vision", None),
+        ("IEEE Sensors Journal", None),
+        ("Pattern Recognition", None),
+    ],
+)
 def test_match_venue(venues, text, key):
     assert match_venue(text, venues) == key
 
 
 def test_authors_and_latex():
-    assert authors(r"Borui Zhao and van der Maaten, Laurens and M{\"u}ller, J{\"o}rg and "
-                   r"Jos\'{e} Garc{\'\i}a and Jian Sun 0001 and Samira Ebrahimi Kahou") == [
-        "Zhao, Borui", "van der Maaten, Laurens", "Müller, Jörg", "García, José", "Sun, Jian",
-        "Kahou, Samira Ebrahimi"]
+    assert authors(
+        r"Borui Zhao and van der Maaten, Laurens and M{\"u}ller, J{\"o}rg and "
+        r"Jos\'{e} Garc{\'\i}a and Jian Sun 0001 and Samira Ebrahimi Kahou"
+    ) == [
+        "Zhao, Borui",
+        "van der Maaten, Laurens",
+        "Müller, Jörg",
+        "García, José",
+        "Sun, Jian",
+        "Kahou, Samira Ebrahimi",
+    ]
     with pytest.raises(ValueError, match="and others"):
         authors("A. Author and others")
-    assert latex_to_text(r"{\c{C}}elik \& Dvo{\v{r}}{\'a}k: {KD} for 100\% of {CNN}s") == \
-        "Çelik & Dvořák: KD for 100% of CNNs"
+    assert (
+        latex_to_text(r"{\c{C}}elik \& Dvo{\v{r}}{\'a}k: {KD} for 100\% of {CNN}s")
+        == "Çelik & Dvořák: KD for 100% of CNNs"
+    )
 
 
-@pytest.mark.parametrize("fields", [
-    {"eprint": "1503.02531", "archiveprefix": "arXiv", "primaryclass": "stat.ML"},
-    {"eprint": "1503.02531v2", "eprinttype": "arxiv"},
-    {"journal": "CoRR", "volume": "abs/1503.02531"},
-    {"journal": "arXiv preprint arXiv:1503.02531"},
-    {"url": "http://arxiv.org/abs/1503.02531v1"},
-    {"url": "https://arxiv.org/pdf/1503.02531.pdf"},
-    {"doi": "10.48550/arXiv.1503.02531"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"eprint": "1503.02531", "archiveprefix": "arXiv", "primaryclass": "stat.ML"},
+        {"eprint": "1503.02531v2", "eprinttype": "arxiv"},
+        {"journal": "CoRR", "volume": "abs/1503.02531"},
+        {"journal": "arXiv preprint arXiv:1503.02531"},
+        {"url": "http://arxiv.org/abs/1503.02531v1"},
+        {"url": "https://arxiv.org/pdf/1503.02531.pdf"},
+        {"doi": "10.48550/arXiv.1503.02531"},
+    ],
+)
 def test_arxiv_id(fields):
     assert arxiv_id(fields) == "1503.02531"
 
@@ -243,19 +303,42 @@ def test_dblp_entry_to_record(tmp_path, empty_dir, capsys):
         load(empty_dir)
     failing = {(p.field, p.line) for p in exc.value.problems}
     lines = DBLP_YAML.splitlines()
-    assert failing == {(f, next(i for i, line in enumerate(lines, 1) if line.startswith(f"{f}:")))
-                       for f in ("category", "tasks", "loss", "summary")}
+    assert failing == {
+        (f, next(i for i, line in enumerate(lines, 1) if line.startswith(f"{f}:")))
+        for f in ("category", "tasks", "loss", "summary")
+    }
 
 
 def test_flags_make_a_valid_record(tmp_path, empty_dir, capsys):
     path = bib_file(tmp_path, DBLP)
-    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--category", "logit",
-                 "--task", "classification", "--task", "detection", "--loss", "dkd",
-                 "--summary", "The KD loss is split into  target and non-target terms."]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "bibtex",
+                path,
+                "--papers",
+                str(empty_dir),
+                "--category",
+                "logit",
+                "--task",
+                "classification",
+                "--task",
+                "detection",
+                "--loss",
+                "dkd",
+                "--summary",
+                "The KD loss is split into  target and non-target terms.",
+            ]
+        )
+        == 0
+    )
     assert main(["validate", "--papers", str(empty_dir)]) == 0
     paper = load(empty_dir).papers[0]
-    assert paper.loss == ["dkd"] and [t.value for t in paper.tasks] == ["classification",
-                                                                         "detection"]
+    assert paper.loss == ["dkd"] and [t.value for t in paper.tasks] == [
+        "classification",
+        "detection",
+    ]
     assert paper.summary == "The KD loss is split into target and non-target terms."
 
 
@@ -265,17 +348,27 @@ def test_scholar_style_accents_and_journal(tmp_path, empty_dir, capsys):
     data = yaml.safe_load(capsys.readouterr().out)
     assert data["id"] == "muller2020uber"
     assert data["title"] == "Über KD: accents and Family, Given names"
-    assert data["authors"] == ["Müller, Jürgen", "García-López, José", "van Beethoven, Ludwig",
-                               "Sun, Jian"]
+    assert data["authors"] == [
+        "Müller, Jürgen",
+        "García-López, José",
+        "van Beethoven, Ludwig",
+        "Sun, Jian",
+    ]
     assert (data["venue"], data["volume"], data["number"], data["pages"]) == (
-        "tpami", "42", "11", "1--10")
+        "tpami",
+        "42",
+        "11",
+        "1--10",
+    )
     assert data["links"] == {"paper": None}  # no url, doi or arXiv id: left for the contributor
 
 
 def test_unknown_venue_is_a_clear_error_and_nothing_is_written(tmp_path, empty_dir, capsys):
     text = DBLP + DBLP.replace("DBLP:conf/cvpr/ZhaoCSQL22", "other").replace(
-        "Decoupled", "Coupled").replace("{CVPR} 2022", "{CVPR} 2022 Workshops").replace(
-        "10.1109/CVPR52688.2022.01165", "10.1109/CVPRW.2022.1")
+        "Decoupled", "Coupled"
+    ).replace("{CVPR} 2022", "{CVPR} 2022 Workshops").replace(
+        "10.1109/CVPR52688.2022.01165", "10.1109/CVPRW.2022.1"
+    )
     assert main(["import", "bibtex", bib_file(tmp_path, text), "--papers", str(empty_dir)]) == 1
     err = capsys.readouterr().err
     assert "entry 'other': unknown venue '" in err and "add it to venues.yaml" in err
@@ -289,17 +382,22 @@ def test_never_overwrites_and_finds_duplicates(tmp_path, catalogue_dir, capsys):
     arxiv = r"""@misc{hinton2015distilling, title={Distilling the Knowledge in a Neural Network},
       author={Geoffrey Hinton and Oriol Vinyals and Jeff Dean}, year={2015},
       eprint={1503.02531}, archivePrefix={arXiv}, primaryClass={stat.ML}}"""
-    assert main(["import", "bibtex", bib_file(tmp_path, arxiv), "--papers",
-                 str(catalogue_dir)]) == 1
-    assert "hinton2015distilling.yaml already exists and is not overwritten" in \
-        capsys.readouterr().err
+    assert (
+        main(["import", "bibtex", bib_file(tmp_path, arxiv), "--papers", str(catalogue_dir)]) == 1
+    )
+    assert (
+        "hinton2015distilling.yaml already exists and is not overwritten" in capsys.readouterr().err
+    )
     assert record.read_text(encoding="utf-8") == before
     # The same paper under another first word of the title (a renamed version): same arXiv id.
     renamed = arxiv.replace("Distilling the Knowledge", "Knowledge Distilling")
-    assert main(["import", "bibtex", bib_file(tmp_path, renamed), "--papers",
-                 str(catalogue_dir)]) == 1
-    assert "already in the catalogue: same arXiv id as hinton2015distilling.yaml" in \
-        capsys.readouterr().err
+    assert (
+        main(["import", "bibtex", bib_file(tmp_path, renamed), "--papers", str(catalogue_dir)]) == 1
+    )
+    assert (
+        "already in the catalogue: same arXiv id as hinton2015distilling.yaml"
+        in capsys.readouterr().err
+    )
 
 
 def test_flag_errors(tmp_path, empty_dir, capsys):
@@ -308,10 +406,13 @@ def test_flag_errors(tmp_path, empty_dir, capsys):
     assert "--summary describes one paper" in capsys.readouterr().err
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--loss", "nope"]) == 2
     assert "no loss nope" in capsys.readouterr().err
-    assert main(["import", "bibtex", str(tmp_path / "missing.bib"), "--papers",
-                 str(empty_dir)]) == 2
-    assert main(["import", "bibtex", bib_file(tmp_path, "% nothing\n"), "--papers",
-                 str(empty_dir)]) == 1
+    assert (
+        main(["import", "bibtex", str(tmp_path / "missing.bib"), "--papers", str(empty_dir)]) == 2
+    )
+    assert (
+        main(["import", "bibtex", bib_file(tmp_path, "% nothing\n"), "--papers", str(empty_dir)])
+        == 1
+    )
     assert "no BibTeX entry found" in capsys.readouterr().err
     assert sorted(p.name for p in empty_dir.iterdir()) == ["categories.yaml", "venues.yaml"]
 
@@ -334,8 +435,10 @@ def test_export_then_import_gives_the_records_back(empty_dir, source, ascii):
     catalogue = load(source, check_losses=False)
     shutil.copy(source / "venues.yaml", empty_dir / "venues.yaml")
     text = citations.bibtex(catalogue, ascii=ascii)
-    records = {r.fields["id"]: r.fields for r in
-               import_bibtex(text, empty_dir, catalogue.venues, Options())}
+    records = {
+        r.fields["id"]: r.fields
+        for r in import_bibtex(text, empty_dir, catalogue.venues, Options())
+    }
     assert sorted(records) == sorted(p.key for p in catalogue.papers)
     for paper in catalogue.papers:
         got = records[paper.key]
@@ -352,9 +455,11 @@ def test_export_then_import_gives_the_records_back(empty_dir, source, ascii):
 
 
 def test_import_failure_lists_every_problem(empty_dir, venues):
-    bad = "@article{a, title={T}, year={20x}}\n@inproceedings{b, author={A B}, title={T}, " \
-          "booktitle={Nowhere Conference}, year={2020}}\n@misc{c, author={A B}, year={2020}, " \
-          "title={T}}\n@article{m{\\\"u}ller, title={T}}\n@misc{c, title={T}}\n"
+    bad = (
+        "@article{a, title={T}, year={20x}}\n@inproceedings{b, author={A B}, title={T}, "
+        "booktitle={Nowhere Conference}, year={2020}}\n@misc{c, author={A B}, year={2020}, "
+        'title={T}}\n@article{m{\\"u}ller, title={T}}\n@misc{c, title={T}}\n'
+    )
     with pytest.raises(ImportFailure) as exc:
         import_bibtex(bad, empty_dir, venues, Options(), source="x.bib")
     text = str(exc.value)

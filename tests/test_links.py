@@ -232,6 +232,15 @@ def test_robot_wall_host_is_unverified_not_dead_and_gets_no_head(server, sleeps)
     assert methods(server, "/doc") == ["GET"]
 
 
+def test_redirect_to_a_robot_wall_is_unverified(server, sleeps):
+    server.route("/go", Reply.redirect(f"http://localhost:{server.port}/wall", 302))
+    server.route("/wall", Reply(403))
+    policies = {"localhost": HostPolicy(blocks_robots=True)}
+    result = check(server, sleeps, server.url("/go"), policies=policies)
+    assert result.verdict == INCONCLUSIVE
+    assert result.message.startswith("unverified: localhost blocks automated checks")
+
+
 def test_skipped_host_is_never_requested(server, sleeps):
     policies = {"127.0.0.1": HostPolicy(skip=True)}
     result = check(server, sleeps, server.route("/doc", Reply(200)), policies=policies)

@@ -29,7 +29,10 @@ def _tensors(value):
 
 def _float_inputs(kwargs, role):
     return [
-        t for k, v in kwargs.items() if k.endswith(f"_{role}") for t in _tensors(v)
+        t
+        for k, v in kwargs.items()
+        if k.endswith(f"_{role}")
+        for t in _tensors(v)
         if t.is_floating_point()
     ]
 
@@ -61,7 +64,9 @@ def test_finite_value_and_gradients(name, dtype):
     assert torch.isfinite(value)
     value.backward()
     grads = [t.grad for t in students]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads), "no gradient reaches the student"
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), (
+        "no gradient reaches the student"
+    )
     for g in grads:
         if g is not None:
             assert torch.isfinite(g).all()
@@ -124,7 +129,11 @@ def test_mismatched_shapes_raise_value_error_naming_both(name):
 def test_runs_on_cuda(name):
     kwargs = _inputs(name, torch.float32)
     moved = {
-        k: [t.cuda() for t in v] if isinstance(v, list) else v.cuda() if isinstance(v, torch.Tensor) else v
+        k: [t.cuda() for t in v]
+        if isinstance(v, list)
+        else v.cuda()
+        if isinstance(v, torch.Tensor)
+        else v
         for k, v in kwargs.items()
     }
     for t in _float_inputs(moved, "student"):
@@ -132,3 +141,17 @@ def test_runs_on_cuda(name):
     value = _seeded_loss(name).cuda()(**moved)
     value.backward()
     assert value.is_cuda and torch.isfinite(value)
+
+
+def test_every_loss_cites_a_catalogue_paper_of_its_family():
+    from conftest import PAPERS
+
+    from kdsurvey.catalogue import load
+
+    papers = {p.id: p for p in load(PAPERS).papers}
+    for name in NAMES:
+        cls = get(name)
+        assert cls.paper in papers, f"{name}: no record {cls.paper}"
+        assert cls.family == papers[cls.paper].category.value, name
+        assert name in papers[cls.paper].loss, f"{cls.paper} does not list its loss {name}"
+        assert cls.__doc__ and cls.paper in cls.__doc__, f"{name}: docstring must cite {cls.paper}"

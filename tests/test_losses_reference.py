@@ -15,13 +15,18 @@ from kdsurvey.cli import main  # noqa: E402
 from kdsurvey.losses import create  # noqa: E402
 from kdsurvey.losses.verify import build_args, run_file  # noqa: E402
 
-REFERENCE = Path(os.environ.get("KDSURVEY_REFERENCE",
-                                Path(__file__).resolve().parents[2] / "shared" / "reference"))
+REFERENCE = Path(
+    os.environ.get(
+        "KDSURVEY_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"
+    )
+)
 if not REFERENCE.is_dir():
     if os.environ.get("CI"):
         raise RuntimeError(f"reference cases not found at {REFERENCE} (set KDSURVEY_REFERENCE)")
-    pytest.skip(f"reference cases not found at {REFERENCE} (set KDSURVEY_REFERENCE)",
-                allow_module_level=True)
+    pytest.skip(
+        f"reference cases not found at {REFERENCE} (set KDSURVEY_REFERENCE)",
+        allow_module_level=True,
+    )
 
 CASES = sorted((REFERENCE / "cases").glob("*.json"))
 SPECS = sorted((REFERENCE / "spec").glob("*.json"))
@@ -31,8 +36,11 @@ SPECS = sorted((REFERENCE / "spec").glob("*.json"))
 def test_reference_cases_pass(path):
     results = run_file(path)
     assert results
-    failures = [f"{r.case}: loss {r.loss_diff:.3g} grad {r.grad_diff:.3g} {r.error}"
-                for r in results if not r.passed]
+    failures = [
+        f"{r.case}: loss {r.loss_diff:.3g} grad {r.grad_diff:.3g} {r.error}"
+        for r in results
+        if not r.passed
+    ]
     assert not failures, failures
 
 
@@ -62,7 +70,8 @@ def test_spec_cases_accepted_with_finite_loss_and_gradient(spec, case):
     gen = torch.Generator().manual_seed(0)
     args = case["args"]
     classes = case["kwargs"].get("num_classes") or (
-        args["logits_student"]["shape"][1] if "logits_student" in args else 2)
+        args["logits_student"]["shape"][1] if "logits_student" in args else 2
+    )
     filled = {k: _fill(v, gen, classes) for k, v in args.items()}
     if "class_prior" in filled:  # a prior is a distribution over classes
         prior = torch.rand(filled["class_prior"]["shape"], generator=gen, dtype=torch.float64)
@@ -84,8 +93,9 @@ def test_verify_command_prints_table_and_passes(capsys):
     assert main(["losses", "verify", str(REFERENCE / "cases")]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:2] == ["method", "case"]
-    assert out.rstrip().endswith(f"{sum(len(json.loads(p.read_text())['cases']) for p in CASES)}"
-                                 " passed, 0 failed")
+    assert out.rstrip().endswith(
+        f"{sum(len(json.loads(p.read_text())['cases']) for p in CASES)} passed, 0 failed"
+    )
 
 
 def test_verify_command_fails_on_wrong_numbers_and_unknown_methods(tmp_path, capsys):
@@ -97,4 +107,6 @@ def test_verify_command_fails_on_wrong_numbers_and_unknown_methods(tmp_path, cap
     assert main(["losses", "verify", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "unknown loss 'no_such_loss'" in out
-    assert out.rstrip().endswith(f"{len(spec['cases']) - 1} passed, {len(spec['cases']) + 1} failed")
+    assert out.rstrip().endswith(
+        f"{len(spec['cases']) - 1} passed, {len(spec['cases']) + 1} failed"
+    )

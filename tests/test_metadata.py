@@ -350,3 +350,38 @@ def test_online_command(papers, capsys, monkeypatch):
     assert code == 0
     assert len(server.arxiv_batches) == 1
     assert "1 records: 0 error(s), 0 warning(s)" in capsys.readouterr().out
+
+
+def test_online_arxiv_primary_category_of_a_preprint(papers):
+    write(papers, record())
+    with FakeServer() as server:
+        arxiv_api(server, {"1503.02531": {**ARXIV["1503.02531"], "category": "stat.ML"}})
+        found = online(papers, server)
+    [finding] = found
+    assert (finding.field, finding.severity) == ("links", WARNING)
+    assert "primary category is stat.ML: set links.arxiv_class" in finding.message
+
+
+def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    write(papers, record(title="Distilling the knowledge in a Neural Network"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c",
+           "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "base"]):
+        subprocess.run(git + args, cwd=papers.parent, check=True, capture_output=True)
+    write(papers, record(title="Another Paper", venue="iccv", year=2020, arxiv=None))
+    assert main(["check", "metadata", "--papers", str(papers), "--changed-since", "HEAD"]) == 1
+    out = capsys.readouterr().out
+    assert "hinton2020another.yaml:9: venue:" in out and "title casing" not in out
+    assert out.strip().endswith("1 records: 1 error(s), 0 warning(s)")
+
+
+@pytest.mark.parametrize("command", [["check"], ["check", "links"], ["check", "metadata"],
+                                     ["new"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: kdsurvey")

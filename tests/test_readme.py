@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import GOOD, PAPERS
+
 from kdsurvey.catalogue import load
 from kdsurvey.cli import main
 from kdsurvey.readme import render
@@ -23,17 +24,23 @@ def test_readme_carries_every_paper_in_its_section():
     for key, info in catalogue.categories.items():
         section = text.split(f"## {info.title}\n", 1)[1].split("\n## ", 1)[0]
         for paper in catalogue.in_category(key):
-            assert f"**[{paper.title.replace('_', chr(92) + '_')}]({paper.links.paper})**" in section
+            assert (
+                f"**[{paper.title.replace('_', chr(92) + '_')}]({paper.links.paper})**" in section
+            )
         assert f"[{info.title}](#" in text and f"({len(catalogue.in_category(key))})" in text
 
 
 def test_entries_sorted_newest_first_then_title(catalogue_dir):
     older = GOOD.replace("year: 2015", "year: 2014").replace("1503.02531", "1403.0253")
     older = older.replace("Distilling the Knowledge", "Zebra Distilling").replace(
-        "id: hinton2015distilling", "id: hinton2014zebra")
+        "id: hinton2015distilling", "id: hinton2014zebra"
+    )
     (catalogue_dir / "hinton2014zebra.yaml").write_text(older)
-    newer = GOOD.replace("Distilling the Knowledge", "Another Knowledge").replace(
-        "1503.02531", "1503.02532").replace("id: hinton2015distilling", "id: hinton2015another")
+    newer = (
+        GOOD.replace("Distilling the Knowledge", "Another Knowledge")
+        .replace("1503.02531", "1503.02532")
+        .replace("id: hinton2015distilling", "id: hinton2015another")
+    )
     (catalogue_dir / "hinton2015another.yaml").write_text(newer)
     text = render(load(catalogue_dir))
     order = [text.index(t) for t in ("Another Knowledge", "Distilling the Knowledge", "Zebra")]

@@ -37,7 +37,10 @@ def _check_layers(students: Sequence[Tensor], teachers: Sequence[Tensor]) -> Non
 
 
 def _pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
-    """Average-pool the spatially larger of two maps down to the other's size (AT, NST)."""
+    """Average-pool the map with the larger height down to the other's (H, W) (AT, NST).
+
+    The official code pools to a square (H, H); the same for the square maps it is used with.
+    """
     hs, ht = fs.shape[2], ft.shape[2]
     if hs > ht:
         fs = F.adaptive_avg_pool2d(fs, ft.shape[2:])
@@ -559,8 +562,9 @@ class OFD(DistillationLoss):
         for i, (s, t, m) in enumerate(zip(feats_student, feats_teacher, margins, strict=True)):
             check_same_shape(s, t, "feature")
             t = torch.maximum(t.detach(), m.detach().to(t.dtype))
-            mask = (s > t) | (t > 0)
-            total = total + torch.where(mask, (s - t).pow(2), 0.0).sum() / 2.0 ** (n - 1 - i)
+            # multiplying by the boolean mask directly saves a float conversion pass
+            partial = F.mse_loss(s, t, reduction="none") * ((s > t) | (t > 0))
+            total = total + partial.sum() / 2.0 ** (n - 1 - i)
         return self.loss_weight * total / feats_student[0].shape[0]
 
     @classmethod
@@ -850,8 +854,8 @@ class MGD(DistillationLoss):
                 feat_student = feat_student * self._mask(feat_student)
             feat_student = self.generation(feat_student)
         check_same_shape(feat_student, feat_teacher, "feature")
-        diff = feat_student - feat_teacher.detach()
-        return self.loss_weight * diff.pow(2).sum() / feat_student.shape[0]
+        sq = F.mse_loss(feat_student, feat_teacher.detach(), reduction="sum")
+        return self.loss_weight * sq / feat_student.shape[0]
 
     @classmethod
     def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
@@ -928,8 +932,9 @@ class NORM(DistillationLoss):
                 f"student feature must have {n} x the teacher's channels at the teacher's size: "
                 f"student {tuple(feat_student.shape)} vs teacher {tuple(feat_teacher.shape)}"
             )
-        diff = feat_student.view(b, n, c, h, w) - feat_teacher.unsqueeze(1)
-        return self.loss_weight * diff.pow(2).mean() * n
+        # each of the N groups against the teacher, broadcast without materialising the repeat
+        target = feat_teacher.unsqueeze(1).expand(b, n, c, h, w)
+        return self.loss_weight * F.mse_loss(feat_student.view(b, n, c, h, w), target) * n
 
     @classmethod
     def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
@@ -974,11 +979,12 @@ class _CBAM(nn.Module):
         return x * torch.sigmoid(spatial)
 
 
-@register("attnfd", paper="mansourian2025attention", family="feature")
+@register("attnfd", paper="mansourian2026attention", family="feature")
 class AttnFD(DistillationLoss):
-    r"""Attention-guided feature distillation ("Attention-guided Feature Distillation for Semantic
-    Segmentation", Mansourian et al.; catalogue id ``mansourian2025attention``, arXiv 2403.05451,
-    Computer Vision and Image Understanding).
+    r"""Attention-guided feature distillation, AttnFD ("Attention as Geometric Transformation:
+    Revisiting Feature Distillation for Semantic Segmentation", Mansourian et al., WACV 2026
+    workshops; first released as "Attention-guided Feature Distillation for Semantic Segmentation",
+    arXiv 2403.05451; catalogue id ``mansourian2026attention``).
 
     CBAM-refined features of both networks, each normalised by its Frobenius norm over the whole
     batch tensor:

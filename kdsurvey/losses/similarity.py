@@ -1421,60 +1421,6 @@ class CrossViewConsistency(DistillationLoss):
         }
 
 
-@register("inter_intra", paper="unknown2024knowledge", family="similarity")
-class InterIntraRelation(DistillationLoss):
-    r"""Inter- and intra-sample relation transfer ("Knowledge Distillation via Inter- and
-    Intra-Samples Relation Transferring", FSKD 2024).
-
-    *Inter-sample* relation: the cosine-similarity matrix of the flattened batch,
-    :math:`A\in\mathbb R^{B\times B}`. *Intra-sample* relation: for each sample, the cosine
-    similarity between its spatial positions' channel vectors,
-    :math:`S_b\in\mathbb R^{HW\times HW}` (the map with the larger height is average-pooled to the
-    other's square size, so channel counts and resolutions may differ):
-
-    .. math:: \mathcal{L} = w\big[\lambda_{inter}\,\mathrm{MSE}(A^s,A^t)
-        + \lambda_{intra}\,\mathrm{MSE}(S^s,S^t)\big]
-
-    Args:
-        inter_weight: :math:`\lambda_{inter}` (1). intra_weight: :math:`\lambda_{intra}` (1).
-        loss_weight: ``w``.
-
-    Shapes: ``feat_student`` ``(B, C_s, H_s, W_s)``, ``feat_teacher`` ``(B, C_t, H_t, W_t)``
-    (vectors ``(B, D)`` have no intra-sample term). Neither the paper text nor code could be
-    found: this is a generic inter-/intra-sample relation objective inferred from the title; the
-    relation measures, the MSE matching and the weights are our choices. The catalogue id is a
-    stand-in (``unknown2024knowledge``: the first author could not be found) until the record
-    exists.
-    """
-
-    def __init__(
-        self, inter_weight: float = 1.0, intra_weight: float = 1.0, loss_weight: float = 1.0
-    ):
-        super().__init__()
-        self.inter_weight, self.intra_weight = inter_weight, intra_weight
-        self.loss_weight = loss_weight
-
-    @staticmethod
-    def intra_relation(x: Tensor) -> Tensor:
-        v = F.normalize(_flat3(x), dim=1)  # (B, C, HW), unit channel vector per position
-        return v.transpose(1, 2) @ v
-
-    def forward(self, feat_student: Tensor, feat_teacher: Tensor) -> Tensor:
-        check_same_batch(feat_student, feat_teacher, "inter/intra feature")
-        s, t = feat_student, feat_teacher.detach()
-        loss = self.inter_weight * F.mse_loss(cosine_matrix(s), cosine_matrix(t))
-        if s.dim() == 4 and t.dim() == 4:
-            s, t = pool_to_smaller(s, t)
-            loss = loss + self.intra_weight * F.mse_loss(
-                self.intra_relation(s), self.intra_relation(t)
-            )
-        return self.loss_weight * loss
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
-
-
 @register("bckd", paper="wang2023bckd", family="similarity")
 class BCKD(DistillationLoss):
     r"""Block-Correlation KD (Wang et al., ICIP 2023; catalogue id ``wang2023bckd``,

@@ -84,7 +84,9 @@ def run_case(spec: dict, case: dict) -> CaseResult:
                 ok, grad_diff = ok and g_ok, max(grad_diff, g_diff)
         return CaseResult(method, name, loss_diff, grad_diff, ok)
     except Exception as exc:  # noqa: BLE001 - a broken loss is reported as a failed case
-        return CaseResult(method, name, float("nan"), float("nan"), False, f"{type(exc).__name__}: {exc}")
+        return CaseResult(
+            method, name, float("nan"), float("nan"), False, f"{type(exc).__name__}: {exc}"
+        )
 
 
 def run_file(path: Path) -> list[CaseResult]:

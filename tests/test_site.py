@@ -1,0 +1,449 @@
+"""The website: page generation from the records, and strict MkDocs (and Zensical) builds.
+
+The real catalogue is built once per module into a temporary copy of the project (``mkdocs.yml`` +
+``site/``), so the tests never touch the working tree's ``site/catalogue/`` or ``public/``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+
+from kdsurvey import site
+from kdsurvey.catalogue import load
+from kdsurvey.cli import main
+from kdsurvey.losses.registry import declared_names
+from kdsurvey.schema import citation_key
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPERS = ROOT / "papers"
+DKD = "zhao2022decoupled"
+MOUNT = "/kdsurvey/"  # the path of site_url in mkdocs.yml
+_spec = importlib.util.spec_from_file_location("kd_synthetic", ROOT / "benchmarks/synthetic.py")
+_synthetic = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_synthetic)
+write_catalogue = _synthetic.write_catalogue
+EVIL_NOTES = 'First line.\n--8<-- "index.md"\n'
+EVIL_TITLE = '<script>alert("x")</script> *Distilling* [links](javascript:x) & `code` | --8<--'
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """The real catalogue built into a temporary project: (catalogue, project dir, site dir)."""
+    tmp = tmp_path_factory.mktemp("real")
+    config = site.copy_project(tmp / "project")
+    catalogue = load(PAPERS)
+    site.build(catalogue, config, tmp / "public")
+    return catalogue, config.parent, tmp / "public"
+
+
+def evil_record(papers: Path) -> str:
+    """Add a record whose user strings try Markdown, HTML and snippet injection; return its id."""
+    author = "O'Brien <b>, Anna & *Bo*"
+    key = citation_key(author, 2024, EVIL_TITLE)
+    (papers / f"{key}.yaml").write_text(
+        "\n".join([
+            f"id: {key}",
+            f"title: {json.dumps(EVIL_TITLE)}",
+            "authors:",
+            f"  - {json.dumps(author)}",
+            "year: 2024",
+            "venue: cvpr",
+            "category: logit",
+            "tasks: [classification]",
+            "links:",
+            "  paper: https://example.org/a_(b)",
+            "loss: kd",
+            f"summary: {json.dumps('A summary with <img src=x onerror=alert(1)> and __bold__.')}",
+            f"notes: {json.dumps(EVIL_NOTES)}",
+        ]) + "\n",
+        encoding="utf-8",
+    )
+    return key
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A synthetic catalogue of 30 papers plus the hostile record, built once."""
+    tmp = tmp_path_factory.mktemp("small")
+    papers = write_catalogue(tmp / "papers", 30)
+    key = evil_record(papers)
+    config = site.copy_project(tmp / "project")
+    catalogue = load(papers)
+    site.build(catalogue, config, tmp / "public")
+    return catalogue, config.parent, tmp / "public", key
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.resources: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        for name in ("src", "data-src"):
+            if attrs.get(name):
+                self.resources.append(attrs[name])
+        if tag == "link" and attrs.get("href") and attrs.get("rel") not in ("canonical", None):
+            self.resources.append(attrs["href"])
+
+
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+# -- escaping and loss introspection ----------------------------------------------------------
+
+
+def test_md_text_escapes_markdown_and_html():
+    out = site.md_text('<b>x</b> *y* _z_ [a](b) `c` # | & "q"')
+    assert "<" not in out and ">" not in out
+    assert "&lt;b&gt;" in out and "&amp;" in out and "&quot;q&quot;" in out
+    for ch in "*_[]`#|":
+        assert f"\\{ch}" in out
+
+
+def test_fence_is_longer_than_any_backtick_run():
+    assert site.fence("plain") == "```"
+    assert site.fence("a ```` b") == "`````"
+
+
+def test_every_declared_loss_is_read_from_source():
+    for name in declared_names():
+        info = site.loss_info(name)
+        assert info is not None, name
+        assert info.cls and info.line > 0 and info.inputs, name
+
+
+def test_loss_info_reads_hyperparameters_and_defaults():
+    info = site.loss_info("dkd")
+    params = {p.name: p.default for p in info.params}
+    assert info.cls == "DKD" and info.module == "logit.py"
+    assert params["alpha"] == "1.0" and params["beta"] == "8.0" and params["temperature"] == "4.0"
+    assert info.inputs[:2] == ("logits_student", "logits_teacher")
+    source = (ROOT / "kdsurvey/losses/logit.py").read_text().splitlines()
+    assert source[info.line - 1].startswith('@register("dkd"')
+
+
+def test_site_module_does_not_import_torch():
+    code = ("import sys; from kdsurvey import site; from kdsurvey.catalogue import load; "
+            "site.render_pages(load('papers')); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+# -- generation -------------------------------------------------------------------------------
+
+
+def test_pages_cover_the_catalogue():
+    catalogue = load(PAPERS)
+    pages = site.render_pages(catalogue, site.Links("https://github.com/o/r"))
+    for p in catalogue.papers:
+        assert f"papers/{p.id}.md" in pages
+    for key in catalogue.categories:
+        assert f"categories/{key}.md" in pages
+    for p in catalogue.papers:
+        for t in p.tasks:
+            assert f"tasks/{t.value}.md" in pages
+    assert "venues/index.md" in pages and "tasks/index.md" in pages
+    assert {"_include/home-stats.md", "_include/home-chart.md"} <= pages.keys()
+
+
+def test_paper_page_has_searchable_metadata_and_edit_link():
+    catalogue = load(PAPERS)
+    pages = site.render_pages(catalogue, site.Links("https://github.com/o/r"))
+    page = pages[f"papers/{DKD}.md"]
+    front = page.split("---\n")[1]
+    assert f'edit_url: "https://github.com/o/r/edit/main/papers/{DKD}.yaml"' in front
+    assert "Borui Zhao" in page and "CVPR" in page and "`dkd`" in page
+    assert "arXiv:2203\\.08679" in page  # the rendered text reads arXiv:2203.08679
+    assert "from kdsurvey.losses import DKD" in page
+    assert "https://github.com/o/r/blob/main/kdsurvey/losses/logit.py#L" in page
+
+
+def test_related_papers_share_category_and_task():
+    catalogue = load(PAPERS)
+    related = site._related(catalogue)
+    by_id = {p.id: p for p in catalogue.papers}
+    for pid, others in related.items():
+        p = by_id[pid]
+        assert len(others) <= site.RELATED
+        for q in others:
+            assert q.id != pid and q.category == p.category and set(q.tasks) & set(p.tasks)
+
+
+def test_generate_writes_only_changes_and_removes_stale_pages(tmp_path):
+    papers = write_catalogue(tmp_path / "papers", 12)
+    docs = tmp_path / "docs"
+    first = site.generate(load(papers), docs)
+    assert first.written and not first.removed
+    again = site.generate(load(papers), docs)
+    assert again.written == [] and again.unchanged == len(first.written)
+    mtimes = {p: p.stat().st_mtime_ns for p in docs.rglob("*.md")}
+
+    victim = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
+    victim.unlink()
+    third = site.generate(load(papers), docs)
+    assert f"papers/{victim.stem}.md" in third.removed
+    assert not (docs / site.GENERATED / "papers" / f"{victim.stem}.md").exists()
+    untouched = [p for p, t in mtimes.items() if p.exists() and p.stat().st_mtime_ns == t]
+    assert untouched  # pages that did not change were not rewritten
+
+
+def site_data_files():
+    return {"venues.yaml", "categories.yaml"}
+
+
+def test_generation_is_deterministic():
+    catalogue = load(PAPERS)
+    assert site.render_pages(catalogue) == site.render_pages(catalogue)
+
+
+# -- the built site ---------------------------------------------------------------------------
+
+
+def test_real_site_builds_strict_with_expected_pages(real):
+    catalogue, _, out = real
+    assert (out / "index.html").exists()
+    assert (out / "catalogue/papers" / DKD / "index.html").exists()
+    assert (out / "catalogue/papers" / f"{DKD}.bib").exists()
+    for key in catalogue.categories:
+        assert (out / "catalogue/categories" / key / "index.html").exists()
+    home = (out / "index.html").read_text(encoding="utf-8")
+    assert "<svg" in home and "Papers per year" in home
+    assert f"<strong>{len(catalogue.papers)}</strong>" in home
+
+
+def test_no_broken_internal_link_and_no_external_resource(real):
+    _, _, out = real
+    problems, parsed = [], {}
+
+    def page(file: Path) -> _Links:
+        if file not in parsed:
+            parsed[file] = _parse(file)
+        return parsed[file]
+
+    for path in sorted(out.rglob("*.html")):
+        here = page(path)
+        page_url = "/" + path.relative_to(out).as_posix()
+        for href in here.links + here.resources:
+            parts = urlsplit(href)
+            if parts.scheme in ("http", "https", "mailto") or href.startswith("//"):
+                if href in here.resources:
+                    problems.append(f"{page_url}: external resource {href}")
+                continue
+            target = urlsplit(urljoin(page_url, href))
+            path_ = unquote(target.path)
+            if path_.startswith(MOUNT):  # 404.html links from the site_url's path
+                path_ = path_[len(MOUNT) - 1:]
+            file = out / path_.lstrip("/")
+            if target.path.endswith("/") or file.is_dir():
+                file = file / "index.html"
+            if not file.exists():
+                problems.append(f"{page_url}: broken link {href}")
+            elif target.fragment and file.suffix == ".html" and target.fragment not in page(file).ids:
+                problems.append(f"{page_url}: missing anchor {href}")
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_paper_pages_stay_out_of_the_navigation(real):
+    _, _, out = real
+    about = (out / "about/index.html").read_text(encoding="utf-8")
+    nav = about[about.index('<nav class="md-nav md-nav--primary'):]
+    nav = nav[:nav.index('<nav class="md-nav md-nav--secondary')]
+    assert "catalogue/categories/logit/" in nav and "catalogue/venues/" in nav
+    assert "catalogue/papers/" not in about  # not in the navigation of any page
+
+
+def test_edit_buttons(real):
+    _, _, out = real
+    paper = (out / "catalogue/papers" / DKD / "index.html").read_text(encoding="utf-8")
+    edits = re.findall(r'<a href="([^"]+)"[^>]*rel="edit"', paper)
+    assert edits == [f"https://github.com/kdsurvey/kdsurvey/edit/main/papers/{DKD}.yaml"]
+    about = (out / "about/index.html").read_text(encoding="utf-8")
+    assert re.findall(r'<a href="([^"]+)"[^>]*rel="edit"', about) == [
+        "https://github.com/kdsurvey/kdsurvey/edit/main/site/about.md"]
+    task = next((out / "catalogue/tasks").glob("*/index.html")).read_text(encoding="utf-8")
+    assert 'rel="edit"' not in task  # no single source file to edit
+
+
+def test_bibtex_block_and_file_parse(real):
+    bibtexparser = pytest.importorskip("bibtexparser")
+    _, _, out = real
+    bib = (out / "catalogue/papers" / f"{DKD}.bib").read_text(encoding="utf-8")
+    library = bibtexparser.parse_string(bib)
+    assert [e.key for e in library.entries] == [DKD] and not library.failed_blocks
+    paper = (out / "catalogue/papers" / DKD / "index.html").read_text(encoding="utf-8")
+    assert "language-bibtex" in paper or "highlight" in paper
+
+
+def test_search_index_finds_title_author_loss_venue_and_arxiv(real):
+    _, _, out = real
+    index = json.loads((out / "search/search_index.json").read_text(encoding="utf-8"))
+    docs = [d for d in index["docs"] if d["location"].startswith(f"catalogue/papers/{DKD}/")]
+    text = " ".join(d["title"] + " " + d["text"] for d in docs)
+    for needle in ("Decoupled Knowledge Distillation", "Borui Zhao", "dkd", "CVPR",
+                   "2203.08679"):
+        assert needle in text, needle
+    listed = {d["location"].split("#")[0] for d in index["docs"]}
+    assert "catalogue/categories/logit/" not in listed  # tables stay out of the index
+
+
+def test_hostile_strings_show_as_text(small):
+    _, _, out, key = small
+    html = (out / "catalogue/papers" / key / "index.html").read_text(encoding="utf-8")
+    article = html[html.index("<article"):html.index("</article>")]
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; *Distilling* [links]" in article
+    assert "O'Brien &lt;b&gt;" in article or "O&#x27;Brien &lt;b&gt;" in article
+    assert "--8&lt;--" in article  # the notes' snippet directive stayed text
+    assert "<title>&lt;script&gt;" in html
+    logit = (out / "catalogue/categories/logit/index.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in logit and "&lt;script&gt;alert" in logit
+    assert 'href="https://example.org/a_%28b%29"' in html
+
+
+def test_search_index_escapes_titles(small):
+    _, _, out, key = small
+    raw = (out / "search/search_index.json").read_text(encoding="utf-8")
+    assert "<script>alert" not in raw and "&lt;script&gt;alert" in raw
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_cli_build_runs_every_stage(tmp_path, capsys):
+    papers = write_catalogue(tmp_path / "papers", 8)
+    config = site.copy_project(tmp_path / "project")
+    readme = tmp_path / "README.md"
+    code = main(["build", "--papers", str(papers), "--readme", str(readme),
+                 "--config", str(config), "--site-dir", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert readme.exists() and (tmp_path / "out/index.html").exists()
+    assert capsys.readouterr().err == ""  # quiet on success
+
+
+def test_cli_build_stops_at_an_invalid_record(tmp_path, capsys):
+    papers = write_catalogue(tmp_path / "papers", 3)
+    bad = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
+    bad.write_text(bad.read_text().replace("year:", "year: 1900\nold:"), encoding="utf-8")
+    config = site.copy_project(tmp_path / "project")
+    code = main(["build", "--papers", str(papers), "--readme", str(tmp_path / "R.md"),
+                 "--config", str(config), "--site-dir", str(tmp_path / "out")])
+    assert code == 1 and bad.name in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists() and not (tmp_path / "out").exists()
+
+
+def test_cli_build_reports_site_warnings(tmp_path, capsys):
+    papers = write_catalogue(tmp_path / "papers", 3)
+    config = site.copy_project(tmp_path / "project")
+    about = config.parent / "site/about.md"
+    about.write_text(about.read_text() + "\n[broken](no-such-page.md)\n", encoding="utf-8")
+    code = main(["build", "--papers", str(papers), "--readme", str(tmp_path / "R.md"),
+                 "--config", str(config), "--site-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "no-such-page.md" in err and "site: " in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode("utf-8")
+
+
+def test_serve_regenerates_when_a_record_changes(tmp_path):
+    papers = write_catalogue(tmp_path / "papers", 5)
+    config = site.copy_project(tmp_path / "project")
+    port = _free_port()
+    record = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kdsurvey", "serve", "--papers", str(papers), "--config",
+         str(config), "--dev-addr", f"127.0.0.1:{port}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}/kdsurvey/catalogue/papers/{record.stem}/"
+    try:
+        deadline = time.monotonic() + 60
+        page = None
+        while time.monotonic() < deadline and page is None:
+            try:
+                page = _get(url)
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.3)
+        assert page is not None, "the server did not come up"
+        assert "kdsurvey-was-here" not in page
+        text = record.read_text(encoding="utf-8")
+        record.write_text(re.sub(r"summary: .*", "summary: Changed, kdsurvey-was-here.", text),
+                          encoding="utf-8")
+        while time.monotonic() < deadline:
+            if "kdsurvey-was-here" in _get(url):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the page was not regenerated")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# -- Zensical ---------------------------------------------------------------------------------
+
+
+def _zensical() -> list[str] | None:
+    exe = shutil.which("zensical")
+    if exe:
+        return [exe]
+    try:
+        import zensical  # noqa: F401
+    except ImportError:
+        return None
+    return [sys.executable, "-m", "zensical"]
+
+
+@pytest.mark.skipif(_zensical() is None, reason="zensical is not installed")
+def test_zensical_builds_the_same_configuration(small, tmp_path):
+    _, project, _, key = small
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    result = subprocess.run([*_zensical(), "build", "--strict", "-f", "mkdocs.yml"], cwd=copy,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = copy / "public"
+    assert (out / "index.html").exists()
+    html = (out / "catalogue/papers" / key / "index.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    assert f"/edit/main/papers/{key}.yaml" in html
+    assert "kd-stats" in (out / "index.html").read_text(encoding="utf-8")  # snippets included
