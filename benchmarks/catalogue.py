@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import write_catalogue  # noqa: E402
 
+import kdsurvey.catalogue as catalogue_module  # noqa: E402
 from kdsurvey.catalogue import load  # noqa: E402
 from kdsurvey.readme import render  # noqa: E402
 from kdsurvey.yamlsource import FastLoader, PureLoader  # noqa: E402
@@ -36,13 +37,17 @@ def main(count: int = 10_000) -> None:
         papers = write_catalogue(Path(tmp) / "papers", count)
         load(papers)  # warm the file cache
         fast, fast_med, catalogue = best_of(lambda: load(papers, loader=FastLoader))
+        parallel_from, catalogue_module.PARALLEL_FROM = catalogue_module.PARALLEL_FROM, count + 1
+        one, one_med, _ = best_of(lambda: load(papers, loader=FastLoader), repeat=3)
         pure, pure_med, _ = best_of(lambda: load(papers, loader=PureLoader), repeat=3)
+        catalogue_module.PARALLEL_FROM = parallel_from
         readme, readme_med, _ = best_of(lambda: render(catalogue))
     print(f"{count} records  (best / median of runs)")
     print(f"load+validate, libyaml loader : {fast:6.3f} s / {fast_med:6.3f} s   target < 1 s")
+    print(f"  the same in one process     : {one:6.3f} s / {one_med:6.3f} s")
     print(
         f"load+validate, pure-Python    : {pure:6.3f} s / {pure_med:6.3f} s   "
-        f"(libyaml is {pure / fast:.1f}x faster)"
+        f"(baseline, one process; the libyaml load is {pure / fast:.1f}x faster)"
     )
     print(f"README render                 : {readme:6.3f} s / {readme_med:6.3f} s   target < 0.5 s")
 

@@ -24,8 +24,9 @@ from kdsurvey.links import OK, LinkChecker, Settings, Target  # noqa: E402
 
 
 def run(urls: list[str], workers: int, per_host: int) -> float:
-    checker = LinkChecker(Settings(workers=workers, per_host=per_host, delay=0.0, timeout=10,
-                                   retries=0))
+    checker = LinkChecker(
+        Settings(workers=workers, per_host=per_host, delay=0.0, timeout=10, retries=0)
+    )
     targets = [Target("url", url, url) for url in urls]
     started = time.perf_counter()
     results = checker.run(targets)
@@ -49,11 +50,12 @@ def serve(hosts: int, latency: float, conn) -> None:
 
 def main(argv: list[str]) -> None:
     defaults = [500, 50, 10, 32, 4]
-    count, latency_ms, hosts, workers, per_host = [int(a) for a in argv] + defaults[len(argv):]
+    count, latency_ms, hosts, workers, per_host = [int(a) for a in argv] + defaults[len(argv) :]
     latency = latency_ms / 1000
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("fork").Process(target=serve,
-                                                          args=(hosts, latency, child))
+    process = multiprocessing.get_context("fork").Process(
+        target=serve, args=(hosts, latency, child)
+    )
     process.start()
     try:
         ports = parent.recv()
@@ -68,10 +70,14 @@ def main(argv: list[str]) -> None:
         process.join(timeout=10)
         if process.is_alive():
             process.terminate()
-    print(f"{count} URLs, {latency_ms} ms latency, {hosts} hosts, {workers} workers, "
-          f"{per_host} per host")
-    print(f"concurrent: {concurrent:6.2f} s  (bound {bound:.2f} s at concurrency {concurrency}; "
-          f"{concurrent / bound:.2f}x the bound; peak {peak} in flight at one host)")
+    print(
+        f"{count} URLs, {latency_ms} ms latency, {hosts} hosts, {workers} workers, "
+        f"{per_host} per host"
+    )
+    print(
+        f"concurrent: {concurrent:6.2f} s  (bound {bound:.2f} s at concurrency {concurrency}; "
+        f"{concurrent / bound:.2f}x the bound; peak {peak} in flight at one host)"
+    )
     print(f"sequential: {sequential:6.2f} s  (bound {count * latency:.2f} s)")
     print(f"speed-up:   {sequential / concurrent:6.1f}x")
 

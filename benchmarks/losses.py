@@ -58,7 +58,10 @@ def time_loss(name: str, device: torch.device, dtype: torch.dtype, warmup: int, 
         for k, v in get(name).example_inputs(dtype=dtype, generator=gen, large=True).items()
     }
     students = [
-        t for k, v in kwargs.items() if k.endswith("_student") for t in _tensors(v)
+        t
+        for k, v in kwargs.items()
+        if k.endswith("_student")
+        for t in _tensors(v)
         if t.is_floating_point()
     ]
     for t in students:
@@ -117,17 +120,25 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - one broken loss must not hide the others
             ms = best = float("nan")
             error = f"{type(exc).__name__}: {exc}"
-        rows.append({
-            "name": name, "family": get(name).family, "ms": ms, "min_ms": best, "error": error,
-        })
+        rows.append(
+            {
+                "name": name,
+                "family": get(name).family,
+                "ms": ms,
+                "min_ms": best,
+                "error": error,
+            }
+        )
     base_ms = min(base_ms, time_loss(BASELINE, device, dtype, args.warmup, args.repeat)[0])
     for r in rows:
         r["vs_kd"] = r["ms"] / base_ms
 
-    print(f"Forward + backward, median of {args.repeat} runs after {args.warmup} warm-up; "
-          f"{args.device} ({platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads), {args.dtype}, torch {torch.__version__}. "
-          f"Baseline {BASELINE}: {base_ms:.3f} ms.\n")
+    print(
+        f"Forward + backward, median of {args.repeat} runs after {args.warmup} warm-up; "
+        f"{args.device} ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads), {args.dtype}, torch {torch.__version__}. "
+        f"Baseline {BASELINE}: {base_ms:.3f} ms.\n"
+    )
     print("| name | family | ms fwd+bwd | x kd |")
     print("|---|---|---:|---:|")
     for r in rows:
@@ -136,11 +147,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"| {r['name']} | {r['family']} | {r['ms']:.3f} | {r['vs_kd']:.2f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "device": args.device, "dtype": args.dtype, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "warmup": args.warmup, "repeat": args.repeat,
-            "baseline": {"name": BASELINE, "ms": base_ms}, "results": rows,
-        }, indent=2) + "\n", encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "device": args.device,
+                    "dtype": args.dtype,
+                    "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
+                    "warmup": args.warmup,
+                    "repeat": args.repeat,
+                    "baseline": {"name": BASELINE, "ms": base_ms},
+                    "results": rows,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
     return 1 if any(r["error"] for r in rows) else 0
 
 

@@ -42,8 +42,9 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     """Run ``cmd``; (wall seconds, child CPU seconds, stderr). Fails loudly on a failed build."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -56,11 +57,32 @@ def bench(papers: Path, work: Path, repeat: int) -> dict:
     config = site.copy_project(work / "project")
     project = config.parent
     generated = project / "site" / site.GENERATED
-    kd = [sys.executable, "-m", "kdsurvey", "build", "--papers", str(papers), "--config",
-          str(config), "--readme", str(work / "README.md"), "--site-dir", str(work / "out-kd"),
-          "--timings"]
-    mk = [sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(config), "-d",
-          str(work / "out-mkdocs")]
+    kd = [
+        sys.executable,
+        "-m",
+        "kdsurvey",
+        "build",
+        "--papers",
+        str(papers),
+        "--config",
+        str(config),
+        "--readme",
+        str(work / "README.md"),
+        "--site-dir",
+        str(work / "out-kd"),
+        "--timings",
+    ]
+    mk = [
+        sys.executable,
+        "-m",
+        "mkdocs",
+        "build",
+        "-q",
+        "-f",
+        str(config),
+        "-d",
+        str(work / "out-mkdocs"),
+    ]
     runs: dict[str, list[tuple[float, float]]] = {"kdsurvey": [], "mkdocs": []}
     stages = ""
     for _ in range(repeat):
@@ -105,10 +127,15 @@ def main() -> None:
             shutil.rmtree(base / f"n{n}" / "out-mkdocs", ignore_errors=True)
         sizes = sorted(results)
         for small, large in zip(sizes, sizes[1:], strict=False):
-            (sw, sc), (lw, lc) = results[small]["best"]["kdsurvey"], results[large]["best"]["kdsurvey"]
+            (sw, sc), (lw, lc) = (
+                results[small]["best"]["kdsurvey"],
+                results[large]["best"]["kdsurvey"],
+            )
             target = 2.2 * large / small / 2
-            print(f"growth {small} -> {large} papers: wall {lw / sw:.2f}x  cpu {lc / sc:.2f}x  "
-                  f"(target <= {target:.1f}x)")
+            print(
+                f"growth {small} -> {large} papers: wall {lw / sw:.2f}x  cpu {lc / sc:.2f}x  "
+                f"(target <= {target:.1f}x)"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -116,4 +143,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -9,6 +9,7 @@ import random
 import shutil
 import sys
 from pathlib import Path
+from string import ascii_lowercase
 
 from kdsurvey.losses.registry import declared_names
 from kdsurvey.schema import Category, Task, citation_key
@@ -119,7 +120,10 @@ def record(index: int, rng: random.Random, losses: list[str]) -> tuple[str, str]
 
 
 def write_catalogue(directory: Path, count: int, seed: int = 0) -> Path:
-    """Write ``count`` valid records (unique ids) plus the real data files into ``directory``."""
+    """Write ``count`` valid records plus the real data files into ``directory``.
+
+    Colliding keys get a letter suffix, as the id rule allows, so any size up to about 170,000 fits.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("venues.yaml", "categories.yaml"):
@@ -130,10 +134,14 @@ def write_catalogue(directory: Path, count: int, seed: int = 0) -> Path:
     while len(written) < count:
         key, text = record(index, rng, losses)
         index += 1
-        if key in written:
+        record_id = next(
+            (k for k in (key, *(key + c for c in ascii_lowercase)) if k not in written), None
+        )
+        if record_id is None:
             continue
-        written.add(key)
-        (directory / f"{key}.yaml").write_text(text, encoding="utf-8")
+        written.add(record_id)
+        text = text.replace(f"id: {key}\n", f"id: {record_id}\n", 1)
+        (directory / f"{record_id}.yaml").write_text(text, encoding="utf-8")
     return directory
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bibtexparser
-import yaml
 from bibtexparser.middlewares import NormalizeFieldKeys
 from bibtexparser.middlewares.names import (
     InvalidNameError,
@@ -25,7 +24,7 @@ from bibtexparser.middlewares.names import (
     split_multiple_persons_names,
 )
 
-from kdsurvey.catalogue import normalise_title, record_paths
+from kdsurvey.catalogue import identities, identity_keys
 from kdsurvey.records import record_yaml
 from kdsurvey.schema import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
 
@@ -350,32 +349,6 @@ def record_fields(
     return record
 
 
-def _identities(root: Path) -> dict[tuple[str, str], str]:
-    """(kind, value) -> record file, for the titles, arXiv ids and DOIs of the existing records
-    (read leniently: a record that does not validate still counts)."""
-    seen = {}
-    for path in record_paths(root):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        links = data.get("links") if isinstance(data.get("links"), dict) else {}
-        for kind, value in _keys(data.get("title"), links.get("arxiv"), links.get("doi")):
-            seen.setdefault((kind, value), path.name)
-    return seen
-
-
-def _keys(title, arxiv, doi_value):
-    if isinstance(title, str) and normalise_title(title):
-        yield "title", normalise_title(title)
-    if isinstance(arxiv, str) and arxiv:
-        yield "arXiv id", arxiv
-    if isinstance(doi_value, str) and doi_value:
-        yield "DOI", doi_value.lower()
-
-
 def _parse(text: str, source: str) -> tuple[list, list[str]]:
     splitter_log = logging.getLogger("bibtexparser.splitter")
     level = splitter_log.level
@@ -418,7 +391,7 @@ def import_bibtex(
             f"{source}: --summary describes one paper, but the file has "
             f"{len(entries)} entries: import them one at a time"
         )
-    seen = _identities(root)
+    seen = identities(root)
     results: list[Imported] = []
     ids: dict[str, str] = {}
     for entry in entries:
@@ -447,7 +420,7 @@ def import_bibtex(
         links = record["links"]
         clash = [
             f"same {kind} as {seen[(kind, value)]}"
-            for kind, value in _keys(record["title"], links["arxiv"], links["doi"])
+            for kind, value in identity_keys(record["title"], links["arxiv"], links["doi"])
             if (kind, value) in seen
         ]
         if clash:

@@ -6,11 +6,16 @@ All problems of all files are collected before anything is reported, each locate
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from kdsurvey.losses.registry import declared_names
@@ -20,6 +25,10 @@ from kdsurvey.yamlsource import FastLoader, YamlProblem, line_of, parse
 VENUES_FILE = "venues.yaml"
 CATEGORIES_FILE = "categories.yaml"
 DATA_FILES = {VENUES_FILE, CATEGORIES_FILE}
+# Catalogues this large are parsed in parallel; below it, starting processes costs more than it saves.
+PARALLEL_FROM = 2000
+CHUNK = 500
+_COLLISION_SUFFIXES = frozenset(["", *"abcdefghijklmnopqrstuvwxyz"])
 
 
 @dataclass(frozen=True, order=True)
@@ -48,20 +57,28 @@ class CatalogueError(Exception):
 
 @dataclass
 class Catalogue:
-    """The validated catalogue. ``papers`` are sorted by id; ``lines`` maps id -> source line map."""
+    """The validated catalogue; ``papers`` are sorted by id."""
 
     root: Path
     papers: list[Paper]
     venues: dict[str, Venue]
     categories: dict[str, CategoryInfo]
-    lines: dict[str, dict] = field(default_factory=dict, repr=False)
+    _sources: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def path_of(self, paper: Paper) -> Path:
         return self.root / f"{paper.id}.yaml"
 
+    def source(self, paper: Paper) -> dict:
+        """The record's data as written (a ``LineDict``), read again on first use: loading keeps
+        no line numbers for valid records, since only reports about a field need them."""
+        if paper.id not in self._sources:
+            text = self.path_of(paper).read_text(encoding="utf-8")
+            self._sources[paper.id] = parse(text)
+        return self._sources[paper.id]
+
     def line_of(self, paper: Paper, *path) -> int:
         """Line of a field of a record (``catalogue.line_of(p, "links", "code")``)."""
-        return line_of(self.lines.get(paper.id), path)
+        return line_of(self.source(paper), path)
 
     def in_category(self, category: str) -> list[Paper]:
         return [p for p in self.papers if p.category.value == category]
@@ -80,8 +97,36 @@ def normalise_title(title: str) -> str:
     return re.sub(r"[^a-z0-9]", "", ascii_fold(title).lower())
 
 
-def _read(path: Path, problems: list[Problem], loader: type):
-    shown = display_path(path)
+def identity_keys(title, arxiv, doi):
+    """The (kind, value) pairs that make two records the same paper: normalised title, arXiv id,
+    DOI (case-insensitive). Values that are missing or not strings are skipped."""
+    title = normalise_title(title) if isinstance(title, str) else ""
+    if title:
+        yield "title", title
+    if isinstance(arxiv, str) and arxiv:
+        yield "arXiv id", arxiv
+    if isinstance(doi, str) and doi:
+        yield "DOI", doi.lower()
+
+
+def identities(root: Path) -> dict[tuple[str, str], str]:
+    """(kind, value) -> record file, over the records of ``root`` read leniently (a record that
+    does not validate still counts), so that adding a paper twice is caught early."""
+    seen = {}
+    for path in record_paths(root):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        links = data.get("links") if isinstance(data.get("links"), dict) else {}
+        for key in identity_keys(data.get("title"), links.get("arxiv"), links.get("doi")):
+            seen.setdefault(key, display_path(path))
+    return seen
+
+
+def _read(path: Path, shown: str, problems: list[Problem], loader: type, located: bool = True):
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -95,7 +140,7 @@ def _read(path: Path, problems: list[Problem], loader: type):
         problems.append(Problem(shown, 1, "file", "is empty"))
         return None
     try:
-        data = parse(text, loader)
+        data = parse(text, loader, located)
     except YamlProblem as exc:
         problems.append(Problem(shown, exc.line, "file", exc.message))
         return None
@@ -130,7 +175,7 @@ def _table(path: Path, model: type[BaseModel], problems: list[Problem]) -> dict:
     if not path.exists():
         problems.append(Problem(shown, 1, "file", "is missing"))
         return {}
-    data = _read(path, problems, FastLoader) or {}
+    data = _read(path, shown, problems, FastLoader) or {}
     table = {}
     for key, value in data.items():
         if not isinstance(value, dict):
@@ -144,12 +189,28 @@ def _table(path: Path, model: type[BaseModel], problems: list[Problem]) -> dict:
 
 def record_paths(root: Path) -> list[Path]:
     """The record files of a catalogue folder, sorted."""
-    return sorted(p for p in root.glob("*.yaml") if p.name not in DATA_FILES)
+    names = sorted(
+        entry.name
+        for entry in os.scandir(root)
+        if entry.name.endswith(".yaml") and entry.name not in DATA_FILES and entry.is_file()
+    )
+    return [root / name for name in names]
 
 
 def load(root: Path | str = "papers", loader: type = FastLoader, check_losses: bool = True):
     """Load and validate a catalogue folder; :class:`CatalogueError` lists every problem."""
-    root = Path(root)
+    # Loading creates many objects and frees few: the cyclic garbage collector would rescan the
+    # growing heap again and again for nothing (a third of the time for 10,000 records).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(Path(root), loader, check_losses)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
     problems: list[Problem] = []
     if not root.is_dir():
         raise CatalogueError([Problem(display_path(root), 1, "folder", "does not exist")])
@@ -166,26 +227,74 @@ def load(root: Path | str = "papers", loader: type = FastLoader, check_losses: b
             )
         )
     losses = declared_names() if check_losses else None
-    papers, lines = [], {}
+    papers = []
     seen: dict[tuple[str, str], str] = {}  # (kind, normalised value) -> first file
-    for path in record_paths(root):
-        shown = display_path(path)
-        data = _read(path, problems, loader)
-        if data is None:
-            continue
-        problems.extend(_record_rules(data, path, shown, venues, categories, losses, seen))
-        paper = _model(Paper, data, shown, problems)
+    parsed = _parsed(record_paths(root), display_path(root), loader, venues, losses)
+    for path, shown, data, found in parsed:
+        paper = None
+        if data is not None:
+            found.extend(_duplicates(data, shown, seen))
+            paper = _model(Paper, data, shown, found)
+        if found:  # valid records need no line numbers; read this one again to locate its problems
+            paper, found = _check_record(path, shown, venues, losses, seen, loader)
+            problems.extend(found)
         if paper is not None:
             papers.append(paper)
-            lines[paper.id] = data
     if problems:
         raise CatalogueError(problems)
     papers.sort(key=lambda p: p.id)
-    return Catalogue(root, papers, venues, categories, lines)
+    return Catalogue(root, papers, venues, categories)
 
 
-def _record_rules(data, path, shown, venues, categories, losses, seen):
-    """Rules beyond the schema: file name, key rule, references to tables, duplicates.
+def _parse_chunk(paths: list[Path], shown_root: str, loader: type, venues, losses) -> list:
+    """``(path, shown, plain data or None, problems)`` for each file: the part of loading that
+    needs no other record, so it can run in another process."""
+    out = []
+    for path in paths:
+        shown = os.path.join(shown_root, path.name)
+        found: list[Problem] = []
+        data = _read(path, shown, found, loader, located=False)
+        if data is not None:
+            found.extend(_record_rules(data, path, shown, venues, losses))
+        out.append((path, shown, data, found))
+    return out
+
+
+def _parsed(paths: list[Path], shown_root: str, loader: type, venues, losses):
+    """:func:`_parse_chunk` over all ``paths``, in order; large catalogues are parsed by a
+    process per core while this process validates the chunks already parsed."""
+    workers = min(os.cpu_count() or 1, 4)
+    if len(paths) < PARALLEL_FROM or workers < 2:
+        yield from _parse_chunk(paths, shown_root, loader, venues, losses)
+        return
+    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    context = multiprocessing.get_context("fork")  # no re-import: workers start in milliseconds
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        more = (repeat(shown_root), repeat(loader), repeat(venues), repeat(losses))
+        for chunk in pool.map(_parse_chunk, chunks, *more):
+            yield from chunk
+
+
+def _check_record(path, shown, venues, losses, seen, loader):
+    """Read (with line numbers) and validate one record: ``(Paper or None, problems)``."""
+    found: list[Problem] = []
+    data = _read(path, shown, found, loader)
+    if data is None:
+        return None, found
+    found.extend(_record_rules(data, path, shown, venues, losses))
+    found.extend(_duplicates(data, shown, seen))
+    return _model(Paper, data, shown, found), found
+
+
+def _text(data, *loc) -> str | None:
+    """The string at ``loc`` in raw record data, or None (missing, or not a string)."""
+    for step in loc:
+        data = data.get(step) if isinstance(data, dict) else None
+    return data if isinstance(data, str) else None
+
+
+def _record_rules(data, path, shown, venues, losses):
+    """Rules beyond the schema that need no other record: file name, key rule, venue, losses.
 
     They read the raw data, so they report even for a record that also fails the schema.
     """
@@ -193,25 +302,20 @@ def _record_rules(data, path, shown, venues, categories, losses, seen):
     def at(*loc):
         return line_of(data, loc)
 
-    def text(*loc):
-        value = data
-        for step in loc:
-            value = value.get(step) if isinstance(value, dict) else None
-        return value if isinstance(value, str) else None
-
-    record_id, authors = text("id"), data.get("authors")
+    record_id, title, authors = _text(data, "id"), _text(data, "title"), data.get("authors")
     if record_id is not None and record_id != path.stem:
         yield Problem(shown, at("id"), "id", f"must equal the file name {path.stem!r}")
     if (
         record_id is not None
-        and text("title")
+        and title
         and isinstance(data.get("year"), int)
         and isinstance(authors, list)
         and authors
         and isinstance(authors[0], str)
     ):
-        key = citation_key(authors[0], data["year"], text("title"))
-        if not re.fullmatch(re.escape(key) + "[a-z]?", record_id):
+        key = citation_key(authors[0], data["year"], title)
+        suffix = record_id[len(key) :]
+        if not record_id.startswith(key) or suffix not in _COLLISION_SUFFIXES:
             yield Problem(
                 shown,
                 at("id"),
@@ -219,7 +323,7 @@ def _record_rules(data, path, shown, venues, categories, losses, seen):
                 f"must be {key!r} (first author's family name + year + first title word; "
                 "a letter suffix only to break a collision)",
             )
-    venue = text("venue")
+    venue = _text(data, "venue")
     if venues and venue is not None and venue not in venues:
         yield Problem(shown, at("venue"), "venue", f"unknown venue {venue!r} (see venues.yaml)")
     names = data.get("loss")
@@ -227,14 +331,18 @@ def _record_rules(data, path, shown, venues, categories, losses, seen):
         if losses is not None and isinstance(name, str) and name not in losses:
             loc = ("loss", index) if isinstance(names, list) else ("loss",)
             yield Problem(shown, at(*loc), _field_name(loc), f"no loss {name!r} in kdsurvey.losses")
-    identities = [
-        ("title", normalise_title(text("title") or ""), ("title",)),
-        ("arXiv id", text("links", "arxiv"), ("links", "arxiv")),
-        ("DOI", (text("links", "doi") or "").lower(), ("links", "doi")),
-    ]
-    for kind, value, loc in identities:
-        if not value:
-            continue
+
+
+_IDENTITY_FIELDS = {"title": ("title",), "arXiv id": ("links", "arxiv"), "DOI": ("links", "doi")}
+
+
+def _duplicates(data, shown, seen):
+    """A record with the title, arXiv id or DOI of an earlier one (``seen`` records them)."""
+    keys = identity_keys(
+        _text(data, "title"), _text(data, "links", "arxiv"), _text(data, "links", "doi")
+    )
+    for kind, value in keys:
         first = seen.setdefault((kind, value), shown)
         if first != shown:
-            yield Problem(shown, at(*loc), _field_name(loc), f"same {kind} as {first}")
+            loc = _IDENTITY_FIELDS[kind]
+            yield Problem(shown, line_of(data, loc), _field_name(loc), f"same {kind} as {first}")

@@ -30,7 +30,9 @@ def _catalogue(args) -> Catalogue:
         if getattr(args, "format", "text") == "json":
             print(json.dumps({"errors": [p.as_dict() for p in exc.problems]}, indent=2))
             raise Failure("", 1) from None
-        raise Failure("\n".join(map(str, exc.problems)) + f"\n{len(exc.problems)} error(s)") from None
+        raise Failure(
+            "\n".join(map(str, exc.problems)) + f"\n{len(exc.problems)} error(s)"
+        ) from None
 
 
 def cmd_validate(args) -> None:
@@ -79,10 +81,13 @@ def cmd_build(args) -> None:
     except SiteError as exc:
         raise Failure("\n".join(exc.messages) + f"\nsite: {len(exc.messages)} error(s)") from None
     if args.timings:
-        print(f"validate {loaded - start:.2f}s, readme {readme - loaded:.2f}s, pages "
-              f"{result.seconds:.2f}s ({len(result.written)} written, {result.unchanged} unchanged, "
-              f"{len(result.removed)} removed), mkdocs {result.site_seconds:.2f}s, "
-              f"total {time.perf_counter() - start:.2f}s", file=sys.stderr)
+        print(
+            f"validate {loaded - start:.2f}s, readme {readme - loaded:.2f}s, pages "
+            f"{result.seconds:.2f}s ({len(result.written)} written, {result.unchanged} unchanged, "
+            f"{len(result.removed)} removed), mkdocs {result.site_seconds:.2f}s, "
+            f"total {time.perf_counter() - start:.2f}s",
+            file=sys.stderr,
+        )
 
 
 def cmd_serve(args) -> None:
@@ -90,8 +95,13 @@ def cmd_serve(args) -> None:
     from kdsurvey.site import serve
 
     _catalogue(args)  # a catalogue with errors is reported, not served
-    serve(args.papers, args.config, args.dev_addr, dirty=args.dirty,
-          log=lambda message: print(message, file=sys.stderr))
+    serve(
+        args.papers,
+        args.config,
+        args.dev_addr,
+        dirty=args.dirty,
+        log=lambda message: print(message, file=sys.stderr),
+    )
 
 
 def cmd_schema(args) -> None:
@@ -118,8 +128,15 @@ def cmd_losses_list(args) -> None:
             for p in inspect.signature(cls.__init__).parameters.values()
             if p.name != "self" and p.default is not inspect.Parameter.empty
         }
-        rows.append({"name": name, "paper": cls.paper, "family": cls.family, "class": cls.__name__,
-                     "parameters": params})
+        rows.append(
+            {
+                "name": name,
+                "paper": cls.paper,
+                "family": cls.family,
+                "class": cls.__name__,
+                "parameters": params,
+            }
+        )
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=repr))
         return
@@ -135,7 +152,7 @@ def cmd_losses_verify(args) -> None:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise Failure(f"{directory}: no such folder", 2)
-    results = run_dir(directory)
+    results = run_dir(directory, args.device)
     if not results:
         raise Failure(f"{directory}: no case files (*.json)", 1)
     failed = [r for r in results if not r.passed]
@@ -144,10 +161,14 @@ def cmd_losses_verify(args) -> None:
     else:
         width = max(len(r.method) for r in results)
         cwidth = max(len(r.case) for r in results)
-        print(f"{'method':<{width}}  {'case':<{cwidth}}  {'|loss diff|':>11}  {'|grad diff|':>11}  result")
+        print(
+            f"{'method':<{width}}  {'case':<{cwidth}}  {'|loss diff|':>11}  {'|grad diff|':>11}  result"
+        )
         for r in results:
             verdict = "pass" if r.passed else f"FAIL {r.error}".rstrip()
-            print(f"{r.method:<{width}}  {r.case:<{cwidth}}  {r.loss_diff:>11.3g}  {r.grad_diff:>11.3g}  {verdict}")
+            print(
+                f"{r.method:<{width}}  {r.case:<{cwidth}}  {r.loss_diff:>11.3g}  {r.grad_diff:>11.3g}  {verdict}"
+            )
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         raise Failure("", 1)
@@ -185,8 +206,11 @@ def cmd_export(args) -> None:
         if args.export_command == "bibtex":
             text = citations.bibtex(catalogue, papers, ascii=args.ascii)
         else:
-            text = {"csl-json": citations.csl_json, "json": citations.as_json,
-                    "csv": citations.as_csv}[args.export_command](catalogue, papers)
+            text = {
+                "csl-json": citations.csl_json,
+                "json": citations.as_json,
+                "csv": citations.as_csv,
+            }[args.export_command](catalogue, papers)
     except citations.CitationError as exc:
         raise Failure(str(exc)) from None
     if args.output:
@@ -215,8 +239,12 @@ def cmd_import_bibtex(args) -> None:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise Failure(f"{args.file}: {exc}", 2) from None
-    options = Options(args.category, list(dict.fromkeys(args.task or ())),
-                      list(dict.fromkeys(args.loss or ())), summary)
+    options = Options(
+        args.category,
+        list(dict.fromkeys(args.task or ())),
+        list(dict.fromkeys(args.loss or ())),
+        summary,
+    )
     try:
         records = import_bibtex(text, args.papers, venues, options, source=args.file)
     except ImportFailure as exc:
@@ -235,42 +263,62 @@ def _add_citation_commands(group, command, common) -> None:
 
     categories = [c.value for c in Category]
     export = group("export", "citations of the records: BibTeX, CSL-JSON, JSON or CSV")
-    for name, what in (("bibtex", "BibTeX (UTF-8 for biber; --ascii for classic bibtex)"),
-                       ("csl-json", "CSL-JSON, as Zotero and pandoc read it"),
-                       ("json", "the records as JSON, venues expanded"),
-                       ("csv", "one CSV row per record")):
+    for name, what in (
+        ("bibtex", "BibTeX (UTF-8 for biber; --ascii for classic bibtex)"),
+        ("csl-json", "CSL-JSON, as Zotero and pandoc read it"),
+        ("json", "the records as JSON, venues expanded"),
+        ("csv", "one CSV row per record"),
+    ):
         p = command(export, name, cmd_export, f"export {what}")
         p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
         p.add_argument("--category", choices=categories, help="only this category")
         p.add_argument("--ids", nargs="+", metavar="ID", help="only these record ids")
         p.add_argument("--year-from", type=int, metavar="Y", help="only papers from year Y on")
         if name == "bibtex":
-            p.add_argument("--ascii", action="store_true",
-                           help="escape non-ASCII letters ({\\\"o}) for classic bibtex")
+            p.add_argument(
+                "--ascii",
+                action="store_true",
+                help='escape non-ASCII letters ({\\"o}) for classic bibtex',
+            )
 
     imports = group("import", "make records from citations")
-    p = command(imports, "bibtex", cmd_import_bibtex,
-                "turn BibTeX entries (Google Scholar, DBLP, arXiv) into papers/<id>.yaml")
+    p = command(
+        imports,
+        "bibtex",
+        cmd_import_bibtex,
+        "turn BibTeX entries (Google Scholar, DBLP, arXiv) into papers/<id>.yaml",
+    )
     p.add_argument("file", metavar="FILE", help="a .bib file, or - for stdin")
     p.add_argument("--category", choices=categories, help="the record's category")
-    p.add_argument("--task", action="append", choices=[t.value for t in Task],
-                   help="a task the paper evaluates on (repeat for several)")
-    p.add_argument("--loss", action="append", metavar="NAME",
-                   help="a loss registry name, main one first (repeat for several)")
+    p.add_argument(
+        "--task",
+        action="append",
+        choices=[t.value for t in Task],
+        help="a task the paper evaluates on (repeat for several)",
+    )
+    p.add_argument(
+        "--loss",
+        action="append",
+        metavar="NAME",
+        help="a loss registry name, main one first (repeat for several)",
+    )
     p.add_argument("--summary", help="one plain sentence: what is distilled and how")
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--papers", default="papers", metavar="DIR",
-                        help="catalogue folder (default: ./papers)")
+    common.add_argument(
+        "--papers", default="papers", metavar="DIR", help="catalogue folder (default: ./papers)"
+    )
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     parser = argparse.ArgumentParser(
-        prog="kdsurvey", description="The knowledge-distillation survey: records, README, site, "
-        "citations, checks and reference losses.")
+        prog="kdsurvey",
+        description="The knowledge-distillation survey: records, README, site, "
+        "citations, checks and reference losses.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(parent, name, func, help, parents=(common,)):
@@ -300,9 +348,11 @@ def _parser() -> argparse.ArgumentParser:
 
     losses = group("losses", "the reference loss implementations (needs the losses extra)")
     command(losses, "list", cmd_losses_list, "list registered losses", (fmt,))
-    p = command(losses, "verify", cmd_losses_verify, "run reference case files against the losses",
-                (fmt,))
+    p = command(
+        losses, "verify", cmd_losses_verify, "run reference case files against the losses", (fmt,)
+    )
     p.add_argument("directory", metavar="DIR", help="folder of case files (*.json)")
+    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda")
     p = command(losses, "demo", cmd_losses_demo, "train a tiny student with a loss", ())
     p.add_argument("name", help="registry name, e.g. dkd")
     p.add_argument("--steps", type=int, default=30)

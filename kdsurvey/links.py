@@ -77,15 +77,28 @@ class HostPolicy:
 
 #: Publishers that answer automated requests with 403, challenges or timeouts whatever the URL.
 ROBOT_WALLS = (
-    "ieeexplore.ieee.org", "dl.acm.org", "www.sciencedirect.com", "sciencedirect.com",
-    "link.springer.com", "www.worldscientific.com", "onlinelibrary.wiley.com",
-    "www.researchgate.net", "www.tandfonline.com", "academic.oup.com", "www.jstor.org",
-    "journals.sagepub.com", "www.cell.com", "pubs.acs.org", "www.semanticscholar.org",
+    "ieeexplore.ieee.org",
+    "dl.acm.org",
+    "www.sciencedirect.com",
+    "sciencedirect.com",
+    "link.springer.com",
+    "www.worldscientific.com",
+    "onlinelibrary.wiley.com",
+    "www.researchgate.net",
+    "www.tandfonline.com",
+    "academic.oup.com",
+    "www.jstor.org",
+    "journals.sagepub.com",
+    "www.cell.com",
+    "pubs.acs.org",
+    "www.semanticscholar.org",
 )
 
 HOST_POLICIES: dict[str, HostPolicy] = {
-    **{host: HostPolicy(concurrency=1, delay=2.0, blocks_robots=True, method="GET")
-       for host in ROBOT_WALLS},
+    **{
+        host: HostPolicy(concurrency=1, delay=2.0, blocks_robots=True, method="GET")
+        for host in ROBOT_WALLS
+    },
     "arxiv.org": HostPolicy(concurrency=1, delay=ARXIV_INTERVAL),
     "export.arxiv.org": HostPolicy(concurrency=1, delay=0.0),  # the client throttles itself
     "api.crossref.org": HostPolicy(concurrency=4, delay=0.05),
@@ -164,7 +177,7 @@ def record_targets(catalogue, papers=None, github_api: bool = False) -> list[Tar
     targets: dict[str, Target] = {}
     for paper in catalogue.papers if papers is None else papers:
         path = display_path(catalogue.path_of(paper))
-        raw = (catalogue.lines.get(paper.id) or {}).get("links")
+        raw = catalogue.source(paper).get("links")
         for name in LINK_FIELDS:
             value = raw.get(name) if isinstance(raw, dict) else None
             if value is None:
@@ -181,7 +194,8 @@ SITE_SUFFIXES = {".md", ".markdown", ".html", ".htm", ".j2", ".jinja", ".yml", "
 URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'`\[\](){}|\\^]+")
 PLACEHOLDER_HOSTS = re.compile(
     r"^(localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1\]|(.+\.)?example\.(com|org|net)"
-    r"|.+\.(example|invalid|test|localhost))(:\d+)?$")
+    r"|.+\.(example|invalid|test|localhost))(:\d+)?$"
+)
 
 
 def site_files(site: Path) -> list[Path]:
@@ -192,7 +206,12 @@ def site_files(site: Path) -> list[Path]:
     try:
         listed = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."],
-            cwd=site, capture_output=True, text=True, check=True, timeout=60).stdout
+            cwd=site,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
         files = [site / name for name in listed.split("\0") if name]
     except (OSError, subprocess.SubprocessError):
         files = [p for p in site.rglob("*") if not any(s.startswith(".") for s in p.parts)]
@@ -204,7 +223,7 @@ def urls_in_text(text: str) -> Iterable[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), 1):
         for match in URL_IN_TEXT.finditer(line):
             url = match.group(0).rstrip(".,;:!?*_'\"")
-            following = line[match.end():match.end() + 1]
+            following = line[match.end() : match.end() + 1]
             host = urlsplit(url).netloc
             if following == "{" or not host or PLACEHOLDER_HOSTS.match(host.lower()):
                 continue
@@ -221,8 +240,11 @@ def site_targets(files: Iterable[Path], github_api: bool = False) -> list[Target
         except (OSError, UnicodeDecodeError):
             continue
         for number, url in urls_in_text(text):
-            _add(targets, classify("url", url, github_api),
-                 Source(display_path(path), number, "link", url))
+            _add(
+                targets,
+                classify("url", url, github_api),
+                Source(display_path(path), number, "link", url),
+            )
     return list(targets.values())
 
 
@@ -245,8 +267,9 @@ def changed_files(rev: str, paths: list[Path]) -> set[Path]:
 
     def git(*args: str) -> str:
         try:
-            done = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
-                                  timeout=60)
+            done = subprocess.run(
+                ["git", *args], cwd=where, capture_output=True, text=True, timeout=60
+            )
         except OSError as exc:
             raise ValueError(f"git: {exc}") from None
         if done.returncode != 0:
@@ -256,8 +279,9 @@ def changed_files(rev: str, paths: list[Path]) -> set[Path]:
     top = Path(git("rev-parse", "--show-toplevel").strip())
     specs = [str(p.resolve()) for p in existing]
     names = git("-C", str(top), "diff", "--name-only", "-z", rev, "--", *specs).split("\0")
-    names += git("-C", str(top), "ls-files", "--others", "--exclude-standard", "-z", "--",
-                 *specs).split("\0")
+    names += git(
+        "-C", str(top), "ls-files", "--others", "--exclude-standard", "-z", "--", *specs
+    ).split("\0")
     return {(top / name).resolve() for name in names if name}
 
 
@@ -308,12 +332,23 @@ def verdicts(targets: list[Target], results: dict[str, Result]) -> list[Verdict]
     for target in targets:
         result = results[target.cache_key]
         for source in target.sources:
-            rows.append(Verdict(
-                url=source.url, verdict=result.verdict, status=result.status,
-                final_url=result.final_url, redirects=list(result.redirects),
-                attempts=result.attempts, message=result.message, source=source.path,
-                line=source.line, field=source.field, kind=target.kind,
-                suggestion=result.suggestion, cached=result.cached))
+            rows.append(
+                Verdict(
+                    url=source.url,
+                    verdict=result.verdict,
+                    status=result.status,
+                    final_url=result.final_url,
+                    redirects=list(result.redirects),
+                    attempts=result.attempts,
+                    message=result.message,
+                    source=source.path,
+                    line=source.line,
+                    field=source.field,
+                    kind=target.kind,
+                    suggestion=result.suggestion,
+                    cached=result.cached,
+                )
+            )
     rows.sort(key=lambda v: (VERDICT_ORDER[v.verdict], v.source, v.line, v.url))
     return rows
 
@@ -365,10 +400,15 @@ class Cache:
         from kdsurvey.files import write_atomic
 
         horizon = self.now() - 10 * self.ttl  # forget what has not been seen for long
-        keep = {k: v for k, v in sorted(self.entries.items())
-                if float(v.get("checked_at", 0)) >= horizon}
-        write_atomic(self.path, json.dumps({"version": self.VERSION, "entries": keep},
-                                           indent=1, sort_keys=True) + "\n")
+        keep = {
+            k: v
+            for k, v in sorted(self.entries.items())
+            if float(v.get("checked_at", 0)) >= horizon
+        }
+        write_atomic(
+            self.path,
+            json.dumps({"version": self.VERSION, "entries": keep}, indent=1, sort_keys=True) + "\n",
+        )
 
 
 # -- checking --------------------------------------------------------------------------------------
@@ -410,8 +450,9 @@ class _Scheduler:
     starts at one host are ``delay`` apart. A busy host never blocks a worker: it takes another
     host's task instead."""
 
-    def __init__(self, tasks: list[_Task], limit: Callable[[str], int],
-                 delay: Callable[[str], float]):
+    def __init__(
+        self, tasks: list[_Task], limit: Callable[[str], int], delay: Callable[[str], float]
+    ):
         self.queues: dict[str, deque[_Task]] = {}
         for task in tasks:
             self.queues.setdefault(task.host, deque()).append(task)
@@ -470,8 +511,13 @@ class LinkChecker:
         )
 
         self.settings = s = settings or Settings()
-        policy = RetryPolicy(timeout=s.timeout, retries=s.retries, backoff=s.backoff,
-                             max_wait=s.max_retry_after, sleep=s.sleep)
+        policy = RetryPolicy(
+            timeout=s.timeout,
+            retries=s.retries,
+            backoff=s.backoff,
+            max_wait=s.max_retry_after,
+            sleep=s.sleep,
+        )
         self.http = Http(policy, pool=max(4, s.workers))
         self.arxiv = ArxivClient(self.http, s.arxiv_api, s.arxiv_interval, s.arxiv_batch)
         self.crossref = CrossrefClient(self.http, s.crossref_api, s.mailto)
@@ -498,9 +544,12 @@ class LinkChecker:
 
     # the run ---------------------------------------------------------------------------------
 
-    def run(self, targets: list[Target], cache: Cache | None = None,
-            progress: Callable[[int, int, Target, Result], None] | None = None,
-            ) -> dict[str, Result]:
+    def run(
+        self,
+        targets: list[Target],
+        cache: Cache | None = None,
+        progress: Callable[[int, int, Target, Result], None] | None = None,
+    ) -> dict[str, Result]:
         """Check every target (cached ``ok`` results younger than the TTL are reused)."""
         results: dict[str, Result] = {}
         pending: list[Target] = []
@@ -525,7 +574,8 @@ class LinkChecker:
             with lock:
                 for target in task.targets:
                     result = found.get(target.cache_key) or Result(
-                        INCONCLUSIVE, message="not checked (internal error)")
+                        INCONCLUSIVE, message="not checked (internal error)"
+                    )
                     result.checked_at = result.checked_at or time.time()
                     results[target.cache_key] = result
                     if cache:
@@ -539,14 +589,18 @@ class LinkChecker:
                 try:
                     found = task.run()
                 except Exception as exc:  # noqa: BLE001 - one broken check must not stop the run
-                    found = {t.cache_key: Result(INCONCLUSIVE, message=f"check failed: {exc!r}")
-                             for t in task.targets}
+                    found = {
+                        t.cache_key: Result(INCONCLUSIVE, message=f"check failed: {exc!r}")
+                        for t in task.targets
+                    }
                 finally:
                     scheduler.done(task)
                 finish(task, found)
 
-        threads = [threading.Thread(target=worker, name=f"links-{i}", daemon=True)
-                   for i in range(min(self.settings.workers, len(tasks)))]
+        threads = [
+            threading.Thread(target=worker, name=f"links-{i}", daemon=True)
+            for i in range(min(self.settings.workers, len(tasks)))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -560,11 +614,13 @@ class LinkChecker:
         arxiv_host = urlsplit(self.settings.arxiv_api).netloc.lower()
         batch = max(1, self.settings.arxiv_batch)
         for start in range(0, len(arxiv), batch):
-            chunk = arxiv[start:start + batch]
+            chunk = arxiv[start : start + batch]
             tasks.append(_Task(arxiv_host, chunk, partial(self.check_arxiv, chunk)))
         checks = {"url": self.check_url, "doi": self.check_doi, "github": self.check_github}
-        hosts = {"doi": urlsplit(self.settings.crossref_api).netloc.lower(),
-                 "github": urlsplit(self.settings.github_api).netloc.lower()}
+        hosts = {
+            "doi": urlsplit(self.settings.crossref_api).netloc.lower(),
+            "github": urlsplit(self.settings.github_api).netloc.lower(),
+        }
         for target in targets:
             if target.kind not in checks:
                 continue
@@ -581,8 +637,9 @@ class LinkChecker:
         host = urlsplit(url).hostname or ""
         policy = self.policy(host)
         if policy.skip:
-            return Result(INCONCLUSIVE, message=f"unverified: {host} blocks automated checks "
-                                                "(not requested)")
+            return Result(
+                INCONCLUSIVE, message=f"unverified: {host} blocks automated checks (not requested)"
+            )
         method, current = policy.method, url
         hops: list[tuple[int, str]] = []
         visits = Counter([url])
@@ -603,11 +660,18 @@ class LinkChecker:
                 hops.append((status, current))
                 visits[current] += 1
                 if visits[current] >= 3:
-                    return Result(DEAD, status, current, hops, attempts,
-                                  f"redirect loop through {current}")
+                    return Result(
+                        DEAD, status, current, hops, attempts, f"redirect loop through {current}"
+                    )
                 if len(hops) > self.settings.max_redirects:
-                    return Result(DEAD, status, current, hops, attempts,
-                                  f"more than {self.settings.max_redirects} redirects")
+                    return Result(
+                        DEAD,
+                        status,
+                        current,
+                        hops,
+                        attempts,
+                        f"more than {self.settings.max_redirects} redirects",
+                    )
                 continue
             break
         landed = urlsplit(current).hostname or host
@@ -676,11 +740,13 @@ class LinkChecker:
             if i in found:
                 results[f"arxiv:{i}"] = _arxiv_ok(found[i])
             elif error is not None:
-                results[f"arxiv:{i}"] = Result(INCONCLUSIVE, error.status, attempts=error.attempts,
-                                               message=error.message)
+                results[f"arxiv:{i}"] = Result(
+                    INCONCLUSIVE, error.status, attempts=error.attempts, message=error.message
+                )
             else:
-                results[f"arxiv:{i}"] = Result(DEAD, 200, attempts=1,
-                                               message="arXiv API: no paper with this id")
+                results[f"arxiv:{i}"] = Result(
+                    DEAD, 200, attempts=1, message="arXiv API: no paper with this id"
+                )
         return results
 
     def check_doi(self, doi: str) -> Result:
@@ -691,16 +757,30 @@ class LinkChecker:
         except SourceError as exc:
             return Result(INCONCLUSIVE, exc.status, attempts=exc.attempts, message=exc.message)
         if work is not None:
-            return Result(OK, 200, f"https://doi.org/{doi}", attempts=1,
-                          message=f"Crossref: {_clip(work.title)}")
+            return Result(
+                OK,
+                200,
+                f"https://doi.org/{doi}",
+                attempts=1,
+                message=f"Crossref: {_clip(work.title)}",
+            )
         try:
             registered = self.doi.exists(doi)
         except SourceError as exc:
-            return Result(INCONCLUSIVE, exc.status, attempts=exc.attempts,
-                          message=f"not in Crossref; {exc.message}")
+            return Result(
+                INCONCLUSIVE,
+                exc.status,
+                attempts=exc.attempts,
+                message=f"not in Crossref; {exc.message}",
+            )
         if registered:
-            return Result(OK, 200, f"https://doi.org/{doi}", attempts=2,
-                          message="registered (by an agency other than Crossref)")
+            return Result(
+                OK,
+                200,
+                f"https://doi.org/{doi}",
+                attempts=2,
+                message="registered (by an agency other than Crossref)",
+            )
         return Result(DEAD, 404, attempts=2, message="DOI is not registered")
 
     def check_github(self, key: str) -> Result:
@@ -714,8 +794,9 @@ class LinkChecker:
         if repo is None:
             return Result(DEAD, 404, attempts=1, message="GitHub: no such repository")
         if repo.disabled:
-            return Result(DEAD, 200, repo.html_url, attempts=1,
-                          message="GitHub: repository disabled")
+            return Result(
+                DEAD, 200, repo.html_url, attempts=1, message="GitHub: repository disabled"
+            )
         notes = []
         result = Result(OK, 200, repo.html_url, attempts=1)
         if repo.moved:
@@ -734,12 +815,13 @@ def _one(check: Callable[[str], Result], target: Target, argument: str) -> dict[
 
 
 def _arxiv_ok(entry) -> Result:
-    return Result(OK, 200, entry.url, attempts=1,
-                  message=f"arXiv v{entry.version}: {_clip(entry.title)}")
+    return Result(
+        OK, 200, entry.url, attempts=1, message=f"arXiv v{entry.version}: {_clip(entry.title)}"
+    )
 
 
 def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _moved_to(hops: list[tuple[int, str]]) -> str | None:
@@ -757,9 +839,14 @@ def _moved_to(hops: list[tuple[int, str]]) -> str | None:
 
 def summary(rows: list[Verdict], cache_hits: int = 0) -> dict:
     counts = Counter(row.verdict for row in rows)
-    return {"links": len(rows), OK: counts[OK], DEAD: counts[DEAD],
-            INCONCLUSIVE: counts[INCONCLUSIVE], "from_cache": cache_hits,
-            "moved": sum(1 for row in rows if row.suggestion)}
+    return {
+        "links": len(rows),
+        OK: counts[OK],
+        DEAD: counts[DEAD],
+        INCONCLUSIVE: counts[INCONCLUSIVE],
+        "from_cache": cache_hits,
+        "moved": sum(1 for row in rows if row.suggestion),
+    }
 
 
 def table(rows: list[Verdict]) -> str:
@@ -796,26 +883,38 @@ def annotations(rows: list[Verdict]) -> str:
         else:
             continue
         text = f"{row.field}: {row.url}" + (f": {row.message}" if row.message else "")
-        out.append(f"::{level} file={_escape(row.source, True)},line={row.line},"
-                   f"title={_escape(title, True)}::{_escape(text)}")
+        out.append(
+            f"::{level} file={_escape(row.source, True)},line={row.line},"
+            f"title={_escape(title, True)}::{_escape(text)}"
+        )
     return "\n".join(out) + ("\n" if out else "")
 
 
 def markdown(rows: list[Verdict], counts: dict) -> str:
     """The weekly report (the body of the tracking issue)."""
-    lines = ["# Link check", "",
-             f"{counts['links']} links: {counts[OK]} ok, {counts[DEAD]} dead, "
-             f"{counts[INCONCLUSIVE]} inconclusive.", ""]
+    lines = [
+        "# Link check",
+        "",
+        f"{counts['links']} links: {counts[OK]} ok, {counts[DEAD]} dead, "
+        f"{counts[INCONCLUSIVE]} inconclusive.",
+        "",
+    ]
     for verdict, heading in ((DEAD, "Dead"), (INCONCLUSIVE, "Inconclusive")):
         chosen = [r for r in rows if r.verdict == verdict]
         if not chosen:
             continue
-        lines += [f"## {heading} ({len(chosen)})", "", "| where | link | http | message |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"## {heading} ({len(chosen)})",
+            "",
+            "| where | link | http | message |",
+            "|---|---|---|---|",
+        ]
         for row in chosen:
             message = row.message.replace("|", "\\|")
-            lines.append(f"| `{row.source}:{row.line}` ({row.field}) | <{row.url}> | "
-                         f"{row.status if row.status is not None else '-'} | {message} |")
+            lines.append(
+                f"| `{row.source}:{row.line}` ({row.field}) | <{row.url}> | "
+                f"{row.status if row.status is not None else '-'} | {message} |"
+            )
         lines.append("")
     moved = [r for r in rows if r.suggestion]
     if moved:
@@ -842,35 +941,79 @@ def duration(text: str) -> float:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--changed-since", metavar="REV",
-                   help="check only records (and site pages) changed since REV (git diff REV)")
+    p.add_argument(
+        "--changed-since",
+        metavar="REV",
+        help="check only records (and site pages) changed since REV (git diff REV)",
+    )
     p.add_argument("--cache", metavar="FILE", help="reuse ok results younger than --ttl")
-    p.add_argument("--ttl", type=duration, default=7 * 86400, metavar="DURATION",
-                   help="how long a cached ok result stays fresh (default 7d)")
-    p.add_argument("--site", default="site", metavar="DIR",
-                   help="also check the links of the site's hand-written pages (default: site)")
+    p.add_argument(
+        "--ttl",
+        type=duration,
+        default=7 * 86400,
+        metavar="DURATION",
+        help="how long a cached ok result stays fresh (default 7d)",
+    )
+    p.add_argument(
+        "--site",
+        default="site",
+        metavar="DIR",
+        help="also check the links of the site's hand-written pages (default: site)",
+    )
     p.add_argument("--no-site", action="store_true", help="check the records only")
     p.add_argument("--workers", type=int, default=16, help="checks in flight (default 16)")
     p.add_argument("--per-host", type=int, default=2, help="requests in flight per host (2)")
-    p.add_argument("--delay", type=float, default=0.5, metavar="S",
-                   help="polite delay between requests to one host (default 0.5 s)")
+    p.add_argument(
+        "--delay",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="polite delay between requests to one host (default 0.5 s)",
+    )
     p.add_argument("--timeout", type=float, default=15.0, metavar="S")
     p.add_argument("--retries", type=int, default=2, help="retries on 429/5xx/network errors")
-    p.add_argument("--backoff", type=float, default=1.0, metavar="S",
-                   help="first retry delay, doubled each retry (default 1 s)")
-    p.add_argument("--max-retry-after", type=float, default=60.0, metavar="S",
-                   help="longest Retry-After to wait for (default 60 s)")
-    p.add_argument("--arxiv-api", metavar="URL",
-                   help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})")
-    p.add_argument("--crossref-api", metavar="URL",
-                   help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})")
-    p.add_argument("--github-api", metavar="URL",
-                   help=f"GitHub API base (${ENV_GITHUB_API}, default {DEFAULT_GITHUB_API}); "
-                   "used when GITHUB_TOKEN is set")
-    p.add_argument("--doi-api", metavar="URL",
-                   help=f"DOI handle API base (${ENV_DOI_API}, default {DEFAULT_DOI_API})")
-    p.add_argument("--arxiv-interval", type=float, default=ARXIV_INTERVAL, metavar="S",
-                   help="seconds between arXiv API requests (default 3, as arXiv asks)")
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="first retry delay, doubled each retry (default 1 s)",
+    )
+    p.add_argument(
+        "--max-retry-after",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="longest Retry-After to wait for (default 60 s)",
+    )
+    p.add_argument(
+        "--arxiv-api",
+        metavar="URL",
+        help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})",
+    )
+    p.add_argument(
+        "--crossref-api",
+        metavar="URL",
+        help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})",
+    )
+    p.add_argument(
+        "--github-api",
+        metavar="URL",
+        help=f"GitHub API base (${ENV_GITHUB_API}, default {DEFAULT_GITHUB_API}); "
+        "used when GITHUB_TOKEN is set",
+    )
+    p.add_argument(
+        "--doi-api",
+        metavar="URL",
+        help=f"DOI handle API base (${ENV_DOI_API}, default {DEFAULT_DOI_API})",
+    )
+    p.add_argument(
+        "--arxiv-interval",
+        type=float,
+        default=ARXIV_INTERVAL,
+        metavar="S",
+        help="seconds between arXiv API requests (default 3, as arXiv asks)",
+    )
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown report to FILE")
     p.add_argument("--only-problems", action="store_true", help="leave ok links out of the table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -878,8 +1021,12 @@ def add_arguments(p) -> None:
 
 def settings_from(args) -> Settings:
     return Settings(
-        workers=max(1, args.workers), per_host=max(1, args.per_host), delay=max(0.0, args.delay),
-        timeout=args.timeout, retries=max(0, args.retries), backoff=max(0.0, args.backoff),
+        workers=max(1, args.workers),
+        per_host=max(1, args.per_host),
+        delay=max(0.0, args.delay),
+        timeout=args.timeout,
+        retries=max(0, args.retries),
+        backoff=max(0.0, args.backoff),
         max_retry_after=args.max_retry_after,
         arxiv_api=base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
         crossref_api=base_url(args.crossref_api, ENV_CROSSREF_API, DEFAULT_CROSSREF_API),
@@ -904,8 +1051,9 @@ def cli(args) -> None:
     papers = catalogue.papers
     if args.changed_since:
         try:
-            changed = changed_files(args.changed_since,
-                                    [Path(args.papers)] + ([site] if site else []))
+            changed = changed_files(
+                args.changed_since, [Path(args.papers)] + ([site] if site else [])
+            )
         except ValueError as exc:
             raise Failure(f"--changed-since {args.changed_since}: {exc}", 2) from None
         papers = [p for p in papers if catalogue.path_of(p).resolve() in changed]
@@ -919,8 +1067,7 @@ def cli(args) -> None:
 
         def progress(done, total, target, result):
             mark = "cached" if result.cached else result.verdict
-            print(f"[{done:>{width}}/{total}] {mark:<12} {target.url}", file=sys.stderr,
-                  flush=True)
+            print(f"[{done:>{width}}/{total}] {mark:<12} {target.url}", file=sys.stderr, flush=True)
 
     if not args.quiet:
         scope = f"{len(papers)} record(s)" + (f", {len(pages)} site page(s)" if site else "")
@@ -946,9 +1093,11 @@ def cli(args) -> None:
             sys.stderr.write(annotations(rows))
     else:
         sys.stdout.write(table(shown))
-        print(f"{counts['links']} links: {counts[OK]} ok, {counts[DEAD]} dead, "
-              f"{counts[INCONCLUSIVE]} inconclusive ({counts['from_cache']} from cache, "
-              f"{counts['seconds']} s)")
+        print(
+            f"{counts['links']} links: {counts[OK]} ok, {counts[DEAD]} dead, "
+            f"{counts[INCONCLUSIVE]} inconclusive ({counts['from_cache']} from cache, "
+            f"{counts['seconds']} s)"
+        )
         if in_actions:
             sys.stdout.write(annotations(rows))
     if counts[DEAD]:

@@ -25,7 +25,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from kdsurvey.catalogue import display_path, normalise_title
-from kdsurvey.schema import ascii_fold, family_name
+from kdsurvey.schema import PARTICLES, ascii_fold, family_name
 from kdsurvey.sources import (
     ARXIV_INTERVAL,
     DEFAULT_ARXIV_API,
@@ -43,24 +43,62 @@ HELP = "check the records beyond the schema: years, venues, links, duplicates, n
 ERROR, WARNING = "error", "warning"
 
 #: Words that stay lowercase inside a title (articles, conjunctions, prepositions).
-MINOR_WORDS = frozenset({
-    "a", "an", "the", "and", "but", "or", "nor", "for", "so", "yet", "as", "at", "by", "in",
-    "of", "off", "on", "onto", "per", "to", "up", "via", "with", "from", "into", "over", "upon",
-    "vs", "versus"
-})
-#: Lowercase particles of family names (van Gool, de Souza).
-PARTICLES = frozenset({
-    "van", "von", "de", "der", "den", "da", "di", "del", "della", "dos", "das", "du", "la",
-    "le", "ter", "ten", "bin", "al", "el"
-})
+MINOR_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "and",
+        "but",
+        "or",
+        "nor",
+        "for",
+        "so",
+        "yet",
+        "as",
+        "at",
+        "by",
+        "in",
+        "of",
+        "off",
+        "on",
+        "onto",
+        "per",
+        "to",
+        "up",
+        "via",
+        "with",
+        "from",
+        "into",
+        "over",
+        "upon",
+        "vs",
+        "versus",
+    }
+)
+
 #: DOI prefixes of the publishers named in venues.yaml.
 PUBLISHER_PREFIXES = {
-    "IEEE": "10.1109", "Springer": "10.1007", "Elsevier": "10.1016", "MDPI": "10.3390",
-    "World Scientific": "10.1142", "ACM": "10.1145",
+    "IEEE": "10.1109",
+    "Springer": "10.1007",
+    "Elsevier": "10.1016",
+    "MDPI": "10.3390",
+    "World Scientific": "10.1142",
+    "ACM": "10.1145",
 }
 MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December"
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -140,9 +178,12 @@ def title_case(title: str) -> str:
         edge = after_colon or index == len(words) - 1
         parts = word.split("-")
         # the first part of a word is capitalised at the edges and in hyphenated compounds
-        out.append("-".join(
-            _case_part(part, minor_ok=k > 0 or (not edge and len(parts) == 1))
-            for k, part in enumerate(parts)))
+        out.append(
+            "-".join(
+                _case_part(part, minor_ok=k > 0 or (not edge and len(parts) == 1))
+                for k, part in enumerate(parts)
+            )
+        )
         after_colon = word.endswith((":", "?", "!", "\u2014"))
     return " ".join(out)
 
@@ -160,12 +201,16 @@ class _Checker:
     def add(self, paper, loc: tuple, message: str, severity: str = ERROR) -> None:
         path = display_path(self.catalogue.path_of(paper))
         line = self.catalogue.line_of(paper, *loc)
-        name = "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s)
-                       for i, s in enumerate(loc)) or "record"
+        name = (
+            "".join(
+                f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(loc)
+            )
+            or "record"
+        )
         self.findings.append(Finding(path, line, name, message, severity))
 
     def raw_link(self, paper, name: str) -> str | None:
-        links = (self.catalogue.lines.get(paper.id) or {}).get("links")
+        links = self.catalogue.source(paper).get("links")
         value = links.get(name) if isinstance(links, dict) else None
         if value is None:
             value = getattr(paper.links, name)
@@ -198,14 +243,28 @@ class _Checker:
         venue = self.catalogue.venues.get(paper.venue)
         preprint = venue is not None and venue.kind.value == "preprint"
         if year > paper.year + 1 or (preprint and year > paper.year):
-            self.add(paper, loc, f"arXiv id {arxiv_id} is from {when}: it cannot belong to a "
-                     f"{paper.year} paper (wrong id, or year should be the cited version's)")
+            self.add(
+                paper,
+                loc,
+                f"arXiv id {arxiv_id} is from {when}: it cannot belong to a "
+                f"{paper.year} paper (wrong id, or year should be the cited version's)",
+            )
         elif preprint and paper.year > year:
-            self.add(paper, ("year",), f"an arXiv-only record is cited by the year of its arXiv "
-                     f"id ({year}), not {paper.year}", WARNING)
+            self.add(
+                paper,
+                ("year",),
+                f"an arXiv-only record is cited by the year of its arXiv "
+                f"id ({year}), not {paper.year}",
+                WARNING,
+            )
         elif paper.year - year > 4:
-            self.add(paper, ("year",), f"{paper.year - year} years after its arXiv id "
-                     f"({when}): is {paper.year} the year of the cited version?", WARNING)
+            self.add(
+                paper,
+                ("year",),
+                f"{paper.year - year} years after its arXiv id "
+                f"({when}): is {paper.year} the year of the cited version?",
+                WARNING,
+            )
 
     def venue(self, paper) -> None:
         venue = self.catalogue.venues.get(paper.venue)
@@ -214,12 +273,19 @@ class _Checker:
         if venue is None or venue.kind.value != "conference" or venue.first_year is None:
             return
         if paper.year < venue.first_year:
-            self.add(paper, ("venue",),
-                     f"{venue.short} was first held in {venue.first_year}, after {paper.year}")
+            self.add(
+                paper,
+                ("venue",),
+                f"{venue.short} was first held in {venue.first_year}, after {paper.year}",
+            )
         elif venue.every == 2 and (paper.year - venue.first_year) % 2:
             parity = "odd" if venue.first_year % 2 else "even"
-            self.add(paper, ("venue",), f"{venue.short} is held every other year, in {parity} "
-                     f"years: there was no {venue.short} {paper.year} (year or venue is wrong)")
+            self.add(
+                paper,
+                ("venue",),
+                f"{venue.short} is held every other year, in {parity} "
+                f"years: there was no {venue.short} {paper.year} (year or venue is wrong)",
+            )
 
     def links(self, paper) -> None:
         code = self.raw_link(paper, "code")
@@ -233,28 +299,47 @@ class _Checker:
                 tail = ".git" if code.endswith(".git") else "/"
                 self.add(paper, ("links", "code"), f"write the code link without a trailing {tail}")
         elif paper.links.code_official is not None:
-            self.add(paper, ("links", "code_official"), "code_official without a code link",
-                     WARNING)
+            self.add(
+                paper, ("links", "code_official"), "code_official without a code link", WARNING
+            )
         paper_url = self.raw_link(paper, "paper") or ""
         in_url = arxiv_id_of_url(paper_url)
         if in_url:
             if paper.links.arxiv and in_url != paper.links.arxiv:
-                self.add(paper, ("links", "paper"),
-                         f"links to arXiv {in_url} but links.arxiv is {paper.links.arxiv}")
+                self.add(
+                    paper,
+                    ("links", "paper"),
+                    f"links to arXiv {in_url} but links.arxiv is {paper.links.arxiv}",
+                )
             elif not paper.links.arxiv:
-                self.add(paper, ("links", "paper"),
-                         f"an arXiv link: also set links.arxiv: \"{in_url}\"", WARNING)
+                self.add(
+                    paper,
+                    ("links", "paper"),
+                    f'an arXiv link: also set links.arxiv: "{in_url}"',
+                    WARNING,
+                )
             if paper_url != f"https://arxiv.org/abs/{in_url}":
-                self.add(paper, ("links", "paper"),
-                         f"link the abstract page: https://arxiv.org/abs/{in_url}", WARNING)
+                self.add(
+                    paper,
+                    ("links", "paper"),
+                    f"link the abstract page: https://arxiv.org/abs/{in_url}",
+                    WARNING,
+                )
         doi_in_url = doi_of_url(paper_url)
         if doi_in_url:
             if paper.links.doi and doi_in_url.lower() != paper.links.doi.lower():
-                self.add(paper, ("links", "paper"),
-                         f"links to DOI {doi_in_url} but links.doi is {paper.links.doi}")
+                self.add(
+                    paper,
+                    ("links", "paper"),
+                    f"links to DOI {doi_in_url} but links.doi is {paper.links.doi}",
+                )
             elif not paper.links.doi:
-                self.add(paper, ("links", "paper"),
-                         f"a DOI link: also set links.doi: {doi_in_url}", WARNING)
+                self.add(
+                    paper,
+                    ("links", "paper"),
+                    f"a DOI link: also set links.doi: {doi_in_url}",
+                    WARNING,
+                )
         for name in ("paper", "project", "code"):
             value = self.raw_link(paper, name)
             if value and value.startswith("http://"):
@@ -262,8 +347,12 @@ class _Checker:
         venue = self.catalogue.venues.get(paper.venue)
         prefix = PUBLISHER_PREFIXES.get(venue.publisher or "") if venue else None
         if prefix and paper.links.doi and not paper.links.doi.startswith(prefix + "/"):
-            self.add(paper, ("links", "doi"), f"{venue.short} is published by {venue.publisher}, "
-                     f"whose DOIs start {prefix}/", WARNING)
+            self.add(
+                paper,
+                ("links", "doi"),
+                f"{venue.short} is published by {venue.publisher}, whose DOIs start {prefix}/",
+                WARNING,
+            )
 
     def authors(self, paper) -> None:
         seen: dict[str, int] = {}
@@ -280,19 +369,29 @@ class _Checker:
             if "  " in author or author != author.strip():
                 self.add(paper, loc, f"{author!r} has stray spaces", WARNING)
             if len(family) > 2 and family.isupper():
-                self.add(paper, loc, f"write the family name as {family.title()!r}, not "
-                         f"{family!r}", WARNING)
+                self.add(
+                    paper,
+                    loc,
+                    f"write the family name as {family.title()!r}, not {family!r}",
+                    WARNING,
+                )
             first = family.split()[0] if family.split() else family
             if family[:1].islower() and first not in PARTICLES:
-                self.add(paper, loc, f"family name {family!r} starts with a lowercase letter",
-                         WARNING)
+                self.add(
+                    paper, loc, f"family name {family!r} starts with a lowercase letter", WARNING
+                )
             if given[:1].islower():
-                self.add(paper, loc, f"given name {given!r} starts with a lowercase letter",
-                         WARNING)
+                self.add(
+                    paper, loc, f"given name {given!r} starts with a lowercase letter", WARNING
+                )
             tokens = re.split(r"[\s-]+", given)
             if tokens and all(re.fullmatch(r"[A-Z]\.?", t) for t in tokens):
-                self.add(paper, loc, f"given name {given!r} is only initials: write it in full "
-                         "when the paper does", WARNING)
+                self.add(
+                    paper,
+                    loc,
+                    f"given name {given!r} is only initials: write it in full when the paper does",
+                    WARNING,
+                )
             elif any(re.fullmatch(r"[A-Z]", t) for t in tokens):
                 self.add(paper, loc, f"an initial without a period in {given!r}", WARNING)
 
@@ -305,18 +404,26 @@ class _Checker:
             return
         expected = title_case(title)
         if expected != title:
-            words = [w for w, e in zip(title.split(" "), expected.split(" "), strict=True)
-                     if w != e]
-            self.add(paper, ("title",), f"title casing ({', '.join(words)}): the catalogue "
-                     f"writes titles in Title Case: {expected!r}", WARNING)
+            words = [
+                w for w, e in zip(title.split(" "), expected.split(" "), strict=True) if w != e
+            ]
+            self.add(
+                paper,
+                ("title",),
+                f"title casing ({', '.join(words)}): the catalogue "
+                f"writes titles in Title Case: {expected!r}",
+                WARNING,
+            )
 
     def duplicates(self) -> None:
-        items = sorted(((normalise_title(p.title), p) for p in self.catalogue.papers),
-                       key=lambda item: (len(item[0]), item[1].id))
+        items = sorted(
+            ((normalise_title(p.title), p) for p in self.catalogue.papers),
+            key=lambda item: (len(item[0]), item[1].id),
+        )
         checked = {p.id for p in self.papers}
         for i, (a, pa) in enumerate(items):
             limit = near_limit(a)
-            for b, pb in items[i + 1:]:
+            for b, pb in items[i + 1 :]:
                 if len(b) - len(a) > limit:
                     break
                 if a == b or (pa.id not in checked and pb.id not in checked):
@@ -325,13 +432,23 @@ class _Checker:
                 if distance > limit:
                     continue
                 first, second = sorted((pa, pb), key=lambda p: p.id)
-                distinct = ((first.links.arxiv and second.links.arxiv
-                             and first.links.arxiv != second.links.arxiv)
-                            or (first.links.doi and second.links.doi
-                                and first.links.doi.lower() != second.links.doi.lower()))
+                distinct = (
+                    first.links.arxiv
+                    and second.links.arxiv
+                    and first.links.arxiv != second.links.arxiv
+                ) or (
+                    first.links.doi
+                    and second.links.doi
+                    and first.links.doi.lower() != second.links.doi.lower()
+                )
                 other = display_path(self.catalogue.path_of(first))
-                self.add(second, ("title",), f"title within {distance} edit(s) of {other}: "
-                         f"{first.title!r} (the same paper?)", WARNING if distinct else ERROR)
+                self.add(
+                    second,
+                    ("title",),
+                    f"title within {distance} edit(s) of {other}: "
+                    f"{first.title!r} (the same paper?)",
+                    WARNING if distinct else ERROR,
+                )
 
     def author_spellings(self) -> None:
         """One person, two spellings across records (accents, hyphens, initials)."""
@@ -350,8 +467,13 @@ class _Checker:
             where = display_path(self.catalogue.path_of(first_paper))
             for author, (paper, index) in ordered[1:]:
                 if paper.id in checked:
-                    self.add(paper, ("authors", index), f"written {author!r} here but {first!r} "
-                             f"in {where}: one spelling per person", WARNING)
+                    self.add(
+                        paper,
+                        ("authors", index),
+                        f"written {author!r} here but {first!r} "
+                        f"in {where}: one spelling per person",
+                        WARNING,
+                    )
         for names in by_family.values():
             full = [n for n in names if not _initials_only(n)]
             for name in names:
@@ -361,8 +483,12 @@ class _Checker:
                 if len(matches) == 1:
                     paper, index = next(iter(spellings[_person_key(name)].values()))
                     if paper.id in checked:
-                        self.add(paper, ("authors", index), f"{name!r} is written "
-                                 f"{matches[0]!r} in other records", WARNING)
+                        self.add(
+                            paper,
+                            ("authors", index),
+                            f"{name!r} is written {matches[0]!r} in other records",
+                            WARNING,
+                        )
 
 
 def urlpath(url: str) -> str:
@@ -453,14 +579,24 @@ def check_online(catalogue, papers, arxiv, crossref, workers: int = 4) -> list[F
             checker.add(paper, ("authors",), message, WARNING)
         venue = catalogue.venues.get(paper.venue)
         wanted = paper.links.arxiv_class or "cs.CV"
-        if (venue is not None and venue.kind.value == "preprint" and entry.primary_category
-                and entry.primary_category != wanted):
-            checker.add(paper, ("links",), f"arXiv's primary category is "
-                        f"{entry.primary_category}: set links.arxiv_class (BibTeX primaryClass, "
-                        f"{wanted} now)", WARNING)
+        if (
+            venue is not None
+            and venue.kind.value == "preprint"
+            and entry.primary_category
+            and entry.primary_category != wanted
+        ):
+            checker.add(
+                paper,
+                ("links",),
+                f"arXiv's primary category is "
+                f"{entry.primary_category}: set links.arxiv_class (BibTeX primaryClass, "
+                f"{wanted} now)",
+                WARNING,
+            )
         if entry.year > paper.year + 1:
-            checker.add(paper, ("year",), f"arXiv v1 is from {entry.published[:10]}, after "
-                        f"{paper.year}")
+            checker.add(
+                paper, ("year",), f"arXiv v1 is from {entry.published[:10]}, after {paper.year}"
+            )
 
     with_doi = [p for p in papers if p.links.doi]
 
@@ -478,8 +614,13 @@ def check_online(catalogue, papers, arxiv, crossref, workers: int = 4) -> list[F
             checker.add(paper, loc, f"not compared: {error.message}", WARNING)
             continue
         if work is None:
-            checker.add(paper, loc, f"Crossref does not know {paper.links.doi} (another "
-                        "registration agency, or a wrong DOI)", WARNING)
+            checker.add(
+                paper,
+                loc,
+                f"Crossref does not know {paper.links.doi} (another "
+                "registration agency, or a wrong DOI)",
+                WARNING,
+            )
             continue
         if work.title and _similar(paper.title, work.title) < 0.6:
             checker.add(paper, loc, f"DOI {paper.links.doi} is {work.title!r}: another paper?")
@@ -500,16 +641,30 @@ def check_online(catalogue, papers, arxiv, crossref, workers: int = 4) -> list[F
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--online", action="store_true",
-                   help="also compare title, authors and year with the arXiv API and Crossref")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="also compare title, authors and year with the arXiv API and Crossref",
+    )
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--changed-since", metavar="REV", help="check only records changed since REV")
-    p.add_argument("--arxiv-api", metavar="URL",
-                   help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})")
-    p.add_argument("--crossref-api", metavar="URL",
-                   help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})")
-    p.add_argument("--arxiv-interval", type=float, default=ARXIV_INTERVAL, metavar="S",
-                   help="seconds between arXiv API requests (default 3)")
+    p.add_argument(
+        "--arxiv-api",
+        metavar="URL",
+        help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})",
+    )
+    p.add_argument(
+        "--crossref-api",
+        metavar="URL",
+        help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})",
+    )
+    p.add_argument(
+        "--arxiv-interval",
+        type=float,
+        default=ARXIV_INTERVAL,
+        metavar="S",
+        help="seconds between arXiv API requests (default 3)",
+    )
     p.add_argument("--timeout", type=float, default=15.0, metavar="S")
 
 
@@ -533,18 +688,30 @@ def cli(args) -> None:
 
         http = Http(RetryPolicy(timeout=args.timeout))
         try:
-            arxiv = ArxivClient(http, base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
-                                interval=max(0.0, args.arxiv_interval))
-            crossref = CrossrefClient(http, base_url(args.crossref_api, ENV_CROSSREF_API,
-                                                     DEFAULT_CROSSREF_API))
+            arxiv = ArxivClient(
+                http,
+                base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
+                interval=max(0.0, args.arxiv_interval),
+            )
+            crossref = CrossrefClient(
+                http, base_url(args.crossref_api, ENV_CROSSREF_API, DEFAULT_CROSSREF_API)
+            )
             findings = sorted(findings + check_online(catalogue, papers, arxiv, crossref))
         finally:
             http.close()
     errors = [f for f in findings if f.severity == ERROR or args.strict]
     warnings = [f for f in findings if f not in errors]
     if args.format == "json":
-        print(json.dumps({"records": len(papers), "errors": [f.as_dict() for f in errors],
-                          "warnings": [f.as_dict() for f in warnings]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "records": len(papers),
+                    "errors": [f.as_dict() for f in errors],
+                    "warnings": [f.as_dict() for f in warnings],
+                },
+                indent=2,
+            )
+        )
     else:
         for finding in findings:
             print(finding)

@@ -16,18 +16,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from kdsurvey.catalogue import (
     CATEGORIES_FILE,
     VENUES_FILE,
     CatalogueError,
     display_path,
+    identities,
+    identity_keys,
     load,
-    normalise_title,
-    record_paths,
 )
-from kdsurvey.schema import ArxivId, Category, Task, citation_key
+from kdsurvey.schema import PARTICLES, ArxivId, Category, Task, citation_key
 from kdsurvey.sources import (
     ARXIV_INTERVAL,
     DEFAULT_ARXIV_API,
@@ -41,9 +39,6 @@ from kdsurvey.sources import (
 
 HELP = "start a record: from the arXiv API (--arxiv ID), Crossref (--doi) or flags"
 
-#: Lowercase words that belong to the family name that follows them (Luc van Gool).
-PARTICLES = frozenset({"van", "von", "de", "der", "den", "da", "di", "del", "della", "dos", "das",
-                       "du", "la", "le", "ter", "ten", "bin", "al", "el"})
 DEFAULT_ARXIV_CLASS = "cs.CV"  # what a record without links.arxiv_class is taken to be
 SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 
@@ -78,8 +73,12 @@ def family_given(name: str) -> str:
 def clean_arxiv_id(value: str) -> str:
     """``2203.08679`` from ``arXiv:2203.08679v2``, ``https://arxiv.org/abs/2203.08679`` ..."""
     bare = value.strip()
-    bare = re.sub(r"^(?:arxiv:\s*|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)", "",
-                  bare, flags=re.IGNORECASE)
+    bare = re.sub(
+        r"^(?:arxiv:\s*|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
+        "",
+        bare,
+        flags=re.IGNORECASE,
+    )
     bare = re.sub(r"(?:\.pdf)?/?$", "", bare)
     bare = re.sub(r"v\d+$", "", bare)
     from pydantic import TypeAdapter, ValidationError
@@ -91,8 +90,9 @@ def clean_arxiv_id(value: str) -> str:
 
 
 def clean_doi(value: str) -> str:
-    return re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", value.strip(),
-                  flags=re.IGNORECASE)
+    return re.sub(
+        r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", value.strip(), flags=re.IGNORECASE
+    )
 
 
 def _venue_of(text: str | None, venues: dict) -> str | None:
@@ -150,26 +150,12 @@ def propose_id(root: Path, authors: list[str], year: int | None, title: str | No
     return None
 
 
-def already_catalogued(root: Path, title: str | None, arxiv: str | None,
-                       doi: str | None) -> str | None:
+def already_catalogued(
+    root: Path, title: str | None, arxiv: str | None, doi: str | None
+) -> str | None:
     """The record file that already has this title, arXiv id or DOI (read leniently)."""
-    wanted = {("title", normalise_title(title or "")), ("arxiv", arxiv or ""),
-              ("doi", (doi or "").lower())}
-    wanted = {w for w in wanted if w[1]}
-    for path in record_paths(root):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        links = data.get("links") if isinstance(data.get("links"), dict) else {}
-        have = {("title", normalise_title(str(data.get("title") or ""))),
-                ("arxiv", str(links.get("arxiv") or "")),
-                ("doi", str(links.get("doi") or "").lower())}
-        if wanted & have:
-            return display_path(path)
-    return None
+    seen = identities(root)
+    return next((seen[key] for key in identity_keys(title, arxiv, doi) if key in seen), None)
 
 
 def build_fields(args, venues: dict, arxiv_client=None, crossref_client=None) -> dict:
@@ -188,9 +174,15 @@ def build_fields(args, venues: dict, arxiv_client=None, crossref_client=None) ->
             raise NewPaperError(f"Crossref has no work {doi}: give --title, --author and --year")
         fields = fields_from_crossref(work, venues)
     links = fields.setdefault("links", {})
-    flags = {"title": args.title, "year": args.year, "venue": args.venue,
-             "category": args.category, "volume": args.volume, "number": args.number,
-             "pages": args.pages}
+    flags = {
+        "title": args.title,
+        "year": args.year,
+        "venue": args.venue,
+        "category": args.category,
+        "volume": args.volume,
+        "number": args.number,
+        "pages": args.pages,
+    }
     fields.update({k: v for k, v in flags.items() if v is not None})
     if args.author:
         fields["authors"] = [family_given(a) for a in args.author]
@@ -230,8 +222,11 @@ def validate(root: Path, path: Path, text: str, dry_run: bool) -> tuple[list, in
                 load(folder)
             except CatalogueError as exc:
                 shown = display_path(path)
-                return [p.__class__(shown, p.line, p.field, p.message) for p in exc.problems
-                        if p.path.endswith(path.name)], 0
+                return [
+                    p.__class__(shown, p.line, p.field, p.message)
+                    for p in exc.problems
+                    if p.path.endswith(path.name)
+                ], 0
             return [], 0
     try:
         load(root)
@@ -245,37 +240,67 @@ def validate(root: Path, path: Path, text: str, dry_run: bool) -> tuple[list, in
 def add_arguments(p) -> None:
     source = p.add_argument_group("where the metadata comes from")
     source.add_argument("--arxiv", metavar="ID", help="fetch from the arXiv API: 2203.08679")
-    source.add_argument("--doi", metavar="DOI",
-                        help="the DOI; without --title/--author/--year, fetch them from Crossref")
+    source.add_argument(
+        "--doi",
+        metavar="DOI",
+        help="the DOI; without --title/--author/--year, fetch them from Crossref",
+    )
     fields = p.add_argument_group("fields (override what was fetched)")
     fields.add_argument("--title")
-    fields.add_argument("--author", action="append", metavar="NAME",
-                        help="'Family, Given' (or 'Given Family'); repeat, in order")
+    fields.add_argument(
+        "--author",
+        action="append",
+        metavar="NAME",
+        help="'Family, Given' (or 'Given Family'); repeat, in order",
+    )
     fields.add_argument("--year", type=int)
     fields.add_argument("--venue", metavar="KEY", help="a key of papers/venues.yaml")
     fields.add_argument("--category", choices=[c.value for c in Category])
-    fields.add_argument("--task", action="append", choices=[t.value for t in Task],
-                        help="a task the paper evaluates on (repeat for several)")
-    fields.add_argument("--loss", action="append", metavar="NAME",
-                        help="a loss registry name, main one first (repeat for several)")
+    fields.add_argument(
+        "--task",
+        action="append",
+        choices=[t.value for t in Task],
+        help="a task the paper evaluates on (repeat for several)",
+    )
+    fields.add_argument(
+        "--loss",
+        action="append",
+        metavar="NAME",
+        help="a loss registry name, main one first (repeat for several)",
+    )
     fields.add_argument("--summary", help="one plain sentence: what is distilled and how")
     fields.add_argument("--paper", metavar="URL", help="the page a reader should open first")
     fields.add_argument("--code", metavar="URL", help="https://github.com/<owner>/<repo>")
     official = fields.add_mutually_exclusive_group()
-    official.add_argument("--official", dest="code_official", action="store_true", default=None,
-                          help="the code is the authors' own")
-    official.add_argument("--unofficial", dest="code_official", action="store_false",
-                          help="the code is someone else's")
+    official.add_argument(
+        "--official",
+        dest="code_official",
+        action="store_true",
+        default=None,
+        help="the code is the authors' own",
+    )
+    official.add_argument(
+        "--unofficial",
+        dest="code_official",
+        action="store_false",
+        help="the code is someone else's",
+    )
     fields.add_argument("--project", metavar="URL")
     fields.add_argument("--volume")
     fields.add_argument("--number")
     fields.add_argument("--pages")
     fields.add_argument("--notes")
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")
-    p.add_argument("--arxiv-api", metavar="URL",
-                   help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})")
-    p.add_argument("--crossref-api", metavar="URL",
-                   help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})")
+    p.add_argument(
+        "--arxiv-api",
+        metavar="URL",
+        help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})",
+    )
+    p.add_argument(
+        "--crossref-api",
+        metavar="URL",
+        help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})",
+    )
     p.add_argument("--timeout", type=float, default=15.0, metavar="S")
 
 
@@ -298,18 +323,25 @@ def cli(args) -> None:
     if not root.is_dir():
         raise Failure(f"{root}: no such folder", 2)
     if not (args.arxiv or args.doi or args.title):
-        raise Failure("say where the paper comes from: --arxiv ID, --doi DOI, or --title with "
-                      "--author and --year (and --venue, --paper)", 2)
+        raise Failure(
+            "say where the paper comes from: --arxiv ID, --doi DOI, or --title with "
+            "--author and --year (and --venue, --paper)",
+            2,
+        )
     problems: list = []
     venues = _table(root / VENUES_FILE, Venue, problems)
     if problems:
         raise Failure("\n".join(map(str, problems)))
     http = Http(RetryPolicy(timeout=args.timeout))
     try:
-        arxiv = ArxivClient(http, base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
-                            interval=ARXIV_INTERVAL)
-        crossref = CrossrefClient(http, base_url(args.crossref_api, ENV_CROSSREF_API,
-                                                 DEFAULT_CROSSREF_API))
+        arxiv = ArxivClient(
+            http,
+            base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
+            interval=ARXIV_INTERVAL,
+        )
+        crossref = CrossrefClient(
+            http, base_url(args.crossref_api, ENV_CROSSREF_API, DEFAULT_CROSSREF_API)
+        )
         fields = build_fields(args, venues, arxiv, crossref)
     except NewPaperError as exc:
         raise Failure(str(exc), 1) from None
@@ -322,8 +354,9 @@ def cli(args) -> None:
     clash = already_catalogued(root, fields.get("title"), links.get("arxiv"), links.get("doi"))
     if clash:
         raise Failure(f"already in the catalogue: {clash}")
-    record_id = propose_id(root, fields.get("authors") or [], fields.get("year"),
-                           fields.get("title"))
+    record_id = propose_id(
+        root, fields.get("authors") or [], fields.get("year"), fields.get("title")
+    )
     if record_id is None:
         raise Failure("cannot propose an id: the record needs a title, a first author and a year")
     fields = {"id": record_id, **fields}
@@ -334,15 +367,28 @@ def cli(args) -> None:
     mine, others = validate(root, path, text, args.dry_run)
     shown = display_path(path)
     if args.format == "json":
-        print(json.dumps({"id": record_id, "path": shown, "written": not args.dry_run,
-                          "record": text, "problems": [p.as_dict() for p in mine]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "id": record_id,
+                    "path": shown,
+                    "written": not args.dry_run,
+                    "record": text,
+                    "problems": [p.as_dict() for p in mine],
+                },
+                indent=2,
+            )
+        )
     elif args.dry_run:
         sys.stdout.write(text)
     else:
         print(f"wrote {shown}", file=sys.stderr)
     if mine:
         listed = "\n".join(map(str, mine))
-        raise Failure(f"{listed}\n{len(mine)} thing(s) to fix in {shown} (the TODO lines), "
-                      "then run `kdsurvey validate`", 1)
+        raise Failure(
+            f"{listed}\n{len(mine)} thing(s) to fix in {shown} (the TODO lines), "
+            "then run `kdsurvey validate`",
+            1,
+        )
     if others:
         print(f"note: {others} problem(s) in other records (kdsurvey validate)", file=sys.stderr)

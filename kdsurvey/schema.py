@@ -53,6 +53,31 @@ STOPWORDS = frozenset(
     ]
 )
 
+#: Lowercase words that belong to the family name that follows them (Luc van Gool).
+PARTICLES = frozenset(
+    {
+        "van",
+        "von",
+        "de",
+        "der",
+        "den",
+        "da",
+        "di",
+        "del",
+        "della",
+        "dos",
+        "das",
+        "du",
+        "la",
+        "le",
+        "ter",
+        "ten",
+        "bin",
+        "al",
+        "el",
+    }
+)
+
 ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 AUTHOR_RE = re.compile(r"^[^,\s][^,]*, [^,\s][^,]*$")

@@ -50,8 +50,13 @@ TASK_LABELS = {
 
 # Python-Markdown's backslash escapes (tables add ``|``); ``& < > "`` become entities instead.
 _MD_TABLE = str.maketrans(
-    {**{c: "\\" + c for c in "\\`*_{}[]()#+-.!|"}, "&": "&amp;", "<": "&lt;", ">": "&gt;",
-     '"': "&quot;"}
+    {
+        **{c: "\\" + c for c in "\\`*_{}[]()#+-.!|"},
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+    }
 )
 _SPACE = re.compile(r"\s\s|[^\S ]")  # whitespace other than single spaces
 _SPACES = re.compile(r"\s+")
@@ -194,8 +199,10 @@ def _module_losses(module: str) -> dict[str, LossInfo]:
     for node in _classes(module).values():
         for deco in node.decorator_list:
             if not (
-                isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name)
-                and deco.func.id == "register" and deco.args
+                isinstance(deco, ast.Call)
+                and isinstance(deco.func, ast.Name)
+                and deco.func.id == "register"
+                and deco.args
                 and isinstance(deco.args[0], ast.Constant)
             ):
                 continue
@@ -209,7 +216,10 @@ def _module_losses(module: str) -> dict[str, LossInfo]:
                 inputs = tuple(a.arg for a in positional[1:required])
             name = deco.args[0].value
             found[name] = LossInfo(
-                name=name, cls=node.name, module=module, line=deco.lineno,
+                name=name,
+                cls=node.name,
+                module=module,
+                line=deco.lineno,
                 params=tuple(_params(init.args, _docstring_args(doc))) if init else (),
                 inputs=inputs,
                 summary=doc.split("\n\n", 1)[0].replace("\n", " ") if doc else "",
@@ -305,8 +315,16 @@ class SiteError(Exception):
 def _site_env():
     env = environment().overlay()
     env.filters = dict(env.filters)
-    env.filters.update(text=md_text, doc=doc_text, html=html_text, url=url, fm=front_matter,
-                       fence=fence, task=task_label, slug=slug)
+    env.filters.update(
+        text=md_text,
+        doc=doc_text,
+        html=html_text,
+        url=url,
+        fm=front_matter,
+        fence=fence,
+        task=task_label,
+        slug=slug,
+    )
     env.globals = dict(env.globals)
     return env
 
@@ -346,9 +364,22 @@ def added_order(catalogue: Catalogue) -> dict[str, int]:
     """id -> commit time (seconds) at which the record was added, from git; {} without history."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(catalogue.root), "log", "--diff-filter=A", "--format=%x00%ct",
-             "--name-only", "--relative", "--", "."],
-            capture_output=True, text=True, timeout=30, check=True,
+            [
+                "git",
+                "-C",
+                str(catalogue.root),
+                "log",
+                "--diff-filter=A",
+                "--format=%x00%ct",
+                "--name-only",
+                "--relative",
+                "--",
+                ".",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -381,8 +412,11 @@ def _chart(catalogue: Catalogue) -> dict:
     cats = list(catalogue.categories)
     totals = {y: sum(counts[(y, c)] for c in cats) for y in years}
     top = max(totals.values())
-    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**9)
-                if top / s <= 6)
+    step = next(
+        s
+        for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**9)
+        if top / s <= 6
+    )
     top = -(-top // step) * step
     left, right, head, foot, plot_h = 40, 10, 10, 24, 200
     bar_w = max(8, min(36, 680 // len(years)))
@@ -399,15 +433,34 @@ def _chart(catalogue: Catalogue) -> dict:
             if n:
                 h = n * scale
                 base -= h
-                bars.append({"x": x, "y": round(base, 2), "w": bar_w, "h": round(h, 2),
-                             "category": c, "year": y, "count": n})
+                bars.append(
+                    {
+                        "x": x,
+                        "y": round(base, 2),
+                        "w": bar_w,
+                        "h": round(h, 2),
+                        "category": c,
+                        "year": y,
+                        "count": n,
+                    }
+                )
         if i % every == 0 or y == years[-1]:
             labels.append({"x": x + bar_w / 2, "y": head + plot_h + 16, "text": y})
-    ticks = [{"y": round(head + plot_h - v * scale, 2), "value": v}
-             for v in range(0, top + 1, step)]
-    return {"bars": bars, "width": width, "height": head + plot_h + foot, "left": left,
-            "ticks": ticks, "labels": labels, "right": width - right,
-            "total": len(catalogue.papers), "first": years[0], "last": years[-1]}
+    ticks = [
+        {"y": round(head + plot_h - v * scale, 2), "value": v} for v in range(0, top + 1, step)
+    ]
+    return {
+        "bars": bars,
+        "width": width,
+        "height": head + plot_h + foot,
+        "left": left,
+        "ticks": ticks,
+        "labels": labels,
+        "right": width - right,
+        "total": len(catalogue.papers),
+        "first": years[0],
+        "last": years[-1],
+    }
 
 
 def _bibtex(catalogue: Catalogue) -> tuple[dict[str, str], str] | None:
@@ -444,10 +497,18 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         venue_slugs[key] = s
     losses = {name: loss_info(name) for p in catalogue.papers for name in p.loss}
     t_loss = env.get_template("site/loss.md.j2")
-    loss_blocks = {name: t_loss.render(name=name, info=info, source=links.blob).strip("\n")
-                   for name, info in losses.items()}
-    common = {"venues": venues, "categories": categories, "venue_slugs": venue_slugs,
-              "links": links, "losses": losses, "loss_blocks": loss_blocks}
+    loss_blocks = {
+        name: t_loss.render(name=name, info=info, source=links.blob).strip("\n")
+        for name, info in losses.items()
+    }
+    common = {
+        "venues": venues,
+        "categories": categories,
+        "venue_slugs": venue_slugs,
+        "links": links,
+        "losses": losses,
+        "loss_blocks": loss_blocks,
+    }
     pages: dict[str, str] = {}
 
     row = env.get_template("site/_table.html.j2").module.row
@@ -455,7 +516,10 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     by_category = {key: [p for p in by_year if p.category.value == key] for key in categories}
     for key, info in categories.items():
         pages[f"categories/{key}.md"] = t_list.render(
-            common, kind="category", key=key, info=info,
+            common,
+            kind="category",
+            key=key,
+            info=info,
             rows=[rows[p.id] for p in by_category[key]],
             edit_url=links.edit(catalogue.root / "categories.yaml"),
         )
@@ -468,12 +532,20 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             by_task[t.value].append(p)
     for key, papers in by_venue.items():
         pages[f"venues/{venue_slugs[key]}.md"] = t_list.render(
-            common, kind="venue", key=key, info=venues[key], rows=[rows[p.id] for p in papers],
+            common,
+            kind="venue",
+            key=key,
+            info=venues[key],
+            rows=[rows[p.id] for p in papers],
             edit_url=links.edit(catalogue.root / "venues.yaml"),
         )
     for key, papers in by_task.items():
         pages[f"tasks/{key}.md"] = t_list.render(
-            common, kind="task", key=key, info=None, rows=[rows[p.id] for p in papers],
+            common,
+            kind="task",
+            key=key,
+            info=None,
+            rows=[rows[p.id] for p in papers],
             edit_url=None,
         )
     index = env.get_template("site/index.md.j2")
@@ -485,8 +557,13 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
         pages[f"papers/{p.id}.md"] = t_paper.render(
-            common, p=p, venue=venues[p.venue], category=categories[p.category.value],
-            related=related[p.id], bibtex=entry, edit_url=links.edit(catalogue.path_of(p)),
+            common,
+            p=p,
+            venue=venues[p.venue],
+            category=categories[p.category.value],
+            related=related[p.id],
+            bibtex=entry,
+            edit_url=links.edit(catalogue.path_of(p)),
         )
         if entry:
             pages[f"papers/{p.id}.bib"] = entry
@@ -506,8 +583,12 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     }
     for part in ("stats", "chart", "newest", "cite"):
         pages[f"{INCLUDES}/home-{part}.md"] = home.render(
-            common, part=part, stats=stats, chart=_chart(catalogue),
-            by_category=by_category, newest=newest_additions(catalogue),
+            common,
+            part=part,
+            stats=stats,
+            chart=_chart(catalogue),
+            by_category=by_category,
+            newest=newest_additions(catalogue),
             has_bib=cites is not None,
         )
     return pages
@@ -519,8 +600,11 @@ def generate(catalogue: Catalogue, docs_dir: Path | str, links: Links | None = N
     out = Path(docs_dir) / GENERATED
     pages = render_pages(catalogue, links)
     result = Generated()
-    existing = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} \
-        if out.is_dir() else set()
+    existing = (
+        {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+        if out.is_dir()
+        else set()
+    )
     for rel, text in pages.items():
         path = out / rel
         if rel in existing:
@@ -555,8 +639,12 @@ def copy_project(dest: Path | str, config_file: Path | str = CONFIG) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(config_file, dest / config_file.name)
     docs = config_file.parent / "site"
-    shutil.copytree(docs, dest / "site", dirs_exist_ok=True,
-                    ignore=lambda folder, names: [GENERATED] if Path(folder) == docs else [])
+    shutil.copytree(
+        docs,
+        dest / "site",
+        dirs_exist_ok=True,
+        ignore=lambda folder, names: [GENERATED] if Path(folder) == docs else [],
+    )
     return dest / config_file.name
 
 
@@ -656,8 +744,10 @@ class _Regenerator:
         try:
             catalogue = load(self.papers)
         except CatalogueError as exc:
-            self.log("\n".join(map(str, exc.problems)) + f"\n{len(exc.problems)} error(s); "
-                     "the site keeps the last valid pages")
+            self.log(
+                "\n".join(map(str, exc.problems)) + f"\n{len(exc.problems)} error(s); "
+                "the site keeps the last valid pages"
+            )
             return
         try:
             result = generate(catalogue, self.docs_dir, self.links)
@@ -714,4 +804,3 @@ def serve(
         mkdocs_serve(str(config_file), dev_addr=dev_addr, build_type="dirty" if dirty else None)
     finally:
         observer.stop()
-

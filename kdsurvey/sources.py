@@ -122,8 +122,9 @@ def _chain(exc: BaseException):
             continue
         seen.add(id(inner))
         yield inner
-        stack.extend([inner.__cause__, inner.__context__, getattr(inner, "reason", None),
-                      *inner.args])
+        stack.extend(
+            [inner.__cause__, inner.__context__, getattr(inner, "reason", None), *inner.args]
+        )
 
 
 def classify_exception(exc: BaseException) -> tuple[str, str]:
@@ -141,7 +142,10 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
         if isinstance(inner, ConnectionRefusedError):
             return "refused", "connection refused"
         if isinstance(inner, ConnectionResetError) or name in (
-            "RemoteDisconnected", "ProtocolError", "IncompleteRead", "ChunkedEncodingError",
+            "RemoteDisconnected",
+            "ProtocolError",
+            "IncompleteRead",
+            "ChunkedEncodingError",
         ):
             return "dropped", "connection dropped by the server"
         if isinstance(inner, TimeoutError) or name in ("ReadTimeoutError", "ConnectTimeoutError"):
@@ -159,8 +163,13 @@ def _short(exc: BaseException) -> str:
 class Http:
     """A ``requests.Session`` with keep-alive and polite retries, shared by every client."""
 
-    def __init__(self, policy: RetryPolicy | None = None, user_agent: str = USER_AGENT,
-                 pool: int = 32, session: requests.Session | None = None):
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        user_agent: str = USER_AGENT,
+        pool: int = 32,
+        session: requests.Session | None = None,
+    ):
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -176,9 +185,16 @@ class Http:
     def close(self) -> None:
         self.session.close()
 
-    def request(self, method: str, url: str, *, allow_redirects: bool = False,
-                stream: bool = False, headers: dict | None = None,
-                params: dict | None = None) -> Outcome:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        allow_redirects: bool = False,
+        stream: bool = False,
+        headers: dict | None = None,
+        params: dict | None = None,
+    ) -> Outcome:
         """One request with retries on 429/5xx and network errors; never raises for HTTP trouble.
 
         The returned response (if any) is the last one; with ``stream`` the caller closes it.
@@ -193,8 +209,14 @@ class Http:
             last = attempts > policy.retries
             try:
                 response = self.session.request(
-                    method, url, allow_redirects=allow_redirects, stream=stream, headers=headers,
-                    params=params, timeout=policy.timeout)
+                    method,
+                    url,
+                    allow_redirects=allow_redirects,
+                    stream=stream,
+                    headers=headers,
+                    params=params,
+                    timeout=policy.timeout,
+                )
             except requests.exceptions.RequestException as exc:
                 kind, message = classify_exception(exc)
                 if last or kind == "tls":
@@ -205,9 +227,14 @@ class Http:
                     return Outcome(response, attempts, waits=waits)
                 asked = retry_after(response.headers.get("Retry-After"))
                 if asked is not None and asked > policy.max_wait:
-                    return Outcome(response, attempts,
-                                   f"rate limited: Retry-After {asked:.0f} s is over the "
-                                   f"{policy.max_wait:.0f} s limit", "rate-limited", waits)
+                    return Outcome(
+                        response,
+                        attempts,
+                        f"rate limited: Retry-After {asked:.0f} s is over the "
+                        f"{policy.max_wait:.0f} s limit",
+                        "rate-limited",
+                        waits,
+                    )
                 if last:
                     return Outcome(response, attempts, waits=waits)
                 response.close()
@@ -216,8 +243,15 @@ class Http:
             if wait > 0:
                 policy.sleep(wait)
 
-    def get_json(self, url: str, *, params: dict | None = None, headers: dict | None = None,
-                 missing: tuple[int, ...] = (404,), name: str = "service"):
+    def get_json(
+        self,
+        url: str,
+        *,
+        params: dict | None = None,
+        headers: dict | None = None,
+        missing: tuple[int, ...] = (404,),
+        name: str = "service",
+    ):
         """``(status, json, outcome)``; json is None for a ``missing`` status, else SourceError."""
         outcome = self.request("GET", url, params=params, headers=headers, allow_redirects=True)
         response = outcome.response
@@ -226,8 +260,9 @@ class Http:
         if response.status_code in missing:
             return response.status_code, None, outcome
         if response.status_code != 200:
-            raise SourceError(f"{name}: HTTP {response.status_code}", response.status_code,
-                              outcome.attempts)
+            raise SourceError(
+                f"{name}: HTTP {response.status_code}", response.status_code, outcome.attempts
+            )
         try:
             return 200, response.json(), outcome
         except ValueError:
@@ -237,8 +272,12 @@ class Http:
 class Throttle:
     """At most one call every ``interval`` seconds, across threads."""
 
-    def __init__(self, interval: float, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        interval: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.interval = interval
         self.sleep = sleep
         self.clock = clock
@@ -268,7 +307,8 @@ def collapse(text: str | None) -> str:
 
 ARXIV_ID_IN_URL = re.compile(
     r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/"
-    r"(?P<id>\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?:\.pdf)?/?$")
+    r"(?P<id>\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?:\.pdf)?/?$"
+)
 
 
 def arxiv_id_of_url(url: str) -> str | None:
@@ -335,8 +375,13 @@ def parse_arxiv_feed(text: str | bytes) -> tuple[dict[str, ArxivEntry], list[str
 class ArxivClient:
     """The arXiv API (``/api/query?id_list=...``): batched id lists, one request every 3 s."""
 
-    def __init__(self, http: Http, base: str = DEFAULT_ARXIV_API,
-                 interval: float = ARXIV_INTERVAL, batch: int = ARXIV_BATCH):
+    def __init__(
+        self,
+        http: Http,
+        base: str = DEFAULT_ARXIV_API,
+        interval: float = ARXIV_INTERVAL,
+        batch: int = ARXIV_BATCH,
+    ):
         self.http = http
         self.base = base
         self.batch = max(1, batch)
@@ -351,7 +396,7 @@ class ArxivClient:
         ids = list(dict.fromkeys(ids))
         found: dict[str, ArxivEntry] = {}
         for start in range(0, len(ids), self.batch):
-            chunk = ids[start:start + self.batch]
+            chunk = ids[start : start + self.batch]
             found.update(self._query(chunk))
         return found
 
@@ -364,8 +409,9 @@ class ArxivClient:
         if response is None:
             raise SourceError(f"arXiv API: {outcome.error}", None, outcome.attempts)
         if response.status_code != 200:
-            raise SourceError(f"arXiv API: HTTP {response.status_code}", response.status_code,
-                              outcome.attempts)
+            raise SourceError(
+                f"arXiv API: HTTP {response.status_code}", response.status_code, outcome.attempts
+            )
         entries, errors = parse_arxiv_feed(response.content)
         if errors and not entries:
             raise SourceError(f"arXiv API: {errors[0]}", 200, outcome.attempts)
@@ -433,8 +479,9 @@ class CrossrefClient:
     def work(self, doi: str) -> CrossrefWork | None:
         """The work, or None when Crossref does not have the DOI (it may be another agency's)."""
         params = {"mailto": self.mailto} if self.mailto else None
-        _, data, _ = self.http.get_json(f"{self.base}/works/{quote(doi, safe='/')}",
-                                        params=params, name="Crossref")
+        _, data, _ = self.http.get_json(
+            f"{self.base}/works/{quote(doi, safe='/')}", params=params, name="Crossref"
+        )
         if data is None:
             return None
         return parse_crossref_work(data.get("message") or {})
@@ -448,8 +495,9 @@ class DoiClient:
         self.base = base
 
     def exists(self, doi: str) -> bool:
-        status, data, _ = self.http.get_json(f"{self.base}/{quote(doi, safe='/')}",
-                                             name="DOI handle API")
+        status, data, _ = self.http.get_json(
+            f"{self.base}/{quote(doi, safe='/')}", name="DOI handle API"
+        )
         if data is None:
             return False
         return data.get("responseCode") == 1 and status == 200
@@ -459,7 +507,8 @@ class DoiClient:
 
 GITHUB_REPO_URL = re.compile(
     r"^https?://(?:www\.)?github\.com/(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+?)"
-    r"(?:\.git)?/?$")
+    r"(?:\.git)?/?$"
+)
 
 
 def github_repo_of_url(url: str) -> tuple[str, str] | None:
@@ -501,17 +550,21 @@ class GitHubClient:
                 reset = float(response.headers.get("X-RateLimit-Reset") or 0)
                 wait = max(0.0, reset - time.time())
                 if wait > self.http.policy.max_wait:
-                    raise SourceError("GitHub API: rate limit exhausted until "
-                                      + datetime.fromtimestamp(reset, timezone.utc).isoformat(),
-                                      403, outcome.attempts)
+                    raise SourceError(
+                        "GitHub API: rate limit exhausted until "
+                        + datetime.fromtimestamp(reset, timezone.utc).isoformat(),
+                        403,
+                        outcome.attempts,
+                    )
                 self.http.policy.sleep(wait)
                 continue
             break
         if response.status_code in (404, 451):
             return None
         if response.status_code != 200:
-            raise SourceError(f"GitHub API: HTTP {response.status_code}", response.status_code,
-                              outcome.attempts)
+            raise SourceError(
+                f"GitHub API: HTTP {response.status_code}", response.status_code, outcome.attempts
+            )
         data = response.json()
         full_name = data.get("full_name") or f"{owner}/{name}"
         return GitHubRepo(

@@ -126,8 +126,13 @@ def _handler(server: FakeServer):
 
         def _serve(self):
             parts = urlsplit(self.path)
-            request = Request(self.command, parts.path, parse_qs(parts.query),
-                              {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+            request = Request(
+                self.command,
+                parts.path,
+                parse_qs(parts.query),
+                {k.lower(): v for k, v in self.headers.items()},
+                time.monotonic(),
+            )
             with server._lock:
                 server.log.append(request)
                 server.inflight += 1
@@ -162,14 +167,17 @@ def _handler(server: FakeServer):
 def atom_feed(entries: list[dict]) -> str:
     """An arXiv API answer: ``entries`` have id, title, authors, published, version, doi,
     journal_ref, category (primary, cs.CV by default), or ``error``."""
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>',
-             '<feed xmlns="http://www.w3.org/2005/Atom" '
-             'xmlns:arxiv="http://arxiv.org/schemas/atom">',
-             f"<title>arXiv Query</title><totalResults>{len(entries)}</totalResults>"]
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom">',
+        f"<title>arXiv Query</title><totalResults>{len(entries)}</totalResults>",
+    ]
     for e in entries:
         if e.get("error"):
-            parts.append(f"<entry><id>http://arxiv.org/api/errors#{escape(e['error'])}</id>"
-                         f"<title>Error</title><summary>{escape(e['error'])}</summary></entry>")
+            parts.append(
+                f"<entry><id>http://arxiv.org/api/errors#{escape(e['error'])}</id>"
+                f"<title>Error</title><summary>{escape(e['error'])}</summary></entry>"
+            )
             continue
         published = e.get("published", "2022-03-16T17:59:59Z")
         parts.append("<entry>")
@@ -185,8 +193,10 @@ def atom_feed(entries: list[dict]) -> str:
             parts.append(f"<arxiv:doi>{escape(e['doi'])}</arxiv:doi>")
         if e.get("journal_ref"):
             parts.append(f"<arxiv:journal_ref>{escape(e['journal_ref'])}</arxiv:journal_ref>")
-        parts.append(f'<arxiv:primary_category term="{e.get("category", "cs.CV")}" '
-                     'scheme="http://arxiv.org/schemas/atom"/>')
+        parts.append(
+            f'<arxiv:primary_category term="{e.get("category", "cs.CV")}" '
+            'scheme="http://arxiv.org/schemas/atom"/>'
+        )
         parts.append("</entry>")
     parts.append("</feed>")
     return "\n".join(parts)
@@ -212,11 +222,12 @@ def crossref_api(server: FakeServer, works: dict[str, dict], path: str = "/cross
     """Serve ``works`` (DOI -> message fields) like ``api.crossref.org/works/{doi}``."""
 
     def answer(request: Request) -> Reply:
-        doi = request.path[len(path) + len("/works/"):]
+        doi = request.path[len(path) + len("/works/") :]
         for key, message in works.items():
             if key.lower() == doi.lower():
-                return Reply.json({"status": "ok", "message-type": "work",
-                                   "message": {"DOI": key, **message}})
+                return Reply.json(
+                    {"status": "ok", "message-type": "work", "message": {"DOI": key, **message}}
+                )
         return Reply(404, {"Content-Type": "text/plain"}, "Resource not found.")
 
     server.prefix(f"{path}/works/", answer)
@@ -227,7 +238,7 @@ def doi_handles(server: FakeServer, registered: set[str], path: str = "/handles"
     """Serve the DOI handle API: responseCode 1 for ``registered`` DOIs, else 100 (HTTP 404)."""
 
     def answer(request: Request) -> Reply:
-        doi = request.path[len(path) + 1:]
+        doi = request.path[len(path) + 1 :]
         if doi in registered:
             return Reply.json({"responseCode": 1, "handle": doi, "values": []})
         return Reply.json({"responseCode": 100, "handle": doi}, status=404)
@@ -236,26 +247,36 @@ def doi_handles(server: FakeServer, registered: set[str], path: str = "/handles"
     return server.url(path)
 
 
-def github_api(server: FakeServer, repos: dict[str, dict], moved: dict[str, str] | None = None,
-               path: str = "/github") -> str:
+def github_api(
+    server: FakeServer,
+    repos: dict[str, dict],
+    moved: dict[str, str] | None = None,
+    path: str = "/github",
+) -> str:
     """Serve ``repos`` (owner/name -> fields) like ``api.github.com/repos/{owner}/{repo}``;
     ``moved`` maps an old owner/name to the new one (answered with a 301, as GitHub does)."""
     moved = moved or {}
     ids = {name: index for index, name in enumerate(repos, 1)}
 
     def answer(request: Request) -> Reply:
-        rest = request.path[len(path):]
+        rest = request.path[len(path) :]
         if rest.startswith("/repositories/"):
             number = int(rest.rsplit("/", 1)[-1])
             name = next(n for n, i in ids.items() if i == number)
         else:
-            name = rest[len("/repos/"):]
+            name = rest[len("/repos/") :]
             if name in moved:
                 return Reply.redirect(server.url(f"{path}/repositories/{ids[moved[name]]}"))
             if name not in repos:
                 return Reply.json({"message": "Not Found"}, status=404)
-        data = {"full_name": name, "html_url": f"https://github.com/{name}", "archived": False,
-                "disabled": False, "pushed_at": "2024-05-01T10:00:00Z", **repos[name]}
+        data = {
+            "full_name": name,
+            "html_url": f"https://github.com/{name}",
+            "archived": False,
+            "disabled": False,
+            "pushed_at": "2024-05-01T10:00:00Z",
+            **repos[name],
+        }
         return Reply.json(data)
 
     server.prefix(f"{path}/", answer)

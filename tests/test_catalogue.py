@@ -207,3 +207,30 @@ def test_bad_venue_table_is_located(catalogue_dir):
 def test_missing_folder():
     [problem] = problems_of("/nonexistent/papers")
     assert problem[2:] == ("folder", "does not exist")
+
+
+def test_parallel_load_gives_what_one_process_gives(catalogue_dir, monkeypatch):
+    import kdsurvey.catalogue as catalogue_module
+
+    for i in range(30):
+        title = f"Distilling Variant {i} of Knowledge"
+        text = GOOD.replace("Distilling the Knowledge in a Neural Network", title)
+        text = text.replace('"1503.02531"', f'"1503.{i + 10000}"')
+        text = text.replace(
+            "id: hinton2015distilling", f"id: hinton2015distilling{chr(97 + i % 26)}"
+        )
+        name = f"hinton2015distilling{chr(97 + i % 26)}"
+        if (catalogue_dir / f"{name}.yaml").exists():
+            continue
+        write(catalogue_dir, f"{name}.yaml", text)
+    sequential = load(catalogue_dir)
+    monkeypatch.setattr(catalogue_module, "PARALLEL_FROM", 5)
+    monkeypatch.setattr(catalogue_module, "CHUNK", 4)
+    parallel = load(catalogue_dir)
+    assert len(parallel.papers) == len(sequential.papers) == 27
+    assert parallel.papers == sequential.papers
+    write(catalogue_dir, "hinton2015distillingc.yaml", edit("year: 2015", "year: 1900"))
+    monkeypatch.setattr(catalogue_module, "PARALLEL_FROM", 10**9)
+    want = problems_of(catalogue_dir)
+    monkeypatch.setattr(catalogue_module, "PARALLEL_FROM", 5)
+    assert problems_of(catalogue_dir) == want and want

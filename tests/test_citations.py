@@ -94,7 +94,11 @@ def expected(paper, venue) -> dict[str, str]:
     elif venue.kind == VenueKind.journal:
         want["journal"] = venue.name
     else:
-        want.update(eprint=paper.links.arxiv, archivePrefix="arXiv", primaryClass=paper.links.arxiv_class or "cs.CV")
+        want.update(
+            eprint=paper.links.arxiv,
+            archivePrefix="arXiv",
+            primaryClass=paper.links.arxiv_class or "cs.CV",
+        )
     number_key = "part" if venue.kind == VenueKind.conference else "number"
     optional = {
         "volume": paper.volume,

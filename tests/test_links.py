@@ -68,10 +68,21 @@ def sleeps():
 
 
 def make(server, sleeps, **overrides) -> LinkChecker:
-    options = dict(workers=8, per_host=8, delay=0.0, timeout=0.3, retries=2, backoff=0.5,
-                   max_retry_after=30.0, arxiv_interval=0.0, sleep=sleeps,
-                   arxiv_api=server.url("/api/query"), crossref_api=server.url("/crossref"),
-                   github_api=server.url("/github"), doi_api=server.url("/handles"))
+    options = dict(
+        workers=8,
+        per_host=8,
+        delay=0.0,
+        timeout=0.3,
+        retries=2,
+        backoff=0.5,
+        max_retry_after=30.0,
+        arxiv_interval=0.0,
+        sleep=sleeps,
+        arxiv_api=server.url("/api/query"),
+        crossref_api=server.url("/crossref"),
+        github_api=server.url("/github"),
+        doi_api=server.url("/handles"),
+    )
     options.update(overrides)
     return LinkChecker(Settings(**options))
 
@@ -249,8 +260,7 @@ def test_skipped_host_is_never_requested(server, sleeps):
 
 
 def test_policy_table_covers_known_robot_walls():
-    for host in ("ieeexplore.ieee.org", "dl.acm.org", "www.sciencedirect.com",
-                 "link.springer.com"):
+    for host in ("ieeexplore.ieee.org", "dl.acm.org", "www.sciencedirect.com", "link.springer.com"):
         assert policy_for(host).blocks_robots
     assert policy_for("example.org") == HostPolicy()
     assert policy_for("export.arxiv.org").concurrency == 1
@@ -264,12 +274,22 @@ def test_retry_after_http_date():
 # -- identifiers through their APIs ----------------------------------------------------------------
 
 PAPERS = {
-    "2203.08679": {"title": "Decoupled Knowledge Distillation", "version": 2,
-                   "authors": ["Borui Zhao", "Quan Cui"], "published": "2022-03-16T17:59:59Z"},
-    "1503.02531": {"title": "Distilling the Knowledge in a Neural Network",
-                   "authors": ["Geoffrey Hinton"], "published": "2015-03-09T15:44:49Z"},
-    "cs/0112017": {"title": "An old-style id", "authors": ["A. Person"],
-                   "published": "2001-12-10T00:00:00Z"},
+    "2203.08679": {
+        "title": "Decoupled Knowledge Distillation",
+        "version": 2,
+        "authors": ["Borui Zhao", "Quan Cui"],
+        "published": "2022-03-16T17:59:59Z",
+    },
+    "1503.02531": {
+        "title": "Distilling the Knowledge in a Neural Network",
+        "authors": ["Geoffrey Hinton"],
+        "published": "2015-03-09T15:44:49Z",
+    },
+    "cs/0112017": {
+        "title": "An old-style id",
+        "authors": ["A. Person"],
+        "published": "2001-12-10T00:00:00Z",
+    },
 }
 
 
@@ -281,8 +301,11 @@ def test_arxiv_ids_are_checked_in_batches_through_the_api(server, sleeps):
     results = checker.run(targets)
     checker.close()
     assert {k: r.verdict for k, r in results.items()} == {
-        "arxiv:2203.08679": OK, "arxiv:1503.02531": OK, "arxiv:cs/0112017": OK,
-        "arxiv:2301.99999": DEAD}
+        "arxiv:2203.08679": OK,
+        "arxiv:1503.02531": OK,
+        "arxiv:cs/0112017": OK,
+        "arxiv:2301.99999": DEAD,
+    }
     assert "v2: Decoupled Knowledge Distillation" in results["arxiv:2203.08679"].message
     # two batches of two, then the missing id asked once more before it is called dead
     assert sorted(map(len, server.arxiv_batches)) == [1, 2, 2]
@@ -316,12 +339,17 @@ def test_arxiv_api_down_is_inconclusive(server, sleeps):
 
 
 def test_dois_through_crossref_then_the_handle_api(server, sleeps):
-    crossref_api(server, {"10.1109/CVPR.2022.01165": {
-        "title": ["Decoupled Knowledge Distillation"]}})
+    crossref_api(
+        server, {"10.1109/CVPR.2022.01165": {"title": ["Decoupled Knowledge Distillation"]}}
+    )
     doi_handles(server, {"10.5555/datacite.1"})
     checker = make(server, sleeps)
-    results = checker.run([Target("doi", d, "") for d in
-                           ("10.1109/cvpr.2022.01165", "10.5555/datacite.1", "10.1/none")])
+    results = checker.run(
+        [
+            Target("doi", d, "")
+            for d in ("10.1109/cvpr.2022.01165", "10.5555/datacite.1", "10.1/none")
+        ]
+    )
     checker.close()
     assert results["doi:10.1109/cvpr.2022.01165"].verdict == OK
     assert "Crossref: Decoupled" in results["doi:10.1109/cvpr.2022.01165"].message
@@ -331,10 +359,15 @@ def test_dois_through_crossref_then_the_handle_api(server, sleeps):
 
 
 def test_github_repos_through_the_api_with_the_token(server, sleeps):
-    github_api(server, {"megvii-research/mdistiller": {},
-                        "old/archived": {"archived": True, "pushed_at": "2019-01-02T00:00:00Z"},
-                        "new-owner/renamed": {}},
-               moved={"old-owner/renamed": "new-owner/renamed"})
+    github_api(
+        server,
+        {
+            "megvii-research/mdistiller": {},
+            "old/archived": {"archived": True, "pushed_at": "2019-01-02T00:00:00Z"},
+            "new-owner/renamed": {},
+        },
+        moved={"old-owner/renamed": "new-owner/renamed"},
+    )
     checker = make(server, sleeps, github_token="t0ken")
     keys = ["megvii-research/mdistiller", "old/archived", "old-owner/renamed", "gone/away"]
     results = checker.run([Target("github", k, f"https://github.com/{k}") for k in keys])
@@ -349,11 +382,15 @@ def test_github_repos_through_the_api_with_the_token(server, sleeps):
 
 
 def test_links_are_classified_to_their_apis():
-    assert classify("paper", "https://arxiv.org/abs/2203.08679v2", False).cache_key == \
-        "arxiv:2203.08679"
+    assert (
+        classify("paper", "https://arxiv.org/abs/2203.08679v2", False).cache_key
+        == "arxiv:2203.08679"
+    )
     assert classify("paper", "https://arxiv.org/pdf/cs/0112017.pdf", False).kind == "arxiv"
-    assert classify("paper", "https://doi.org/10.24963/ijcai.2022/235", False).cache_key == \
-        "doi:10.24963/ijcai.2022/235"
+    assert (
+        classify("paper", "https://doi.org/10.24963/ijcai.2022/235", False).cache_key
+        == "doi:10.24963/ijcai.2022/235"
+    )
     assert classify("code", "https://github.com/a/b", True).cache_key == "github:a/b"
     assert classify("code", "https://github.com/a/b", False).kind == "url"
     assert classify("code", "https://github.com/a/b/tree/main", True).kind == "url"
@@ -418,39 +455,61 @@ def test_per_host_limit_and_polite_delay(sleeps):
 
 def test_site_pages_links_with_lines(tmp_path):
     page = tmp_path / "index.md"
-    page.write_text("# Home\n\nSee [the paper](https://arxiv.org/abs/1503.02531).\n"
-                    "Code: <https://github.com/a/b>, docs https://kd.example.org/x.\n"
-                    "Template {{ https://x.org/{{ id }} }} and http://localhost:8000/ and "
-                    "https://pages.example/y\n"
-                    "Trailing: https://www.ecva.net/papers.php, done.\n")
+    page.write_text(
+        "# Home\n\nSee [the paper](https://arxiv.org/abs/1503.02531).\n"
+        "Code: <https://github.com/a/b>, docs https://kd.example.org/x.\n"
+        "Template {{ https://x.org/{{ id }} }} and http://localhost:8000/ and "
+        "https://pages.example/y\n"
+        "Trailing: https://www.ecva.net/papers.php, done.\n"
+    )
     assert list(urls_in_text(page.read_text())) == [
-        (3, "https://arxiv.org/abs/1503.02531"), (4, "https://github.com/a/b"),
-        (6, "https://www.ecva.net/papers.php")]
+        (3, "https://arxiv.org/abs/1503.02531"),
+        (4, "https://github.com/a/b"),
+        (6, "https://www.ecva.net/papers.php"),
+    ]
     targets = site_targets([page], github_api=True)
-    assert [t.cache_key for t in targets] == ["arxiv:1503.02531", "github:a/b",
-                                              "url:https://www.ecva.net/papers.php"]
+    assert [t.cache_key for t in targets] == [
+        "arxiv:1503.02531",
+        "github:a/b",
+        "url:https://www.ecva.net/papers.php",
+    ]
     assert targets[0].sources[0].line == 3 and targets[0].sources[0].field == "link"
 
 
 def test_reports_table_json_annotations_markdown():
-    targets = [Target("url", "https://a.org/x", "https://a.org/x"),
-               Target("url", "https://b.org/y", "https://b.org/y")]
+    targets = [
+        Target("url", "https://a.org/x", "https://a.org/x"),
+        Target("url", "https://b.org/y", "https://b.org/y"),
+    ]
     from kdsurvey.links import Result, Source, table
 
     targets[0].sources.append(Source("papers/a2020x.yaml", 13, "links.paper", "https://a.org/x"))
     targets[1].sources.append(Source("papers/b2021y.yaml", 15, "links.code", "https://b.org/y"))
-    results = {"url:https://a.org/x": Result(DEAD, 404, message="not found, 100% sure"),
-               "url:https://b.org/y": Result(OK, 200, suggestion="https://b.org/z",
-                                             message="moved permanently (301): use x")}
+    results = {
+        "url:https://a.org/x": Result(DEAD, 404, message="not found, 100% sure"),
+        "url:https://b.org/y": Result(
+            OK, 200, suggestion="https://b.org/z", message="moved permanently (301): use x"
+        ),
+    }
     rows = verdicts(targets, results)
     assert [r.verdict for r in rows] == [DEAD, OK]
-    assert set(rows[0].as_dict()) >= {"url", "verdict", "status", "final_url", "redirects",
-                                      "attempts", "message", "source", "line"}
+    assert set(rows[0].as_dict()) >= {
+        "url",
+        "verdict",
+        "status",
+        "final_url",
+        "redirects",
+        "attempts",
+        "message",
+        "source",
+        "line",
+    }
     assert annotations(rows).splitlines() == [
         "::error file=papers/a2020x.yaml,line=13,title=dead link::links.paper: https://a.org/x: "
         "not found, 100%25 sure",
         "::notice file=papers/b2021y.yaml,line=15,title=link moved::links.code: https://b.org/y: "
-        "moved permanently (301): use x"]
+        "moved permanently (301): use x",
+    ]
     text = table(rows)
     assert "papers/a2020x.yaml:13" in text and text.splitlines()[1].startswith("dead")
     counts = summary(rows)
@@ -467,14 +526,35 @@ def record_with_links(server) -> str:
         '  arxiv: "1503.02531"\n',
         '  arxiv: "1503.02531"\n'
         f"  code: {server.url('/code')}\n"
-        f"  project: {server.url('/project')}\n")
+        f"  project: {server.url('/project')}\n",
+    )
 
 
 def cli_args(server, papers, *extra):
-    return ["check", "links", "--papers", str(papers), "--no-site", "--delay", "0",
-            "--backoff", "0", "--timeout", "1", "--arxiv-interval", "0",
-            "--arxiv-api", server.url("/api/query"), "--crossref-api", server.url("/crossref"),
-            "--github-api", server.url("/github"), "--doi-api", server.url("/handles"), *extra]
+    return [
+        "check",
+        "links",
+        "--papers",
+        str(papers),
+        "--no-site",
+        "--delay",
+        "0",
+        "--backoff",
+        "0",
+        "--timeout",
+        "1",
+        "--arxiv-interval",
+        "0",
+        "--arxiv-api",
+        server.url("/api/query"),
+        "--crossref-api",
+        server.url("/crossref"),
+        "--github-api",
+        server.url("/github"),
+        "--doi-api",
+        server.url("/handles"),
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -522,8 +602,22 @@ def test_command_inconclusive_only_exits_0(server, catalogue_dir, capsys, clean_
     server.route("/project", Reply(200))
     (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
     report = tmp_path / "report.md"
-    assert main(cli_args(server, catalogue_dir, "--timeout", "0.2", "--retries", "0",
-                         "--markdown", str(report), "--only-problems")) == 0
+    assert (
+        main(
+            cli_args(
+                server,
+                catalogue_dir,
+                "--timeout",
+                "0.2",
+                "--retries",
+                "0",
+                "--markdown",
+                str(report),
+                "--only-problems",
+            )
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "inconclusive" in out and "timed out" in out and "/project" not in out
     assert "No dead links." in report.read_text()
@@ -543,19 +637,34 @@ def test_command_cache_file(server, catalogue_dir, capsys, clean_env, tmp_path):
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
-                           "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def test_changed_since_checks_only_the_changed_records(server, catalogue_dir, capsys, clean_env):
     arxiv_api(server, PAPERS)
     server.route("/code", Reply(200))
     server.route("/project", Reply(200))
-    other = GOOD.replace("hinton2015distilling", "hinton2015other").replace(
-        "Distilling the Knowledge", "Other the Knowledge").replace(
-        "https://arxiv.org/abs/1503.02531", "https://unreachable.invalid/never").replace(
-        '  arxiv: "1503.02531"\n', "")
+    other = (
+        GOOD.replace("hinton2015distilling", "hinton2015other")
+        .replace("Distilling the Knowledge", "Other the Knowledge")
+        .replace("https://arxiv.org/abs/1503.02531", "https://unreachable.invalid/never")
+        .replace('  arxiv: "1503.02531"\n', "")
+    )
     (catalogue_dir / "hinton2015other.yaml").write_text(other)
     repo = catalogue_dir.parent
     git(repo, "init", "-q")
@@ -563,7 +672,8 @@ def test_changed_since_checks_only_the_changed_records(server, catalogue_dir, ca
     git(repo, "commit", "-q", "-m", "base")
     (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
     assert changed_files("HEAD", [catalogue_dir]) == {
-        (catalogue_dir / "hinton2015distilling.yaml").resolve()}
+        (catalogue_dir / "hinton2015distilling.yaml").resolve()
+    }
     assert main(cli_args(server, catalogue_dir, "--changed-since", "HEAD")) == 0
     out = capsys.readouterr().out
     assert "unreachable.invalid" not in out and "4 links: 4 ok" in out

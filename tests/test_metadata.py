@@ -28,16 +28,32 @@ from kdsurvey.sources import ArxivClient, CrossrefClient, Http, RetryPolicy
 TODAY = date(2026, 11, 26)
 
 
-def record(title="Distilling the Knowledge in a Neural Network", authors=("Hinton, Geoffrey",
-           "Vinyals, Oriol", "Dean, Jeff"), year=2015, venue="arxiv", arxiv="1503.02531",
-           paper=None, doi=None, code=None, suffix="") -> tuple[str, str]:
+def record(
+    title="Distilling the Knowledge in a Neural Network",
+    authors=("Hinton, Geoffrey", "Vinyals, Oriol", "Dean, Jeff"),
+    year=2015,
+    venue="arxiv",
+    arxiv="1503.02531",
+    paper=None,
+    doi=None,
+    code=None,
+    suffix="",
+) -> tuple[str, str]:
     """``(id, YAML)`` of a valid record; ``arxiv`` is written on line 14 when given."""
     key = citation_key(authors[0], year, title) + suffix
-    lines = ["# yaml-language-server: $schema=schema.json", f"id: {key}",
-             f"title: {json.dumps(title)}", "authors:",
-             *[f"  - {json.dumps(a, ensure_ascii=False)}" for a in authors],
-             f"year: {year}", f"venue: {venue}", "category: logit", "tasks: [classification]",
-             "links:", f"  paper: {paper or 'https://example.org/' + key}"]
+    lines = [
+        "# yaml-language-server: $schema=schema.json",
+        f"id: {key}",
+        f"title: {json.dumps(title)}",
+        "authors:",
+        *[f"  - {json.dumps(a, ensure_ascii=False)}" for a in authors],
+        f"year: {year}",
+        f"venue: {venue}",
+        "category: logit",
+        "tasks: [classification]",
+        "links:",
+        f"  paper: {paper or 'https://example.org/' + key}",
+    ]
     if arxiv:
         lines.append(f'  arxiv: "{arxiv}"')
     if doi:
@@ -64,8 +80,7 @@ def findings(folder, **kwargs) -> list[Finding]:
 
 
 def only(found, field, severity=None):
-    chosen = [f for f in found
-              if f.field == field and (severity is None or f.severity == severity)]
+    chosen = [f for f in found if f.field == field and (severity is None or f.severity == severity)]
     assert len(chosen) == 1, found
     return chosen[0]
 
@@ -80,12 +95,15 @@ def test_clean_record_has_no_findings(papers):
     assert findings(papers) == []
 
 
-@pytest.mark.parametrize(("year", "arxiv", "venue", "message"), [
-    (2021, "2305.12345", "cvpr", "is from May 2023: it cannot belong to a 2021 paper"),
-    (2014, "1503.02531", "arxiv", "cannot belong to a 2014 paper"),
-    (2015, "1513.02531", "arxiv", "has no month 13"),
-    (2026, "2712.00001", "arxiv", "in the future"),
-])
+@pytest.mark.parametrize(
+    ("year", "arxiv", "venue", "message"),
+    [
+        (2021, "2305.12345", "cvpr", "is from May 2023: it cannot belong to a 2021 paper"),
+        (2014, "1503.02531", "arxiv", "cannot belong to a 2014 paper"),
+        (2015, "1513.02531", "arxiv", "has no month 13"),
+        (2026, "2712.00001", "arxiv", "in the future"),
+    ],
+)
 def test_arxiv_id_against_year_is_an_error(papers, year, arxiv, venue, message):
     write(papers, record(year=year, arxiv=arxiv, venue=venue))
     finding = only(findings(papers), "links.arxiv")
@@ -105,29 +123,37 @@ def test_arxiv_only_record_cited_by_a_later_year_is_a_warning(papers):
     assert only(findings(papers), "year").severity == WARNING
 
 
-@pytest.mark.parametrize(("venue", "year", "message"), [
-    ("iccv", 2020, "no ICCV 2020"),
-    ("eccv", 2021, "no ECCV 2021"),
-    ("iclr", 2012, "ICLR was first held in 2013"),
-])
+@pytest.mark.parametrize(
+    ("venue", "year", "message"),
+    [
+        ("iccv", 2020, "no ICCV 2020"),
+        ("eccv", 2021, "no ECCV 2021"),
+        ("iclr", 2012, "ICLR was first held in 2013"),
+    ],
+)
 def test_venue_not_held_that_year_is_an_error(papers, venue, year, message):
     write(papers, record(venue=venue, year=year, arxiv=None))
     finding = only(findings(papers), "venue")
     assert finding.severity == ERROR and message in finding.message and finding.line == 9
 
 
-@pytest.mark.parametrize(("venue", "year"), [("iccv", 2019), ("eccv", 2022), ("cvpr", 2020),
-                                             ("tpami", 2020), ("arxiv", 2020)])
+@pytest.mark.parametrize(
+    ("venue", "year"),
+    [("iccv", 2019), ("eccv", 2022), ("cvpr", 2020), ("tpami", 2020), ("arxiv", 2020)],
+)
 def test_venue_held_that_year(papers, venue, year):
     write(papers, record(venue=venue, year=year, arxiv=None))
     assert [f for f in findings(papers) if f.field == "venue"] == []
 
 
-@pytest.mark.parametrize(("code", "message"), [
-    ("https://github.com/hinton/kd.git", "write the code link as https://github.com/hinton/kd"),
-    ("https://www.github.com/hinton/kd", "write the code link as https://github.com/hinton/kd"),
-    ("https://gitlab.com/hinton/kd/", "without a trailing /"),
-])
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("https://github.com/hinton/kd.git", "write the code link as https://github.com/hinton/kd"),
+        ("https://www.github.com/hinton/kd", "write the code link as https://github.com/hinton/kd"),
+        ("https://gitlab.com/hinton/kd/", "without a trailing /"),
+    ],
+)
 def test_code_url_must_be_normalised(papers, code, message):
     write(papers, record(code=code))
     finding = only(findings(papers), "links.code")
@@ -148,17 +174,26 @@ def test_arxiv_pdf_link_is_a_warning(papers):
 
 
 def test_near_duplicate_titles(papers):
-    write(papers, record(), record(title="Distilling the Knowledge in a Neural Networks",
-                                   arxiv=None, suffix="b"))
+    write(
+        papers,
+        record(),
+        record(title="Distilling the Knowledge in a Neural Networks", arxiv=None, suffix="b"),
+    )
     finding = only(findings(papers), "title")
     assert finding.severity == ERROR
-    assert "within 1 edit(s) of" in finding.message and "hinton2015distilling.yaml" in \
-        finding.message
+    assert (
+        "within 1 edit(s) of" in finding.message and "hinton2015distilling.yaml" in finding.message
+    )
 
 
 def test_near_duplicate_titles_of_different_arxiv_papers_are_a_warning(papers):
-    write(papers, record(), record(title="Distilling the Knowledge in a Neural Networks",
-                                   arxiv="1503.02532", suffix="b"))
+    write(
+        papers,
+        record(),
+        record(
+            title="Distilling the Knowledge in a Neural Networks", arxiv="1503.02532", suffix="b"
+        ),
+    )
     assert only(findings(papers), "title").severity == WARNING
 
 
@@ -168,20 +203,35 @@ def test_different_titles_are_not_near_duplicates(papers):
 
 
 def test_author_formats(papers):
-    write(papers, record(authors=("HINTON, Geoffrey", "Vinyals, O.", "Dean, Jeff E",
-                                  "van Gool, Luc", "Vinyals, O.")))
+    write(
+        papers,
+        record(
+            authors=(
+                "HINTON, Geoffrey",
+                "Vinyals, O.",
+                "Dean, Jeff E",
+                "van Gool, Luc",
+                "Vinyals, O.",
+            )
+        ),
+    )
     found = findings(papers)
     assert only(found, "authors[0]").severity == WARNING  # capitals
     assert "only initials" in [f for f in found if f.field == "authors[1]"][0].message
     assert "without a period" in only(found, "authors[2]").message
     assert [f for f in found if f.field == "authors[3]"] == []  # particles are fine
-    assert any(f.field == "authors[4]" and f.severity == ERROR and "listed twice" in f.message
-               for f in found)
+    assert any(
+        f.field == "authors[4]" and f.severity == ERROR and "listed twice" in f.message
+        for f in found
+    )
 
 
 def test_one_person_two_spellings_across_records(papers):
-    write(papers, record(), record(title="Another Paper", authors=("Hinton, Geoffrey",
-                                                                   "Viñyals, Oriol"), arxiv=None))
+    write(
+        papers,
+        record(),
+        record(title="Another Paper", authors=("Hinton, Geoffrey", "Viñyals, Oriol"), arxiv=None),
+    )
     finding = only(findings(papers), "authors[1]")
     assert finding.severity == WARNING and "'Vinyals, Oriol'" in finding.message
 
@@ -200,22 +250,37 @@ def test_title_casing_is_a_warning(papers):
     assert str(finding).split(": ", 2)[2].startswith("warning: ")
 
 
-@pytest.mark.parametrize(("title", "expected"), [
-    ("Knowledge Distillation from A Stronger Teacher",
-     "Knowledge Distillation from a Stronger Teacher"),
-    ("Improving Fast Segmentation With Teacher-student Learning",
-     "Improving Fast Segmentation with Teacher-Student Learning"),
-    ("NormKD: normalized Logits for KD", "NormKD: Normalized Logits for KD"),
-    ("Weak-to-Strong 3D Object Detection with X-Ray Distillation",
-     "Weak-to-Strong 3D Object Detection with X-Ray Distillation"),
-    ("A Gift From Knowledge Distillation: Fast Optimization",
-     "A Gift from Knowledge Distillation: Fast Optimization"),
-    ("Revisit Distillation: from Small Scale to Large", "Revisit Distillation: From Small Scale "
-     "to Large"),
-    ("What to Distil Into", "What to Distil Into"),
-    ('"Like What You Like": Knowledge Distill via Neuron Selectivity Transfer',
-     '"Like What You Like": Knowledge Distill via Neuron Selectivity Transfer'),
-])
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        (
+            "Knowledge Distillation from A Stronger Teacher",
+            "Knowledge Distillation from a Stronger Teacher",
+        ),
+        (
+            "Improving Fast Segmentation With Teacher-student Learning",
+            "Improving Fast Segmentation with Teacher-Student Learning",
+        ),
+        ("NormKD: normalized Logits for KD", "NormKD: Normalized Logits for KD"),
+        (
+            "Weak-to-Strong 3D Object Detection with X-Ray Distillation",
+            "Weak-to-Strong 3D Object Detection with X-Ray Distillation",
+        ),
+        (
+            "A Gift From Knowledge Distillation: Fast Optimization",
+            "A Gift from Knowledge Distillation: Fast Optimization",
+        ),
+        (
+            "Revisit Distillation: from Small Scale to Large",
+            "Revisit Distillation: From Small Scale to Large",
+        ),
+        ("What to Distil Into", "What to Distil Into"),
+        (
+            '"Like What You Like": Knowledge Distill via Neuron Selectivity Transfer',
+            '"Like What You Like": Knowledge Distill via Neuron Selectivity Transfer',
+        ),
+    ],
+)
 def test_title_case(title, expected):
     assert title_case(title) == expected
 
@@ -268,9 +333,13 @@ def test_command_json(papers, capsys, monkeypatch):
 
 # -- online ----------------------------------------------------------------------------------------
 
-ARXIV = {"1503.02531": {"title": "Distilling the Knowledge in a Neural Network",
-                        "authors": ["Geoffrey Hinton", "Oriol Vinyals", "Jeff Dean"],
-                        "published": "2015-03-09T15:44:49Z"}}
+ARXIV = {
+    "1503.02531": {
+        "title": "Distilling the Knowledge in a Neural Network",
+        "authors": ["Geoffrey Hinton", "Oriol Vinyals", "Jeff Dean"],
+        "published": "2015-03-09T15:44:49Z",
+    }
+}
 
 
 def online(papers, server, **kwargs):
@@ -288,28 +357,53 @@ def test_online_agreement_gives_no_findings(papers):
     write(papers, record(doi="10.1000/kd.1", venue="neurips", year=2015))
     with FakeServer() as server:
         arxiv_api(server, ARXIV)
-        crossref_api(server, {"10.1000/kd.1": {
-            "title": ["Distilling the knowledge in a neural network"],
-            "author": [{"family": "Hinton", "given": "Geoffrey"},
-                       {"family": "Vinyals", "given": "Oriol"}, {"family": "Dean", "given": "J."}],
-            "issued": {"date-parts": [[2015, 12]]}}})
+        crossref_api(
+            server,
+            {
+                "10.1000/kd.1": {
+                    "title": ["Distilling the knowledge in a neural network"],
+                    "author": [
+                        {"family": "Hinton", "given": "Geoffrey"},
+                        {"family": "Vinyals", "given": "Oriol"},
+                        {"family": "Dean", "given": "J."},
+                    ],
+                    "issued": {"date-parts": [[2015, 12]]},
+                }
+            },
+        )
         found = online(papers, server)
     assert found == []
 
 
 def test_online_disagreements(papers):
-    write(papers, record(doi="10.1000/other", authors=("Hinton, Geoffrey", "Vinyals, Oriol")),
-          record(title="A Missing Paper", authors=("Doe, Jane",), year=2020, arxiv="2001.00001",
-                 doi="10.1000/unknown"))
+    write(
+        papers,
+        record(doi="10.1000/other", authors=("Hinton, Geoffrey", "Vinyals, Oriol")),
+        record(
+            title="A Missing Paper",
+            authors=("Doe, Jane",),
+            year=2020,
+            arxiv="2001.00001",
+            doi="10.1000/unknown",
+        ),
+    )
     with FakeServer() as server:
         arxiv_api(server, ARXIV)
-        crossref_api(server, {"10.1000/other": {"title": ["Something Else Entirely About Bees"],
-                                                "issued": {"date-parts": [[2019]]}}})
+        crossref_api(
+            server,
+            {
+                "10.1000/other": {
+                    "title": ["Something Else Entirely About Bees"],
+                    "issued": {"date-parts": [[2019]]},
+                }
+            },
+        )
         found = online(papers, server)
     by = {(f.path.rsplit("/", 1)[-1], f.field): f for f in found}
     authors = by[("hinton2015distilling.yaml", "authors")]
-    assert authors.severity == WARNING and "arXiv lists 3 author(s), the record 2" in \
-        authors.message
+    assert (
+        authors.severity == WARNING and "arXiv lists 3 author(s), the record 2" in authors.message
+    )
     wrong = by[("hinton2015distilling.yaml", "links.doi")]
     assert wrong.severity == ERROR and "another paper?" in wrong.message
     missing = by[("doe2020missing.yaml", "links.arxiv")]
@@ -320,9 +414,16 @@ def test_online_disagreements(papers):
 def test_online_year_from_crossref(papers):
     write(papers, record(doi="10.1000/kd.1", arxiv=None, venue="tnnls", year=2021))
     with FakeServer() as server:
-        crossref_api(server, {"10.1000/kd.1": {
-            "title": ["Distilling the Knowledge in a Neural Network"],
-            "issued": {"date-parts": [[2020, 2]]}, "published-print": {"date-parts": [[2022]]}}})
+        crossref_api(
+            server,
+            {
+                "10.1000/kd.1": {
+                    "title": ["Distilling the Knowledge in a Neural Network"],
+                    "issued": {"date-parts": [[2020, 2]]},
+                    "published-print": {"date-parts": [[2022]]},
+                }
+            },
+        )
         found = online(papers, server)
     assert [(f.field, f.severity) for f in found] == [("year", WARNING)]
     assert "2020/2022" in found[0].message
@@ -344,9 +445,21 @@ def test_online_command(papers, capsys, monkeypatch):
     write(papers, record())
     with FakeServer() as server:
         arxiv_api(server, ARXIV)
-        code = main(["check", "metadata", "--papers", str(papers), "--online",
-                     "--arxiv-api", server.url("/api/query"), "--crossref-api",
-                     server.url("/crossref"), "--arxiv-interval", "0"])
+        code = main(
+            [
+                "check",
+                "metadata",
+                "--papers",
+                str(papers),
+                "--online",
+                "--arxiv-api",
+                server.url("/api/query"),
+                "--crossref-api",
+                server.url("/crossref"),
+                "--arxiv-interval",
+                "0",
+            ]
+        )
     assert code == 0
     assert len(server.arxiv_batches) == 1
     assert "1 records: 0 error(s), 0 warning(s)" in capsys.readouterr().out
@@ -367,8 +480,15 @@ def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):
 
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     write(papers, record(title="Distilling the knowledge in a Neural Network"))
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c",
-           "commit.gpgsign=false"]
+    git = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.org",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "base"]):
         subprocess.run(git + args, cwd=papers.parent, check=True, capture_output=True)
     write(papers, record(title="Another Paper", venue="iccv", year=2020, arxiv=None))
@@ -378,8 +498,7 @@ def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):
     assert out.strip().endswith("1 records: 1 error(s), 0 warning(s)")
 
 
-@pytest.mark.parametrize("command", [["check"], ["check", "links"], ["check", "metadata"],
-                                     ["new"]])
+@pytest.mark.parametrize("command", [["check"], ["check", "links"], ["check", "metadata"], ["new"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*command, "--help"])

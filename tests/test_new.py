@@ -15,14 +15,31 @@ from kdsurvey.cli import main
 from kdsurvey.newpaper import NewPaperError, clean_arxiv_id, family_given
 from kdsurvey.records import HEADER
 
-DKD = {"2203.08679": {
-    "title": "Decoupled Knowledge Distillation", "version": 2,
-    "authors": ["Borui Zhao", "Quan Cui", "Renjie Song", "Yiyu Qiu", "Jiajun Liang"],
-    "published": "2022-03-16T17:59:59Z", "journal_ref": "CVPR 2022"},
-    "2301.00002": {"title": "A Preprint about Logits", "authors": ["Jane van der Berg"],
-                   "published": "2023-01-02T00:00:00Z", "category": "stat.ML"}}
-FLAGS = ["--category", "logit", "--task", "classification", "--loss", "dkd",
-         "--summary", "The student matches target and non-target class probabilities apart."]
+DKD = {
+    "2203.08679": {
+        "title": "Decoupled Knowledge Distillation",
+        "version": 2,
+        "authors": ["Borui Zhao", "Quan Cui", "Renjie Song", "Yiyu Qiu", "Jiajun Liang"],
+        "published": "2022-03-16T17:59:59Z",
+        "journal_ref": "CVPR 2022",
+    },
+    "2301.00002": {
+        "title": "A Preprint about Logits",
+        "authors": ["Jane van der Berg"],
+        "published": "2023-01-02T00:00:00Z",
+        "category": "stat.ML",
+    },
+}
+FLAGS = [
+    "--category",
+    "logit",
+    "--task",
+    "classification",
+    "--loss",
+    "dkd",
+    "--summary",
+    "The student matches target and non-target class probabilities apart.",
+]
 
 
 # -- the committed schema --------------------------------------------------------------------------
@@ -32,8 +49,9 @@ def test_committed_schema_is_what_kdsurvey_schema_prints(capsys):
     assert main(["schema"]) == 0
     printed = capsys.readouterr().out
     committed = (PAPERS / "schema.json").read_text(encoding="utf-8")
-    assert committed == printed, "papers/schema.json is stale: run kdsurvey schema -o " \
-        "papers/schema.json"
+    assert committed == printed, (
+        "papers/schema.json is stale: run kdsurvey schema -o papers/schema.json"
+    )
 
 
 def test_every_record_references_the_schema_on_its_first_line():
@@ -43,7 +61,8 @@ def test_every_record_references_the_schema_on_its_first_line():
 
 
 def test_every_record_validates_against_the_committed_schema():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     schema = json.loads((PAPERS / "schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     bad = {}
@@ -57,22 +76,29 @@ def test_every_record_validates_against_the_committed_schema():
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("Geoffrey Hinton", "Hinton, Geoffrey"),
-    ("Jian-Ping Mei", "Mei, Jian-Ping"),
-    ("Luc van Gool", "van Gool, Luc"),
-    ("Jane van der Berg", "van der Berg, Jane"),
-    ("Martin Luther King Jr.", "King Jr., Martin Luther"),
-    ("Hinton,  Geoffrey", "Hinton, Geoffrey"),
-    ("Plato", "Plato"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Geoffrey Hinton", "Hinton, Geoffrey"),
+        ("Jian-Ping Mei", "Mei, Jian-Ping"),
+        ("Luc van Gool", "van Gool, Luc"),
+        ("Jane van der Berg", "van der Berg, Jane"),
+        ("Martin Luther King Jr.", "King Jr., Martin Luther"),
+        ("Hinton,  Geoffrey", "Hinton, Geoffrey"),
+        ("Plato", "Plato"),
+    ],
+)
 def test_family_given(name, expected):
     assert family_given(name) == expected
 
 
 def test_clean_arxiv_id():
-    for raw in ("2203.08679", "arXiv:2203.08679v2", "https://arxiv.org/abs/2203.08679v1",
-                "https://arxiv.org/pdf/2203.08679.pdf"):
+    for raw in (
+        "2203.08679",
+        "arXiv:2203.08679v2",
+        "https://arxiv.org/abs/2203.08679v1",
+        "https://arxiv.org/pdf/2203.08679.pdf",
+    ):
         assert clean_arxiv_id(raw) == "2203.08679"
     assert clean_arxiv_id("cs/0112017v1") == "cs/0112017"
     with pytest.raises(NewPaperError):
@@ -86,11 +112,21 @@ def test_clean_arxiv_id():
 def api(monkeypatch):
     with FakeServer() as server:
         arxiv_api(server, DKD)
-        crossref_api(server, {"10.1109/TIP.2023.1": {
-            "title": ["Channel Distillation for Segmentation"],
-            "author": [{"family": "Wang", "given": "Li"}, {"family": "Müller", "given": "Anna"}],
-            "issued": {"date-parts": [[2023, 5]]}, "published-print": {"date-parts": [[2024]]},
-            "container-title": ["IEEE Transactions on Image Processing"]}})
+        crossref_api(
+            server,
+            {
+                "10.1109/TIP.2023.1": {
+                    "title": ["Channel Distillation for Segmentation"],
+                    "author": [
+                        {"family": "Wang", "given": "Li"},
+                        {"family": "Müller", "given": "Anna"},
+                    ],
+                    "issued": {"date-parts": [[2023, 5]]},
+                    "published-print": {"date-parts": [[2024]]},
+                    "container-title": ["IEEE Transactions on Image Processing"],
+                }
+            },
+        )
         monkeypatch.setenv("KDSURVEY_ARXIV_API", server.url("/api/query"))
         monkeypatch.setenv("KDSURVEY_CROSSREF_API", server.url("/crossref"))
         yield server
@@ -101,8 +137,18 @@ def new(papers, *args):
 
 
 def test_new_from_arxiv_writes_a_valid_record(api, catalogue_dir, capsys):
-    assert new(catalogue_dir, "--arxiv", "arXiv:2203.08679v2", *FLAGS,
-               "--code", "https://github.com/megvii-research/mdistiller", "--official") == 0
+    assert (
+        new(
+            catalogue_dir,
+            "--arxiv",
+            "arXiv:2203.08679v2",
+            *FLAGS,
+            "--code",
+            "https://github.com/megvii-research/mdistiller",
+            "--official",
+        )
+        == 0
+    )
     path = catalogue_dir / "zhao2022decoupled.yaml"
     assert "wrote" in capsys.readouterr().err and path.exists()
     text = path.read_text(encoding="utf-8")
@@ -117,8 +163,9 @@ def test_new_from_arxiv_writes_a_valid_record(api, catalogue_dir, capsys):
     assert api.arxiv_batches == [["2203.08679"]]
 
 
-def test_new_without_the_curated_fields_writes_todos_and_fails_validation(api, catalogue_dir,
-                                                                         capsys):
+def test_new_without_the_curated_fields_writes_todos_and_fails_validation(
+    api, catalogue_dir, capsys
+):
     assert new(catalogue_dir, "--arxiv", "2301.00002") == 1
     err = capsys.readouterr().err
     path = catalogue_dir / "vanderberg2023preprint.yaml"
@@ -147,20 +194,32 @@ def test_new_json(api, catalogue_dir, capsys):
 
 
 def test_new_refuses_a_paper_already_catalogued(api, catalogue_dir, capsys):
-    arxiv_api(api, {"1503.02531": {"title": "Distilling the Knowledge in a Neural Network",
-                                   "authors": ["Geoffrey Hinton"],
-                                   "published": "2015-03-09T00:00:00Z"}})
+    arxiv_api(
+        api,
+        {
+            "1503.02531": {
+                "title": "Distilling the Knowledge in a Neural Network",
+                "authors": ["Geoffrey Hinton"],
+                "published": "2015-03-09T00:00:00Z",
+            }
+        },
+    )
     assert new(catalogue_dir, "--arxiv", "1503.02531", *FLAGS) == 1
     assert "already in the catalogue: " in capsys.readouterr().err
     assert sorted(p.name for p in record_paths(catalogue_dir)) == ["hinton2015distilling.yaml"]
 
 
 def test_new_adds_a_letter_when_the_key_is_taken(api, catalogue_dir):
-    other = (catalogue_dir / "hinton2015distilling.yaml").read_text().replace(
-        "hinton2015distilling", "zhao2022decoupled").replace(
-        "Distilling the Knowledge in a Neural Network", "Decoupled Teachers").replace(
-        "Hinton, Geoffrey", "Zhao, Borui").replace("year: 2015", "year: 2022").replace(
-        '  arxiv: "1503.02531"\n', "").replace("arxiv.org/abs/1503.02531", "example.org/d")
+    other = (
+        (catalogue_dir / "hinton2015distilling.yaml")
+        .read_text()
+        .replace("hinton2015distilling", "zhao2022decoupled")
+        .replace("Distilling the Knowledge in a Neural Network", "Decoupled Teachers")
+        .replace("Hinton, Geoffrey", "Zhao, Borui")
+        .replace("year: 2015", "year: 2022")
+        .replace('  arxiv: "1503.02531"\n', "")
+        .replace("arxiv.org/abs/1503.02531", "example.org/d")
+    )
     (catalogue_dir / "zhao2022decoupled.yaml").write_text(other)
     assert new(catalogue_dir, "--arxiv", "2203.08679", *FLAGS) == 0
     assert (catalogue_dir / "zhao2022decoupledb.yaml").exists()
@@ -173,9 +232,25 @@ def test_new_unknown_arxiv_id(api, catalogue_dir, capsys):
 
 
 def test_new_from_flags_for_a_paper_not_on_arxiv(api, catalogue_dir):
-    assert new(catalogue_dir, "--title", "Relational Distillation for Detectors", "--author",
-               "Doe, Jane", "--author", "John Smith", "--year", "2023", "--venue", "cvpr",
-               "--paper", "https://openaccess.thecvf.com/x.html", *FLAGS) == 0
+    assert (
+        new(
+            catalogue_dir,
+            "--title",
+            "Relational Distillation for Detectors",
+            "--author",
+            "Doe, Jane",
+            "--author",
+            "John Smith",
+            "--year",
+            "2023",
+            "--venue",
+            "cvpr",
+            "--paper",
+            "https://openaccess.thecvf.com/x.html",
+            *FLAGS,
+        )
+        == 0
+    )
     paper = next(p for p in load(catalogue_dir).papers if p.id == "doe2023relational")
     assert paper.authors == ["Doe, Jane", "Smith, John"] and paper.links.arxiv is None
     assert api.log == []  # nothing fetched

@@ -58,21 +58,25 @@ def evil_record(papers: Path) -> str:
     author = "O'Brien <b>, Anna & *Bo*"
     key = citation_key(author, 2024, EVIL_TITLE)
     (papers / f"{key}.yaml").write_text(
-        "\n".join([
-            f"id: {key}",
-            f"title: {json.dumps(EVIL_TITLE)}",
-            "authors:",
-            f"  - {json.dumps(author)}",
-            "year: 2024",
-            "venue: cvpr",
-            "category: logit",
-            "tasks: [classification]",
-            "links:",
-            "  paper: https://example.org/a_(b)",
-            "loss: kd",
-            f"summary: {json.dumps('A summary with <img src=x onerror=alert(1)> and __bold__.')}",
-            f"notes: {json.dumps(EVIL_NOTES)}",
-        ]) + "\n",
+        "\n".join(
+            [
+                f"id: {key}",
+                f"title: {json.dumps(EVIL_TITLE)}",
+                "authors:",
+                f"  - {json.dumps(author)}",
+                "year: 2024",
+                "venue: cvpr",
+                "category: logit",
+                "tasks: [classification]",
+                "links:",
+                "  paper: https://example.org/a_(b)",
+                "  code: https://gitlab.com/o/_r_*x*",
+                "loss: kd",
+                f"summary: {json.dumps('A summary with <img src=x onerror=alert(1)> and __bold__.')}",
+                f"notes: {json.dumps(EVIL_NOTES)}",
+            ]
+        )
+        + "\n",
         encoding="utf-8",
     )
     return key
@@ -150,8 +154,10 @@ def test_loss_info_reads_hyperparameters_and_defaults():
 
 
 def test_site_module_does_not_import_torch():
-    code = ("import sys; from kdsurvey import site; from kdsurvey.catalogue import load; "
-            "site.render_pages(load('papers')); assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from kdsurvey import site; from kdsurvey.catalogue import load; "
+        "site.render_pages(load('papers')); assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -258,13 +264,15 @@ def test_no_broken_internal_link_and_no_external_resource(real):
             target = urlsplit(urljoin(page_url, href))
             path_ = unquote(target.path)
             if path_.startswith(MOUNT):  # 404.html links from the site_url's path
-                path_ = path_[len(MOUNT) - 1:]
+                path_ = path_[len(MOUNT) - 1 :]
             file = out / path_.lstrip("/")
             if target.path.endswith("/") or file.is_dir():
                 file = file / "index.html"
             if not file.exists():
                 problems.append(f"{page_url}: broken link {href}")
-            elif target.fragment and file.suffix == ".html" and target.fragment not in page(file).ids:
+            elif (
+                target.fragment and file.suffix == ".html" and target.fragment not in page(file).ids
+            ):
                 problems.append(f"{page_url}: missing anchor {href}")
     assert not problems, "\n".join(problems[:20])
 
@@ -272,8 +280,8 @@ def test_no_broken_internal_link_and_no_external_resource(real):
 def test_paper_pages_stay_out_of_the_navigation(real):
     _, _, out = real
     about = (out / "about/index.html").read_text(encoding="utf-8")
-    nav = about[about.index('<nav class="md-nav md-nav--primary'):]
-    nav = nav[:nav.index('<nav class="md-nav md-nav--secondary')]
+    nav = about[about.index('<nav class="md-nav md-nav--primary') :]
+    nav = nav[: nav.index('<nav class="md-nav md-nav--secondary')]
     assert "catalogue/categories/logit/" in nav and "catalogue/venues/" in nav
     assert "catalogue/papers/" not in about  # not in the navigation of any page
 
@@ -285,13 +293,15 @@ def test_edit_buttons(real):
     assert edits == [f"https://github.com/kdsurvey/kdsurvey/edit/main/papers/{DKD}.yaml"]
     about = (out / "about/index.html").read_text(encoding="utf-8")
     assert re.findall(r'<a href="([^"]+)"[^>]*rel="edit"', about) == [
-        "https://github.com/kdsurvey/kdsurvey/edit/main/site/about.md"]
+        "https://github.com/kdsurvey/kdsurvey/edit/main/site/about.md"
+    ]
     task = next((out / "catalogue/tasks").glob("*/index.html")).read_text(encoding="utf-8")
     assert 'rel="edit"' not in task  # no single source file to edit
 
 
 def test_bibtex_block_and_file_parse(real):
-    bibtexparser = pytest.importorskip("bibtexparser")
+    import bibtexparser
+
     _, _, out = real
     bib = (out / "catalogue/papers" / f"{DKD}.bib").read_text(encoding="utf-8")
     library = bibtexparser.parse_string(bib)
@@ -305,8 +315,7 @@ def test_search_index_finds_title_author_loss_venue_and_arxiv(real):
     index = json.loads((out / "search/search_index.json").read_text(encoding="utf-8"))
     docs = [d for d in index["docs"] if d["location"].startswith(f"catalogue/papers/{DKD}/")]
     text = " ".join(d["title"] + " " + d["text"] for d in docs)
-    for needle in ("Decoupled Knowledge Distillation", "Borui Zhao", "dkd", "CVPR",
-                   "2203.08679"):
+    for needle in ("Decoupled Knowledge Distillation", "Borui Zhao", "dkd", "CVPR", "2203.08679"):
         assert needle in text, needle
     listed = {d["location"].split("#")[0] for d in index["docs"]}
     assert "catalogue/categories/logit/" not in listed  # tables stay out of the index
@@ -315,12 +324,13 @@ def test_search_index_finds_title_author_loss_venue_and_arxiv(real):
 def test_hostile_strings_show_as_text(small):
     _, _, out, key = small
     html = (out / "catalogue/papers" / key / "index.html").read_text(encoding="utf-8")
-    article = html[html.index("<article"):html.index("</article>")]
+    article = html[html.index("<article") : html.index("</article>")]
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; *Distilling* [links]" in article
     assert "O'Brien &lt;b&gt;" in article or "O&#x27;Brien &lt;b&gt;" in article
     assert "--8&lt;--" in article  # the notes' snippet directive stayed text
     assert "<title>&lt;script&gt;" in html
+    assert "<em>" not in article  # no emphasis from *...* or _..._ in titles, authors, links
     logit = (out / "catalogue/categories/logit/index.html").read_text(encoding="utf-8")
     assert "<script>alert" not in logit and "&lt;script&gt;alert" in logit
     assert 'href="https://example.org/a_%28b%29"' in html
@@ -339,8 +349,19 @@ def test_cli_build_runs_every_stage(tmp_path, capsys):
     papers = write_catalogue(tmp_path / "papers", 8)
     config = site.copy_project(tmp_path / "project")
     readme = tmp_path / "README.md"
-    code = main(["build", "--papers", str(papers), "--readme", str(readme),
-                 "--config", str(config), "--site-dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "build",
+            "--papers",
+            str(papers),
+            "--readme",
+            str(readme),
+            "--config",
+            str(config),
+            "--site-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert readme.exists() and (tmp_path / "out/index.html").exists()
     assert capsys.readouterr().err == ""  # quiet on success
@@ -351,8 +372,19 @@ def test_cli_build_stops_at_an_invalid_record(tmp_path, capsys):
     bad = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
     bad.write_text(bad.read_text().replace("year:", "year: 1900\nold:"), encoding="utf-8")
     config = site.copy_project(tmp_path / "project")
-    code = main(["build", "--papers", str(papers), "--readme", str(tmp_path / "R.md"),
-                 "--config", str(config), "--site-dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "build",
+            "--papers",
+            str(papers),
+            "--readme",
+            str(tmp_path / "R.md"),
+            "--config",
+            str(config),
+            "--site-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1 and bad.name in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists() and not (tmp_path / "out").exists()
 
@@ -362,8 +394,19 @@ def test_cli_build_reports_site_warnings(tmp_path, capsys):
     config = site.copy_project(tmp_path / "project")
     about = config.parent / "site/about.md"
     about.write_text(about.read_text() + "\n[broken](no-such-page.md)\n", encoding="utf-8")
-    code = main(["build", "--papers", str(papers), "--readme", str(tmp_path / "R.md"),
-                 "--config", str(config), "--site-dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "build",
+            "--papers",
+            str(papers),
+            "--readme",
+            str(tmp_path / "R.md"),
+            "--config",
+            str(config),
+            "--site-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "no-such-page.md" in err and "site: " in err
 
@@ -385,9 +428,22 @@ def test_serve_regenerates_when_a_record_changes(tmp_path):
     port = _free_port()
     record = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kdsurvey", "serve", "--papers", str(papers), "--config",
-         str(config), "--dev-addr", f"127.0.0.1:{port}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kdsurvey",
+            "serve",
+            "--papers",
+            str(papers),
+            "--config",
+            str(config),
+            "--dev-addr",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     url = f"http://127.0.0.1:{port}/kdsurvey/catalogue/papers/{record.stem}/"
@@ -403,8 +459,9 @@ def test_serve_regenerates_when_a_record_changes(tmp_path):
         assert page is not None, "the server did not come up"
         assert "kdsurvey-was-here" not in page
         text = record.read_text(encoding="utf-8")
-        record.write_text(re.sub(r"summary: .*", "summary: Changed, kdsurvey-was-here.", text),
-                          encoding="utf-8")
+        record.write_text(
+            re.sub(r"summary: .*", "summary: Changed, kdsurvey-was-here.", text), encoding="utf-8"
+        )
         while time.monotonic() < deadline:
             if "kdsurvey-was-here" in _get(url):
                 break
@@ -438,8 +495,13 @@ def test_zensical_builds_the_same_configuration(small, tmp_path):
     _, project, _, key = small
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
-    result = subprocess.run([*_zensical(), "build", "--strict", "-f", "mkdocs.yml"], cwd=copy,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*_zensical(), "build", "--strict", "-f", "mkdocs.yml"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = copy / "public"
     assert (out / "index.html").exists()

@@ -142,8 +142,12 @@ def reader(browser, base_url):
 
 
 def _visible_years(page) -> list[int]:
-    return [int(y) for y in page.eval_on_selector_all(
-        "table[data-kd-papers] tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.year)")]
+    return [
+        int(y)
+        for y in page.eval_on_selector_all(
+            "table[data-kd-papers] tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.year)"
+        )
+    ]
 
 
 # -- the tests --------------------------------------------------------------------------------
@@ -233,19 +237,26 @@ def test_category_table_sorts_by_year(reader):
     assert _visible_years(page) == sorted(years, reverse=True)
     page.locator("th", has_text="Title").locator("button").click()
     titles = page.eval_on_selector_all(
-        "table[data-kd-papers] tbody tr td:first-child", "cells => cells.map(c => c.innerText)")
+        "table[data-kd-papers] tbody tr td:first-child", "cells => cells.map(c => c.innerText)"
+    )
     assert titles == sorted(titles, key=str.casefold)
 
 
 def test_paper_page(reader):
-    bibtexparser = pytest.importorskip("bibtexparser")
+    import bibtexparser
+
     page = reader.goto(f"catalogue/papers/{DKD}/")
-    assert page.locator(".md-content h1").inner_text().startswith("Decoupled Knowledge Distillation")
+    assert (
+        page.locator(".md-content h1").inner_text().startswith("Decoupled Knowledge Distillation")
+    )
     block = page.locator("#bibtex ~ .highlight").first
     assert block.locator("button[data-clipboard-target]").count() == 1  # the copy button
     library = bibtexparser.parse_string(block.locator("code").inner_text())
     assert [e.key for e in library.entries] == [DKD] and not library.failed_blocks
-    assert "from kdsurvey.losses import DKD" in page.locator("#loss-dkd ~ .highlight").first.inner_text()
+    assert (
+        "from kdsurvey.losses import DKD"
+        in page.locator("#loss-dkd ~ .highlight").first.inner_text()
+    )
     edit = page.locator("a[rel=edit]").get_attribute("href")
     assert edit.endswith(f"/papers/{DKD}.yaml")
     reader.screenshot("paper.png")

@@ -160,7 +160,9 @@ class _Wiring(nn.Module):
             role = _role(key)
             tensors = value if isinstance(value, list) else [value]
             batched = all(
-                isinstance(t, Tensor) and t.is_floating_point() and t.dim() > 0
+                isinstance(t, Tensor)
+                and t.is_floating_point()
+                and t.dim() > 0
                 and t.shape[0] == BATCH
                 for t in tensors
             )
@@ -170,9 +172,11 @@ class _Wiring(nn.Module):
                 if key == "target" and _is_class_labels(value):
                     value = _labels(outs["teacher"]["logits"])
                 self.plan[key] = ("const", value)
-            elif key.startswith("logits") and all(
-                t.shape[1:] == (CLASSES,) for t in tensors
-            ) and not isinstance(value, list):
+            elif (
+                key.startswith("logits")
+                and all(t.shape[1:] == (CLASSES,) for t in tensors)
+                and not isinstance(value, list)
+            ):
                 self.plan[key] = ("logits", role)
             elif raw and key.startswith(("feat_", "feats_")):
                 self.plan[key] = self._raw_plan(key, role, tensors, isinstance(value, list), outs)
@@ -241,8 +245,9 @@ def _setup(name: str, seed: int, raw: bool):
         teacher.fc.weight.mul_(scale)
         teacher.fc.bias.mul_(scale)
         outs = {"student": student(images), "teacher": teacher(images)}
-    wiring = _Wiring(example, {"student": student, "teacher": teacher}, outs, raw,
-                     _optional_params(cls))
+    wiring = _Wiring(
+        example, {"student": student, "teacher": teacher}, outs, raw, _optional_params(cls)
+    )
     loss = cls(**wiring.channels) if raw else cls()
     return loss, student, teacher, wiring, images
 

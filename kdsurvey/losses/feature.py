@@ -138,7 +138,7 @@ class FitNet(DistillationLoss):
         pairs = _layer_channels(student_channels, teacher_channels)
         self.regressor = None
         if pairs is not None:
-            (c_s, c_t), = pairs
+            ((c_s, c_t),) = pairs
             self.regressor = nn.Sequential(
                 nn.Conv2d(c_s, c_t, kernel_size=1), nn.BatchNorm2d(c_t), nn.ReLU()
             )
@@ -289,14 +289,20 @@ class _Paraphraser(nn.Module):
         super().__init__()
         act = nn.LeakyReLU(0.1)
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), act,
-            nn.Conv2d(channels, factor_channels, 3, padding=1), act,
-            nn.Conv2d(factor_channels, factor_channels, 3, padding=1), act,
+            nn.Conv2d(channels, channels, 3, padding=1),
+            act,
+            nn.Conv2d(channels, factor_channels, 3, padding=1),
+            act,
+            nn.Conv2d(factor_channels, factor_channels, 3, padding=1),
+            act,
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(factor_channels, factor_channels, 3, padding=1), act,
-            nn.ConvTranspose2d(factor_channels, channels, 3, padding=1), act,
-            nn.ConvTranspose2d(channels, channels, 3, padding=1), act,
+            nn.ConvTranspose2d(factor_channels, factor_channels, 3, padding=1),
+            act,
+            nn.ConvTranspose2d(factor_channels, channels, 3, padding=1),
+            act,
+            nn.ConvTranspose2d(channels, channels, 3, padding=1),
+            act,
         )
 
 
@@ -350,14 +356,17 @@ class FT(DistillationLoss):
         pairs = _layer_channels(student_channels, teacher_channels)
         self.paraphraser = self.translator = None
         if pairs is not None:
-            (c_s, c_t), = pairs
+            ((c_s, c_t),) = pairs
             c_f = max(1, int(round(c_t * rate)))
             self.paraphraser = _Paraphraser(c_t, c_f)
             act = nn.LeakyReLU(0.1)
             self.translator = nn.Sequential(
-                nn.Conv2d(c_s, c_s, 3, padding=1), act,
-                nn.Conv2d(c_s, c_f, 3, padding=1), act,
-                nn.Conv2d(c_f, c_f, 3, padding=1), act,
+                nn.Conv2d(c_s, c_s, 3, padding=1),
+                act,
+                nn.Conv2d(c_s, c_f, 3, padding=1),
+                act,
+                nn.Conv2d(c_f, c_f, 3, padding=1),
+                act,
             )
 
     def reconstruction_loss(self, feat_teacher: Tensor) -> Tensor:
@@ -562,8 +571,7 @@ class OFD(DistillationLoss):
         for i, (s, t, m) in enumerate(zip(feats_student, feats_teacher, margins, strict=True)):
             check_same_shape(s, t, "feature")
             t = torch.maximum(t.detach(), m.detach().to(t.dtype))
-            # multiplying by the boolean mask directly saves a float conversion pass
-            partial = F.mse_loss(s, t, reduction="none") * ((s > t) | (t > 0))
+            partial = F.mse_loss(s, t, reduction="none") * ((s > t) | (t > 0)).to(s.dtype)
             total = total + partial.sum() / 2.0 ** (n - 1 - i)
         return self.loss_weight * total / feats_student[0].shape[0]
 
@@ -607,15 +615,24 @@ class _ABF(nn.Module):
 
 
 def _hcl_layer(fs: Tensor, ft: Tensor) -> Tensor:
-    diff = fs - ft
-    loss = diff.pow(2).mean()
+    loss = F.mse_loss(fs, ft)
     weight, total = 1.0, 1.0
+    diff = pooled = None
+    exact = False  # ``pooled`` averages equal, non-overlapping windows of ``diff``
+    h, w = fs.shape[2:]
     for level in (4, 2, 1):
-        if level >= fs.shape[2]:
+        if level >= h:
             continue
+        # pooling is linear: mse(pool(fs), pool(ft)) = mean(pool(fs - ft)^2); and an even pooling
+        # of an even pooling is the even pooling of the original, so coarser levels reuse ``pooled``
+        if exact and pooled.shape[2] % level == 0 and pooled.shape[3] % level == 0:
+            pooled = F.adaptive_avg_pool2d(pooled, (level, level))
+        else:
+            diff = fs - ft if diff is None else diff
+            pooled = F.adaptive_avg_pool2d(diff, (level, level))
+            exact = h % level == 0 and w % level == 0
         weight /= 2.0
-        # pooling is linear: mse(pool(fs), pool(ft)) = mean(pool(fs - ft)^2)
-        loss = loss + weight * F.adaptive_avg_pool2d(diff, (level, level)).pow(2).mean()
+        loss = loss + weight * pooled.square().mean()
         total += weight
     return loss / total
 
@@ -912,7 +929,7 @@ class NORM(DistillationLoss):
         pairs = _layer_channels(student_channels, teacher_channels)
         self.expand = None
         if pairs is not None:
-            (c_s, c_t), = pairs
+            ((c_s, c_t),) = pairs
             self.expand = nn.Sequential(
                 nn.Conv2d(c_s, n_copies * c_t, 1, bias=False), nn.BatchNorm2d(n_copies * c_t)
             )
@@ -1097,7 +1114,7 @@ class SRD(DistillationLoss):
         pairs = _layer_channels(student_channels, teacher_channels)
         self.projector = None
         if pairs is not None:
-            (c_s, c_t), = pairs
+            ((c_s, c_t),) = pairs
             self.projector = nn.Linear(c_s, c_t)
 
     def _bn(self, x: Tensor) -> Tensor:

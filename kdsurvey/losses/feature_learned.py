@@ -87,13 +87,17 @@ class _KATranslator(nn.Module):
         super().__init__()
         mid = max(latent, (channels + latent) // 2)
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, mid, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(mid, mid, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, mid, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.ReLU(),
             nn.Conv2d(mid, latent, 3, padding=1),
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(latent, mid, 3, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(mid, mid, 3, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(latent, mid, 3, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(mid, mid, 3, padding=1),
+            nn.ReLU(),
             nn.ConvTranspose2d(mid, channels, 3, padding=1),
         )
 
@@ -423,8 +427,10 @@ class SemCKD(DistillationLoss):
             _check_lead(f, first)
         n_s, n_t, batch = len(feats_student), len(feats_teacher), first.shape[0]
         if self.regressors is not None and (n_s, n_t) != (self.n_student, self.n_teacher):
-            raise ValueError(f"expected {self.n_student} student and {self.n_teacher} teacher "
-                             f"layers, got {n_s} and {n_t}")
+            raise ValueError(
+                f"expected {self.n_student} student and {self.n_teacher} teacher "
+                f"layers, got {n_s} and {n_t}"
+            )
         if self.query is not None and batch != self.batch_size:
             raise ValueError(f"learned embeddings need batches of {self.batch_size}, got {batch}")
         feats_teacher = [f.detach() for f in feats_teacher]
@@ -517,8 +523,10 @@ class ALPKD(DistillationLoss):
         def rand():
             return torch.randn(n, tokens, dim, generator=generator, dtype=dtype) * 0.5
 
-        return {"feats_student": [rand() for _ in range(2)],
-                "feats_teacher": [rand() for _ in range(3)]}
+        return {
+            "feats_student": [rand() for _ in range(2)],
+            "feats_teacher": [rand() for _ in range(3)],
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -605,8 +613,12 @@ class _Bottleneck(nn.Module):
 def _expand_mlp(channels: int, mult: int, final_bn: bool) -> list[nn.Module]:
     """1x1 conv to ``mult * C``, BN, ReLU, 1x1 conv back to ``C`` (+ BN): DiffKD's 1x1 blocks."""
     wide = mult * channels
-    layers = [nn.Conv2d(channels, wide, 1), nn.BatchNorm2d(wide), nn.ReLU(),
-              nn.Conv2d(wide, channels, 1)]
+    layers = [
+        nn.Conv2d(channels, wide, 1),
+        nn.BatchNorm2d(wide),
+        nn.ReLU(),
+        nn.Conv2d(wide, channels, 1),
+    ]
     return [*layers, nn.BatchNorm2d(channels)] if final_bn else layers
 
 
@@ -619,8 +631,10 @@ class _Denoiser(nn.Module):
         self.time_embedding = nn.Embedding(1280, channels)
         if kernel_size == 3:
             self.pred = nn.Sequential(
-                _Bottleneck(channels), _Bottleneck(channels),
-                nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels),
+                _Bottleneck(channels),
+                _Bottleneck(channels),
+                nn.Conv2d(channels, channels, 1),
+                nn.BatchNorm2d(channels),
             )
         else:
             self.pred = nn.Sequential(
@@ -725,7 +739,10 @@ class DiffKD(DistillationLoss):
             raise ValueError(f"kernel_size must be 1 or 3, got {kernel_size}")
         self.kernel_size, self.inference_steps = kernel_size, inference_steps
         self.num_train_timesteps, self.use_ae, self.ae_channels = (
-            num_train_timesteps, use_ae, ae_channels)
+            num_train_timesteps,
+            use_ae,
+            ae_channels,
+        )
         self.kd_weight, self.diff_weight, self.ae_weight = kd_weight, diff_weight, ae_weight
         self.temperature, self.seed, self.loss_weight = temperature, seed, loss_weight
         self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -740,10 +757,12 @@ class DiffKD(DistillationLoss):
         c = teacher_channels
         if self.use_ae:
             latent = self.ae_channels or max(1, c // 2)
-            self.ae = nn.ModuleDict({
-                "encoder": nn.Sequential(nn.Conv2d(c, latent, 1), nn.BatchNorm2d(latent)),
-                "decoder": nn.Conv2d(latent, c, 1),
-            })
+            self.ae = nn.ModuleDict(
+                {
+                    "encoder": nn.Sequential(nn.Conv2d(c, latent, 1), nn.BatchNorm2d(latent)),
+                    "decoder": nn.Conv2d(latent, c, 1),
+                }
+            )
             c = latent
         if self.student_channels is not None:
             self.trans = nn.Conv2d(self.student_channels, c, 1)
@@ -878,13 +897,17 @@ class FAKD(DistillationLoss):
     ) -> Tensor:
         _check_lead(feat_student, logits_teacher)
         if feat_student.shape[2:] != logits_teacher.shape[2:]:
-            raise ValueError(f"spatial sizes differ: student {tuple(feat_student.shape)} vs "
-                             f"teacher {tuple(logits_teacher.shape)}")
+            raise ValueError(
+                f"spatial sizes differ: student {tuple(feat_student.shape)} vs "
+                f"teacher {tuple(logits_teacher.shape)}"
+            )
         weight = classifier_weight.reshape(classifier_weight.shape[0], -1)
         k, c = weight.shape
         if c != feat_student.shape[1] or k != logits_teacher.shape[1]:
-            raise ValueError(f"classifier_weight {tuple(classifier_weight.shape)} does not map "
-                             f"{tuple(feat_student.shape)} to {tuple(logits_teacher.shape)}")
+            raise ValueError(
+                f"classifier_weight {tuple(classifier_weight.shape)} does not map "
+                f"{tuple(feat_student.shape)} to {tuple(logits_teacher.shape)}"
+            )
         t = self.temperature
         feats = feat_student.permute(0, 2, 3, 1).reshape(-1, c)  # (N, C)
         z = feats @ weight.t()
@@ -1062,9 +1085,12 @@ class XRayKD(DistillationLoss):
             return torch.randn(n, *shape, generator=generator, dtype=dtype)
 
         return {
-            "logits_student": rand(k, s, s), "logits_teacher": rand(k, s, s),
-            "boxes_student": rand(r, s, s), "boxes_teacher": rand(r, s, s),
-            "feat_student": rand(c, s, s), "feat_teacher": rand(c, s, s),
+            "logits_student": rand(k, s, s),
+            "logits_teacher": rand(k, s, s),
+            "boxes_student": rand(r, s, s),
+            "boxes_teacher": rand(r, s, s),
+            "feat_student": rand(c, s, s),
+            "feat_teacher": rand(c, s, s),
         }
 
 

@@ -76,38 +76,37 @@ def _gt_mask(logits: Tensor, target: Tensor) -> Tensor:
     return F.one_hot(target.reshape(-1), logits.shape[1]).bool()
 
 
-def _tckd_rows(z_s: Tensor, z_t: Tensor, gt: Tensor) -> Tensor:
-    """Per-row target-class KD of DKD: KL between the binary (target, rest) distributions.
+def _decoupled_log_probs(z: Tensor, gt: Tensor) -> tuple[Tensor, Tensor]:
+    """DKD's two distributions of temperature-scaled logits ``z``, as log-probabilities.
 
-    ``log p_target = z_y - lse(z)`` and ``log p_rest = lse(z without y) - lse(z)``; this is the
-    logarithm of the masked probability sums that mdistiller takes, computed in log space.
+    Returns the binary ``(target, rest)`` log-probabilities ``(B, 2)`` and the log-softmax over the
+    non-target classes ``(B, C)``. The target class is pushed out by subtracting 1000 from its
+    logit, as every official DKD-family implementation does: its probability underflows to exactly
+    0 in float32/float64, so this equals renormalising over the other classes. Two log-sum-exp
+    passes serve both distributions (mdistiller needs four softmax passes).
     """
-
-    def binary_log_probs(z: Tensor) -> Tensor:
-        lse = torch.logsumexp(z, dim=1, keepdim=True)
-        log_target = (z * gt).sum(1, keepdim=True) - lse
-        log_rest = torch.logsumexp(z.masked_fill(gt, float("-inf")), dim=1, keepdim=True) - lse
-        return torch.cat([log_target, log_rest], dim=1)
-
-    return _kl_rows(binary_log_probs(z_s), binary_log_probs(z_t))
+    z_rest = z - 1000.0 * gt.to(z.dtype)
+    lse = torch.logsumexp(z, dim=1, keepdim=True)
+    lse_rest = torch.logsumexp(z_rest, dim=1, keepdim=True)
+    log_target = (z * gt).sum(1, keepdim=True) - lse
+    return torch.cat([log_target, lse_rest - lse], dim=1), z_rest - lse_rest
 
 
 def _nckd_rows(z_s: Tensor, z_t: Tensor, gt: Tensor) -> Tensor:
-    """Per-row non-target-class KD of DKD: KL over the classes other than the label.
-
-    The target class is pushed out of both softmaxes by subtracting 1000 from its (already
-    temperature-scaled) logit, as every official DKD-family implementation does; its
-    probability underflows to exactly 0 in float32/float64, so this equals renormalising over
-    the non-target classes.
-    """
-    offset = 1000.0 * gt.to(z_s.dtype)
-    return _kd_rows(z_s - offset, z_t - offset)
+    """Per-row non-target-class KD of DKD: KL over the classes other than the label."""
+    return _kl_rows(_decoupled_log_probs(z_s, gt)[1], _decoupled_log_probs(z_t, gt)[1])
 
 
 def _dkd_rows(z_s: Tensor, z_t: Tensor, target: Tensor, alpha: float, beta: float) -> Tensor:
-    """Per-row ``alpha * TCKD + beta * NCKD`` of temperature-scaled logits (no ``T^2``)."""
+    """Per-row ``alpha * TCKD + beta * NCKD`` of temperature-scaled logits (no ``T^2``).
+
+    TCKD is the KL between the binary (target, rest) distributions, NCKD the KL over the
+    non-target classes.
+    """
     gt = _gt_mask(z_s, target)
-    return alpha * _tckd_rows(z_s, z_t, gt) + beta * _nckd_rows(z_s, z_t, gt)
+    binary_s, rest_s = _decoupled_log_probs(z_s, gt)
+    binary_t, rest_t = _decoupled_log_probs(z_t, gt)
+    return alpha * _kl_rows(binary_s, binary_t) + beta * _kl_rows(rest_s, rest_t)
 
 
 def _standardize(z: Tensor, eps: float = 1e-7) -> Tensor:
@@ -179,8 +178,13 @@ class DKD(DistillationLoss):
     warm-up factor of the official distiller and the label cross-entropy are not part of it.
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 8.0,
+        temperature: float = 4.0,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.alpha, self.beta = alpha, beta
         self.temperature = temperature
@@ -190,8 +194,9 @@ class DKD(DistillationLoss):
         check_same_shape(logits_student, logits_teacher, "logits")
         _check_target(logits_student, target)
         t = self.temperature
-        rows = _dkd_rows(logits_student / t, logits_teacher.detach() / t, target,
-                         self.alpha, self.beta)
+        rows = _dkd_rows(
+            logits_student / t, logits_teacher.detach() / t, target, self.alpha, self.beta
+        )
         return self.loss_weight * t * t * rows.mean()
 
     @classmethod
@@ -254,8 +259,13 @@ class LSKDDKD(DistillationLoss):
     logit-standardization-KD ``mdistiller/distillers/DKD.py::dkd_loss`` (``logit_stand=True``).
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 2.0,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 8.0,
+        temperature: float = 2.0,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.alpha, self.beta = alpha, beta
         self.temperature = temperature
@@ -333,8 +343,9 @@ class NormKDDKD(DistillationLoss):
     ``mdistiller/distillers/NormKD_W_DKD.py::dkd_loss_norm`` (warm-up and CE left out).
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0, t_norm: float = 2.0,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self, alpha: float = 1.0, beta: float = 8.0, t_norm: float = 2.0, loss_weight: float = 1.0
+    ):
         super().__init__()
         self.alpha, self.beta = alpha, beta
         self.t_norm = t_norm
@@ -458,8 +469,12 @@ class SDDKD(_SDDBase):
     def forward(self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor) -> Tensor:
         rows_s, rows_t, _, weights = self._rows(logits_student, logits_teacher, target)
         t = self.temperature
-        kl = F.kl_div(F.log_softmax(rows_s / t, dim=1), F.log_softmax(rows_t / t, dim=1),
-                      reduction="none", log_target=True)
+        kl = F.kl_div(
+            F.log_softmax(rows_s / t, dim=1),
+            F.log_softmax(rows_t / t, dim=1),
+            reduction="none",
+            log_target=True,
+        )
         kl = torch.where(torch.isnan(kl), torch.zeros_like(kl), kl).sum(1)
         loss = (weights * kl).sum() * (t * t) / rows_s.shape[0]
         return self.loss_weight * self._finite_or_zero(loss)
@@ -484,8 +499,13 @@ class SDDDKD(_SDDBase):
     becomes 0 as there).
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 8.0,
+        temperature: float = 4.0,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.alpha, self.beta = alpha, beta
         self.temperature = temperature
@@ -576,8 +596,13 @@ class NoisyTeacher(DistillationLoss):
     zero_at_match = False  # the perturbed teacher differs from the clean one in training mode
     batch_invariant = False  # noise is drawn per batch position
 
-    def __init__(self, noise_std: float = 0.9, noise_prob: float = 0.5, seed: int | None = None,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        noise_std: float = 0.9,
+        noise_prob: float = 0.5,
+        seed: int | None = None,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.noise_std = noise_std
         self.noise_prob = noise_prob
@@ -638,8 +663,9 @@ class SphericalKD(DistillationLoss):
         self.temperature = temperature
         self.loss_weight = loss_weight
 
-    def forward(self, logits_student: Tensor, logits_teacher: Tensor,
-                target: Tensor | None = None) -> Tensor:
+    def forward(
+        self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor | None = None
+    ) -> Tensor:
         check_same_shape(logits_student, logits_teacher, "logits")
         if target is not None:
             _check_target(logits_student, target)
@@ -778,8 +804,9 @@ class _DKLBase(DistillationLoss):
             s = F.softmax(z_t / self.t2, dim=1)
         return s.pow(self.gamma) if self.gamma != 1.0 else s
 
-    def forward(self, logits_student: Tensor, logits_teacher: Tensor,
-                class_prior: Tensor | None = None) -> Tensor:
+    def forward(
+        self, logits_student: Tensor, logits_teacher: Tensor, class_prior: Tensor | None = None
+    ) -> Tensor:
         check_same_shape(logits_student, logits_teacher, "logits")
         z_t = logits_teacher.detach()
         weights = self._weights(z_t, class_prior)
@@ -817,8 +844,15 @@ class IKL(_DKLBase):
     :math:`T^2`; the wMSE is evaluated in O(BC) instead of building the ``(B, C, C)`` tensors.
     """
 
-    def __init__(self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 8.0,
-                 t2: float = 100.0, gi: bool = False, loss_weight: float = 1.0):
+    def __init__(
+        self,
+        temperature: float = 4.0,
+        alpha: float = 1.0,
+        beta: float = 8.0,
+        t2: float = 100.0,
+        gi: bool = False,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.temperature = temperature
         self.alpha, self.beta = alpha, beta
@@ -853,9 +887,16 @@ class GKL(_DKLBase):
 
     normalise_by_weights = True
 
-    def __init__(self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 16.0,
-                 gamma: float = 0.05, t2: float = 4.0, gi: bool = True,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        temperature: float = 4.0,
+        alpha: float = 1.0,
+        beta: float = 16.0,
+        gamma: float = 0.05,
+        t2: float = 4.0,
+        gi: bool = True,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.temperature = temperature
         self.alpha, self.beta = alpha, beta
@@ -973,8 +1014,14 @@ class ResponseKD(DistillationLoss):
 
     zero_at_match = False
 
-    def __init__(self, stage: int = 2, temperature: float | None = None, beta: float = 1.0,
-                 label_smoothing: float = 0.01, loss_weight: float = 1.0):
+    def __init__(
+        self,
+        stage: int = 2,
+        temperature: float | None = None,
+        beta: float = 1.0,
+        label_smoothing: float = 0.01,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage}")
@@ -1044,8 +1091,9 @@ class SFKD(DistillationLoss):
 
     zero_at_match = False
 
-    def __init__(self, temperature: float = 4.0, num_classes: int | None = None,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self, temperature: float = 4.0, num_classes: int | None = None, loss_weight: float = 1.0
+    ):
         super().__init__()
         self.temperature = temperature
         self.loss_weight = loss_weight
@@ -1106,9 +1154,12 @@ class NTCEKD(DistillationLoss):
     inferred from the abstract.
     """
 
-    def __init__(self, temperature: float = 4.0,
-                 shrink_factors: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        temperature: float = 4.0,
+        shrink_factors: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         if not shrink_factors or min(shrink_factors) <= 0:
             raise ValueError(f"shrink_factors must be positive, got {shrink_factors}")
@@ -1125,8 +1176,9 @@ class NTCEKD(DistillationLoss):
         shift = log_s.view(-1, 1, 1) * gt  # (K, B, C): one shrunk copy per factor
         z_s = (logits_student / t).unsqueeze(0) - shift
         z_t = (logits_teacher.detach() / t).unsqueeze(0) - shift
-        kl = F.kl_div(F.log_softmax(z_s, dim=2), F.log_softmax(z_t, dim=2),
-                      reduction="none", log_target=True).sum(2)
+        kl = F.kl_div(
+            F.log_softmax(z_s, dim=2), F.log_softmax(z_t, dim=2), reduction="none", log_target=True
+        ).sum(2)
         return self.loss_weight * t * t * kl.mean()
 
     @classmethod

@@ -664,9 +664,7 @@ class FastSegKD(DistillationLoss):
         a_s = torch.cat(self._neighbour_similarities(x_s))
         a_t = torch.cat(self._neighbour_similarities(x_t))
         first = (a_s - a_t).pow(2).mean() if a_s.numel() else zero.new_zeros(())
-        return self.loss_weight * (
-            self.zero_order_weight * zero + self.first_order_weight * first
-        )
+        return self.loss_weight * (self.zero_order_weight * zero + self.first_order_weight * first)
 
     @classmethod
     def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):

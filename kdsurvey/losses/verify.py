@@ -29,23 +29,23 @@ class CaseResult:
     error: str = ""
 
 
-def to_tensor(spec: dict, requires_grad: bool = False) -> torch.Tensor:
+def to_tensor(spec: dict, requires_grad: bool = False, device: str = "cpu") -> torch.Tensor:
     """Build a tensor from the case format ``{"shape", "dtype", "data"}``."""
     dtype = _DTYPES[spec["dtype"]]
-    tensor = torch.tensor(spec["data"], dtype=dtype).reshape(spec["shape"])
+    tensor = torch.tensor(spec["data"], dtype=dtype, device=device).reshape(spec["shape"])
     return tensor.requires_grad_(requires_grad and dtype.is_floating_point)
 
 
-def build_args(inputs: list[dict], args: dict) -> tuple[dict, dict]:
+def build_args(inputs: list[dict], args: dict, device: str = "cpu") -> tuple[dict, dict]:
     """Forward kwargs for a case, and the student tensors (by name) whose gradients are checked."""
     roles = {item["name"]: item.get("role") for item in inputs}
     kwargs, students = {}, {}
     for name, value in args.items():
         grad = roles.get(name) == "student"
         if isinstance(value, list):
-            kwargs[name] = [to_tensor(v, grad) for v in value]
+            kwargs[name] = [to_tensor(v, grad, device) for v in value]
         elif isinstance(value, dict) and "shape" in value:
-            kwargs[name] = to_tensor(value, grad)
+            kwargs[name] = to_tensor(value, grad, device)
         else:
             kwargs[name] = value
         if grad:
@@ -56,18 +56,18 @@ def build_args(inputs: list[dict], args: dict) -> tuple[dict, dict]:
 def _close(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float) -> tuple[bool, float]:
     if got.shape != want.shape:
         return False, float("inf")
-    diff = (got.double() - want.double()).abs()
+    diff = (got.double().cpu() - want.double()).abs()
     ok = bool((diff <= atol + rtol * want.double().abs()).all())
     return ok, float(diff.max()) if diff.numel() else 0.0
 
 
-def run_case(spec: dict, case: dict) -> CaseResult:
-    """Replay one case of a case file; any exception is a failure, never a skip."""
+def run_case(spec: dict, case: dict, device: str = "cpu") -> CaseResult:
+    """Replay one case of a case file on ``device``; any exception is a failure, never a skip."""
     method, name = spec["method"], case["name"]
     rtol, atol = spec.get("rtol", 1e-6), spec.get("atol", 1e-8)
     try:
-        loss = create(method, **case.get("kwargs", {}))
-        kwargs, students = build_args(spec["inputs"], case["args"])
+        loss = create(method, **case.get("kwargs", {})).to(device)
+        kwargs, students = build_args(spec["inputs"], case["args"], device)
         value = loss(**kwargs)
         value.backward()
         want = torch.tensor(case["expected"]["loss"], dtype=torch.float64)
@@ -89,15 +89,15 @@ def run_case(spec: dict, case: dict) -> CaseResult:
         )
 
 
-def run_file(path: Path) -> list[CaseResult]:
+def run_file(path: Path, device: str = "cpu") -> list[CaseResult]:
     """Replay every case of one case file."""
     spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    return [run_case(spec, case) for case in spec["cases"]]
+    return [run_case(spec, case, device) for case in spec["cases"]]
 
 
-def run_dir(directory: Path) -> list[CaseResult]:
+def run_dir(directory: Path, device: str = "cpu") -> list[CaseResult]:
     """Replay every ``*.json`` case file of a folder, in name order."""
     results = []
     for path in sorted(Path(directory).glob("*.json")):
-        results.extend(run_file(path))
+        results.extend(run_file(path, device))
     return results
