@@ -8,6 +8,7 @@ inputs of the right shapes so the same property tests, demo and benchmark run ov
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -36,10 +37,19 @@ class DistillationLoss(nn.Module):
     ) -> dict[str, Any]:
         """Random forward kwargs of realistic shapes (``large``: benchmark size).
 
-        Student and teacher tensors of a pair have the same shape, so setting the student equal to the
-        teacher is always possible. Override for losses with other inputs.
+        Student and teacher tensors of a pair have the same shape, so setting the student equal to
+        the teacher is always possible. The default follows the input names of ``forward``
+        (``logits_*`` with or without ``target``, ``feats_*``, ``feat_*``); losses with other
+        inputs override it.
         """
-        raise NotImplementedError(f"{cls.__name__} does not define example_inputs")
+        names = inspect.signature(cls.forward).parameters
+        if "logits_student" in names:
+            return logits_example(batch, dtype, generator, large, with_target="target" in names)
+        if "feats_student" in names:
+            return feature_example(batch, dtype, generator, large, layers=2)
+        if "feat_student" in names:
+            return feature_example(batch, dtype, generator, large)
+        raise NotImplementedError(f"{cls.__name__} must define example_inputs")
 
 
 def logits_example(batch, dtype, generator, large, with_target=False) -> dict[str, Tensor]:

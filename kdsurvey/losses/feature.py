@@ -13,7 +13,6 @@ from kdsurvey.losses.base import (
     DistillationLoss,
     check_same_length,
     check_same_shape,
-    feature_example,
 )
 from kdsurvey.losses.registry import register
 
@@ -149,10 +148,6 @@ class FitNet(DistillationLoss):
             feat_student = self.regressor(feat_student)
         check_same_shape(feat_student, feat_teacher, "hint feature")
         return self.loss_weight * F.mse_loss(feat_student, feat_teacher.detach())
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -390,10 +385,6 @@ class FT(DistillationLoss):
                 f"{tuple(feat_teacher.shape)}"
             )
         return self.loss_weight * F.l1_loss(_factor(feat_student), _factor(feat_teacher))
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -787,10 +778,6 @@ class CWD(DistillationLoss):
         loss = criterion(s, p_t, reduction="sum")
         return self.loss_weight * loss / denom * (t * t)
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
-
 
 # --------------------------------------------------------------------------------------------------
 # Masked generative distillation
@@ -873,10 +860,6 @@ class MGD(DistillationLoss):
         check_same_shape(feat_student, feat_teacher, "feature")
         sq = F.mse_loss(feat_student, feat_teacher.detach(), reduction="sum")
         return self.loss_weight * sq / feat_student.shape[0]
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -197,10 +197,6 @@ class KA(DistillationLoss):
         affinity = torch.linalg.vector_norm(aff_diff, dim=2).mean()
         return self.loss_weight * (self.adapt_weight * adapt + self.affinity_weight * affinity)
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
-
 
 # --------------------------------------------------------------------------------------------------
 # Channel distillation (CD)
@@ -451,10 +447,6 @@ class SemCKD(DistillationLoss):
         ind = torch.stack(per_pair, 1).view(batch, n_s, n_t)
         return self.loss_weight * (attention * ind).sum() / (batch * n_s)
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large, layers=2)
-
 
 # --------------------------------------------------------------------------------------------------
 # ALP-KD
@@ -583,10 +575,6 @@ class ChannelTransform(DistillationLoss):
         check_same_shape(feat_student, feat_teacher, "transformed student and teacher feature")
         diff = feat_student - feat_teacher.detach()
         return self.loss_weight * diff.pow(2).sum() / feat_student.shape[0]
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -826,10 +814,6 @@ class DiffKD(DistillationLoss):
         total = self.kd_weight * kd + self.diff_weight * diff + self.ae_weight * rec_loss
         return self.loss_weight * total
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
-
 
 # --------------------------------------------------------------------------------------------------
 # FAKD
@@ -995,10 +979,6 @@ class RawKD(DistillationLoss):
         channel = 1 - F.cosine_similarity(s, t, dim=1).mean()
         spatial = 1 - F.cosine_similarity(s.flatten(2), t.flatten(2), dim=2).mean()
         return self.loss_weight * (self.channel_weight * channel + self.spatial_weight * spatial)
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 # --------------------------------------------------------------------------------------------------

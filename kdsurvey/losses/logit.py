@@ -41,10 +41,6 @@ class KD(DistillationLoss):
         kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
         return self.loss_weight * t * t * kl
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
-
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers. Every loss below is built from these so that the KL, DKD and per-sample
@@ -199,10 +195,6 @@ class DKD(DistillationLoss):
         )
         return self.loss_weight * t * t * rows.mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)
-
 
 @register("lskd", paper="sun2024logit", family="logit")
 class LSKD(DistillationLoss):
@@ -235,10 +227,6 @@ class LSKD(DistillationLoss):
         t = self.temperature
         rows = _kd_rows(_standardize(logits_student) / t, _standardize(logits_teacher.detach()) / t)
         return self.loss_weight * t * t * rows.mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
 
 
 @register("lskd_dkd", paper="sun2024logit", family="logit")
@@ -280,10 +268,6 @@ class LSKDDKD(DistillationLoss):
         rows = _dkd_rows(z_s, z_t, target, self.alpha, self.beta)
         return self.loss_weight * t * t * rows.mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)
-
 
 @register("normkd", paper="chi2023normkd", family="logit")
 class NormKD(DistillationLoss):
@@ -320,10 +304,6 @@ class NormKD(DistillationLoss):
         rows = _kd_rows(logits_student / t_s, z_t / t_t)
         return self.loss_weight * (rows * t_t.squeeze(1) ** 2).mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
-
 
 @register("normkd_dkd", paper="chi2023normkd", family="logit")
 class NormKDDKD(DistillationLoss):
@@ -359,10 +339,6 @@ class NormKDDKD(DistillationLoss):
         t_t = _norm_temperature(z_t, self.t_norm)
         rows = _dkd_rows(logits_student / t_s, z_t / t_t, target, self.alpha, self.beta)
         return self.loss_weight * (rows * t_t.squeeze(1) ** 2).mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)
 
 
 @register("generous_teacher", paper="ding2024generous", family="logit")
@@ -401,10 +377,6 @@ class GenerousTeacher(DistillationLoss):
         gt = _gt_mask(logits_student, target)
         rows = _nckd_rows(logits_student / t_s, z_t / t_t, gt)
         return self.loss_weight * (rows * t_t.squeeze(1) ** 2).mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,10 +528,6 @@ class TAKD(DistillationLoss):
         kl = _kd_rows(logits_student / t, logits_teacher.detach() / t)
         return self.loss_weight * t * t * kl.sum() / logits_student.numel()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
-
 
 @register("noisy_teacher", paper="sau2016deep", family="logit")
 class NoisyTeacher(DistillationLoss):
@@ -629,10 +597,6 @@ class NoisyTeacher(DistillationLoss):
         sq = (logits_student - z_t).pow(2).sum(1)
         return self.loss_weight * 0.5 * sq.mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
-
 
 @register("spherical_kd", paper="guo2020reducing", family="logit")
 class SphericalKD(DistillationLoss):
@@ -674,10 +638,6 @@ class SphericalKD(DistillationLoss):
         scale = z_t.std(dim=1, keepdim=True) / logits_student.std(dim=1, keepdim=True)
         rows = _kd_rows(logits_student * scale / t, z_t / t)
         return self.loss_weight * t * t * rows.mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)
 
 
 def _power_teacher(z_t: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
@@ -722,10 +682,6 @@ class TTM(DistillationLoss):
         rows = _kl_rows(F.log_softmax(logits_student, dim=1), log_p_t)
         return self.loss_weight * rows.mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
-
 
 @register("wttm", paper="zheng2024knowledge", family="logit")
 class WTTM(DistillationLoss):
@@ -756,10 +712,6 @@ class WTTM(DistillationLoss):
         log_p_t, log_norm = _power_teacher(logits_teacher.detach(), self.gamma)
         rows = _kl_rows(F.log_softmax(logits_student, dim=1), log_p_t)
         return self.loss_weight * (log_norm.exp() * rows).mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
 
 
 # --------------------------------------------------------------------------------------------
@@ -858,10 +810,6 @@ class IKL(_DKLBase):
         self.alpha, self.beta = alpha, beta
         self.t2, self.gi = t2, gi
         self.loss_weight = loss_weight
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
 
 
 @register("gkl", paper="cui2024decoupled", family="logit")
@@ -1055,10 +1003,6 @@ class ResponseKD(DistillationLoss):
         use_label = (ce_s < ce_t) & (z_t.argmax(dim=1) == target)
         return self.loss_weight * torch.where(use_label, label_ce, distill).mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)
-
 
 @register("sfkd", paper="yuan2024student", family="logit")
 class SFKD(DistillationLoss):
@@ -1121,10 +1065,6 @@ class SFKD(DistillationLoss):
         rows = _kd_rows(logits_student / t, y)
         return self.loss_weight * t * t * rows.mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
-
 
 @register("ntce_kd", paper="li2024ntce", family="logit")
 class NTCEKD(DistillationLoss):
@@ -1180,7 +1120,3 @@ class NTCEKD(DistillationLoss):
             F.log_softmax(z_s, dim=2), F.log_softmax(z_t, dim=2), reduction="none", log_target=True
         ).sum(2)
         return self.loss_weight * t * t * kl.mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large, with_target=True)

@@ -201,10 +201,6 @@ class SKDPairwise(DistillationLoss):
         nodes = teacher.shape[2] * teacher.shape[3]
         return self.loss_weight * diff.pow(2).sum() / nodes**2 / teacher.shape[0]
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
-
 
 # ----------------------------------------------------------------------------------------------
 # IFVD (Wang et al., ECCV 2020)
@@ -464,10 +460,6 @@ class CIRKD(DistillationLoss):
             _check_target(target, feat_student.shape[0])
             loss = loss + self._memory(feat_student, teacher, target)
         return loss
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -906,10 +898,6 @@ class CCD(DistillationLoss):
         diff = self._correlation(student) - self._correlation(feat_teacher.detach())
         return self.loss_weight * diff.pow(2).mean()
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
-
 
 @register("prrd", paper="wang2023prrd", family="similarity")
 class PRRD(DistillationLoss):
@@ -962,7 +950,3 @@ class PRRD(DistillationLoss):
         rel_t = self._relations(feat_teacher.detach())
         kls = [_kl_rows(s, t, dim=2).mean() for s, t in zip(rel_s, rel_t, strict=True)]
         return self.loss_weight * torch.stack(kls).mean()
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)

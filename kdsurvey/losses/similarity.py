@@ -458,10 +458,6 @@ class SP(DistillationLoss):
             loss = loss + diff.pow(2).sum() / s.shape[0] ** 2
         return self.loss_weight * loss
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large, layers=2)
-
 
 @register("ickd", paper="liu2021exploring", family="similarity")
 class ICKD(DistillationLoss):
@@ -513,10 +509,6 @@ class ICKD(DistillationLoss):
         b, c = s.shape[:2]
         diff = self.channel_gram(s) - self.channel_gram(feat_teacher.detach())
         return self.loss_weight * diff.pow(2).sum() / (c * b)
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large)
 
 
 def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
@@ -571,10 +563,6 @@ class DIST(DistillationLoss):
         inter = 1 - pearson_rows(y_s, y_t).mean()
         intra = 1 - pearson_rows(y_s.t(), y_t.t()).mean()
         return self.loss_weight * t * t * (self.beta * inter + self.gamma * intra)
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return logits_example(batch, dtype, generator, large)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1330,10 +1318,6 @@ class GIRD(DistillationLoss):
             for name, value, bank in updates:
                 self._store(name, value, bank)
         return self.loss_weight * loss
-
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=None, generator=None, large=False):
-        return feature_example(batch, dtype, generator, large, layers=2)
 
 
 @register("cross_view", paper="zhang2024cross", family="similarity")
