@@ -87,9 +87,10 @@ class Catalogue:
 def display_path(path: Path) -> str:
     """``path`` relative to the working directory when it is below it (as errors should read)."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def normalise_title(title: str) -> str:
@@ -169,7 +170,7 @@ def _model(model: type[BaseModel], data: dict, shown: str, problems: list[Proble
         return None
 
 
-def _table(path: Path, model: type[BaseModel], problems: list[Problem]) -> dict:
+def read_table(path: Path, model: type[BaseModel], problems: list[Problem]) -> dict:
     """Load a ``key: {fields}`` data file (venues, categories)."""
     shown = display_path(path)
     if not path.exists():
@@ -214,8 +215,8 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
     problems: list[Problem] = []
     if not root.is_dir():
         raise CatalogueError([Problem(display_path(root), 1, "folder", "does not exist")])
-    venues = _table(root / VENUES_FILE, Venue, problems)
-    categories = _table(root / CATEGORIES_FILE, CategoryInfo, problems)
+    venues = read_table(root / VENUES_FILE, Venue, problems)
+    categories = read_table(root / CATEGORIES_FILE, CategoryInfo, problems)
     if categories and set(categories) != {c.value for c in Category}:
         want = ", ".join(c.value for c in Category)
         problems.append(

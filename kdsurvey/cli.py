@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -222,13 +223,13 @@ def cmd_export(args) -> None:
 def cmd_import_bibtex(args) -> None:
     """BibTeX entries -> papers/<id>.yaml (or the YAML on stdout with --dry-run)."""
     from kdsurvey.bibimport import ImportFailure, Options, import_bibtex
-    from kdsurvey.catalogue import VENUES_FILE, _table
+    from kdsurvey.catalogue import VENUES_FILE, read_table
     from kdsurvey.files import write_atomic
     from kdsurvey.losses.registry import declared_names
     from kdsurvey.schema import Venue
 
     problems = []
-    venues = _table(Path(args.papers) / VENUES_FILE, Venue, problems)
+    venues = read_table(Path(args.papers) / VENUES_FILE, Venue, problems)
     if problems:
         raise Failure("\n".join(map(str, problems)))
     unknown = sorted(set(args.loss or ()) - set(declared_names()))
@@ -384,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `kdsurvey ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

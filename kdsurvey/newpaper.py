@@ -24,6 +24,7 @@ from kdsurvey.catalogue import (
     identities,
     identity_keys,
     load,
+    read_table,
 )
 from kdsurvey.schema import PARTICLES, ArxivId, Category, Task, citation_key
 from kdsurvey.sources import (
@@ -306,7 +307,6 @@ def add_arguments(p) -> None:
 
 def cli(args) -> None:
     """``kdsurvey new``."""
-    from kdsurvey.catalogue import _table
     from kdsurvey.cli import Failure
     from kdsurvey.files import write_atomic
     from kdsurvey.records import record_yaml
@@ -329,7 +329,7 @@ def cli(args) -> None:
             2,
         )
     problems: list = []
-    venues = _table(root / VENUES_FILE, Venue, problems)
+    venues = read_table(root / VENUES_FILE, Venue, problems)
     if problems:
         raise Failure("\n".join(map(str, problems)))
     http = Http(RetryPolicy(timeout=args.timeout))
