@@ -260,7 +260,8 @@ def cmd_import_bibtex(args) -> None:
 
 
 def _add_citation_commands(group, command, common) -> None:
-    from kdsurvey.schema import Category, Task
+    from kdsurvey.records import add_curation_options
+    from kdsurvey.schema import Category
 
     categories = [c.value for c in Category]
     export = group("export", "citations of the records: BibTeX, CSL-JSON, JSON or CSV")
@@ -290,20 +291,7 @@ def _add_citation_commands(group, command, common) -> None:
         "turn BibTeX entries (Google Scholar, DBLP, arXiv) into papers/<id>.yaml",
     )
     p.add_argument("file", metavar="FILE", help="a .bib file, or - for stdin")
-    p.add_argument("--category", choices=categories, help="the record's category")
-    p.add_argument(
-        "--task",
-        action="append",
-        choices=[t.value for t in Task],
-        help="a task the paper evaluates on (repeat for several)",
-    )
-    p.add_argument(
-        "--loss",
-        action="append",
-        metavar="NAME",
-        help="a loss registry name, main one first (repeat for several)",
-    )
-    p.add_argument("--summary", help="one plain sentence: what is distilled and how")
+    add_curation_options(p)
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")
 
 

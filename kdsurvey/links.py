@@ -42,12 +42,9 @@ from kdsurvey.sources import (
     DEFAULT_CROSSREF_API,
     DEFAULT_DOI_API,
     DEFAULT_GITHUB_API,
-    ENV_ARXIV_API,
-    ENV_CROSSREF_API,
-    ENV_DOI_API,
-    ENV_GITHUB_API,
+    add_api_options,
+    api_base,
     arxiv_id_of_url,
-    base_url,
     doi_of_url,
     github_repo_of_url,
 )
@@ -987,27 +984,6 @@ def add_arguments(p) -> None:
         help="longest Retry-After to wait for (default 60 s)",
     )
     p.add_argument(
-        "--arxiv-api",
-        metavar="URL",
-        help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})",
-    )
-    p.add_argument(
-        "--crossref-api",
-        metavar="URL",
-        help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})",
-    )
-    p.add_argument(
-        "--github-api",
-        metavar="URL",
-        help=f"GitHub API base (${ENV_GITHUB_API}, default {DEFAULT_GITHUB_API}); "
-        "used when GITHUB_TOKEN is set",
-    )
-    p.add_argument(
-        "--doi-api",
-        metavar="URL",
-        help=f"DOI handle API base (${ENV_DOI_API}, default {DEFAULT_DOI_API})",
-    )
-    p.add_argument(
         "--arxiv-interval",
         type=float,
         default=ARXIV_INTERVAL,
@@ -1017,6 +993,7 @@ def add_arguments(p) -> None:
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown report to FILE")
     p.add_argument("--only-problems", action="store_true", help="leave ok links out of the table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_api_options(p, "arxiv", "crossref", "github", "doi")
 
 
 def settings_from(args) -> Settings:
@@ -1028,10 +1005,10 @@ def settings_from(args) -> Settings:
         retries=max(0, args.retries),
         backoff=max(0.0, args.backoff),
         max_retry_after=args.max_retry_after,
-        arxiv_api=base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
-        crossref_api=base_url(args.crossref_api, ENV_CROSSREF_API, DEFAULT_CROSSREF_API),
-        github_api=base_url(args.github_api, ENV_GITHUB_API, DEFAULT_GITHUB_API),
-        doi_api=base_url(args.doi_api, ENV_DOI_API, DEFAULT_DOI_API),
+        arxiv_api=api_base(args, "arxiv"),
+        crossref_api=api_base(args, "crossref"),
+        github_api=api_base(args, "github"),
+        doi_api=api_base(args, "doi"),
         github_token=os.environ.get("GITHUB_TOKEN") or None,
         arxiv_interval=max(0.0, args.arxiv_interval),
         mailto=os.environ.get("KDSURVEY_MAILTO") or None,

@@ -28,12 +28,9 @@ from kdsurvey.catalogue import display_path, normalise_title
 from kdsurvey.schema import PARTICLES, ascii_fold, family_name
 from kdsurvey.sources import (
     ARXIV_INTERVAL,
-    DEFAULT_ARXIV_API,
-    DEFAULT_CROSSREF_API,
-    ENV_ARXIV_API,
-    ENV_CROSSREF_API,
+    add_api_options,
+    api_base,
     arxiv_id_of_url,
-    base_url,
     doi_of_url,
     github_repo_of_url,
 )
@@ -649,16 +646,6 @@ def add_arguments(p) -> None:
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--changed-since", metavar="REV", help="check only records changed since REV")
     p.add_argument(
-        "--arxiv-api",
-        metavar="URL",
-        help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})",
-    )
-    p.add_argument(
-        "--crossref-api",
-        metavar="URL",
-        help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})",
-    )
-    p.add_argument(
         "--arxiv-interval",
         type=float,
         default=ARXIV_INTERVAL,
@@ -666,6 +653,7 @@ def add_arguments(p) -> None:
         help="seconds between arXiv API requests (default 3)",
     )
     p.add_argument("--timeout", type=float, default=15.0, metavar="S")
+    add_api_options(p, "arxiv", "crossref")
 
 
 def cli(args) -> None:
@@ -690,12 +678,10 @@ def cli(args) -> None:
         try:
             arxiv = ArxivClient(
                 http,
-                base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
+                api_base(args, "arxiv"),
                 interval=max(0.0, args.arxiv_interval),
             )
-            crossref = CrossrefClient(
-                http, base_url(args.crossref_api, ENV_CROSSREF_API, DEFAULT_CROSSREF_API)
-            )
+            crossref = CrossrefClient(http, api_base(args, "crossref"))
             findings = sorted(findings + check_online(catalogue, papers, arxiv, crossref))
         finally:
             http.close()

@@ -26,16 +26,14 @@ from kdsurvey.catalogue import (
     load,
     read_table,
 )
-from kdsurvey.schema import PARTICLES, ArxivId, Category, Task, citation_key
+from kdsurvey.records import add_curation_options, record_yaml
+from kdsurvey.schema import PARTICLES, ArxivId, citation_key
 from kdsurvey.sources import (
     ARXIV_INTERVAL,
-    DEFAULT_ARXIV_API,
-    DEFAULT_CROSSREF_API,
-    ENV_ARXIV_API,
-    ENV_CROSSREF_API,
     ArxivEntry,
     CrossrefWork,
-    base_url,
+    add_api_options,
+    api_base,
 )
 
 HELP = "start a record: from the arXiv API (--arxiv ID), Crossref (--doi) or flags"
@@ -256,20 +254,7 @@ def add_arguments(p) -> None:
     )
     fields.add_argument("--year", type=int)
     fields.add_argument("--venue", metavar="KEY", help="a key of papers/venues.yaml")
-    fields.add_argument("--category", choices=[c.value for c in Category])
-    fields.add_argument(
-        "--task",
-        action="append",
-        choices=[t.value for t in Task],
-        help="a task the paper evaluates on (repeat for several)",
-    )
-    fields.add_argument(
-        "--loss",
-        action="append",
-        metavar="NAME",
-        help="a loss registry name, main one first (repeat for several)",
-    )
-    fields.add_argument("--summary", help="one plain sentence: what is distilled and how")
+    add_curation_options(fields)
     fields.add_argument("--paper", metavar="URL", help="the page a reader should open first")
     fields.add_argument("--code", metavar="URL", help="https://github.com/<owner>/<repo>")
     official = fields.add_mutually_exclusive_group()
@@ -292,24 +277,14 @@ def add_arguments(p) -> None:
     fields.add_argument("--pages")
     fields.add_argument("--notes")
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")
-    p.add_argument(
-        "--arxiv-api",
-        metavar="URL",
-        help=f"arXiv API base (${ENV_ARXIV_API}, default {DEFAULT_ARXIV_API})",
-    )
-    p.add_argument(
-        "--crossref-api",
-        metavar="URL",
-        help=f"Crossref API base (${ENV_CROSSREF_API}, default {DEFAULT_CROSSREF_API})",
-    )
     p.add_argument("--timeout", type=float, default=15.0, metavar="S")
+    add_api_options(p, "arxiv", "crossref")
 
 
 def cli(args) -> None:
     """``kdsurvey new``."""
     from kdsurvey.cli import Failure
     from kdsurvey.files import write_atomic
-    from kdsurvey.records import record_yaml
     from kdsurvey.schema import Venue
     from kdsurvey.sources import (
         ArxivClient,
@@ -336,12 +311,10 @@ def cli(args) -> None:
     try:
         arxiv = ArxivClient(
             http,
-            base_url(args.arxiv_api, ENV_ARXIV_API, DEFAULT_ARXIV_API),
+            api_base(args, "arxiv"),
             interval=ARXIV_INTERVAL,
         )
-        crossref = CrossrefClient(
-            http, base_url(args.crossref_api, ENV_CROSSREF_API, DEFAULT_CROSSREF_API)
-        )
+        crossref = CrossrefClient(http, api_base(args, "crossref"))
         fields = build_fields(args, venues, arxiv, crossref)
     except NewPaperError as exc:
         raise Failure(str(exc), 1) from None

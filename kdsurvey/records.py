@@ -17,28 +17,15 @@ from enum import Enum
 
 import yaml
 
+from kdsurvey.schema import Links, Paper
+
 HEADER = "# yaml-language-server: $schema=schema.json"
 WIDTH = 100
 
-#: Top-level fields in the order records write them.
-FIELDS = (
-    "id",
-    "title",
-    "authors",
-    "year",
-    "venue",
-    "category",
-    "tasks",
-    "links",
-    "loss",
-    "volume",
-    "number",
-    "pages",
-    "summary",
-    "notes",
-)
-#: ``links`` fields in the order records write them.
-LINK_FIELDS = ("paper", "arxiv", "arxiv_class", "doi", "code", "code_official", "project")
+#: Top-level and ``links`` fields, in the order records write them (the schema's order).
+FIELDS = tuple(Paper.model_fields)
+LINK_FIELDS = tuple(Links.model_fields)
+REQUIRED = tuple(name for name, info in Paper.model_fields.items() if info.is_required())
 
 #: What belongs in a required field that has no value yet (written as a ``TODO`` comment).
 TODO = {
@@ -53,18 +40,6 @@ TODO = {
     "summary": "one plain sentence: what is distilled and how",
     "paper": "the page a reader should open first",
 }
-REQUIRED = (
-    "id",
-    "title",
-    "authors",
-    "year",
-    "venue",
-    "category",
-    "tasks",
-    "links",
-    "loss",
-    "summary",
-)
 
 #: Identifier-like strings that records always quote (they often look like numbers).
 QUOTED = ("arxiv", "volume", "number", "pages")
@@ -192,3 +167,24 @@ def _plain(value):
     if isinstance(value, (bool, int)):
         return value
     return str(value.value if isinstance(value, Enum) else value)
+
+
+def add_curation_options(parser) -> None:
+    """``--category``, ``--task``, ``--loss``, ``--summary``: the fields of a record that no API
+    or BibTeX entry can give (``kdsurvey new`` and ``kdsurvey import bibtex``)."""
+    from kdsurvey.schema import Category, Task
+
+    parser.add_argument("--category", choices=[c.value for c in Category], help="the category")
+    parser.add_argument(
+        "--task",
+        action="append",
+        choices=[t.value for t in Task],
+        help="a task the paper evaluates on (repeat for several)",
+    )
+    parser.add_argument(
+        "--loss",
+        action="append",
+        metavar="NAME",
+        help="a loss registry name, main one first (repeat for several)",
+    )
+    parser.add_argument("--summary", help="one plain sentence: what is distilled and how")

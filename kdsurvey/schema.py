@@ -197,7 +197,7 @@ class Links(BaseModel):
 
 
 class Paper(BaseModel):
-    """One paper of the catalogue: ``papers/<id>.yaml``."""
+    """One paper of the catalogue: ``papers/<id>.yaml``, fields in the order records write them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -223,10 +223,10 @@ class Paper(BaseModel):
     ] = Field(
         min_length=1, description="registry names in kdsurvey.losses; the first is the main one"
     )
-    summary: Line = Field(description="one plain sentence: what is distilled and how")
     volume: str | None = None
     number: str | None = None
     pages: str | None = Field(default=None, pattern=r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
+    summary: Line = Field(description="one plain sentence: what is distilled and how")
     notes: str | None = None
 
     @field_validator("loss", mode="before")

@@ -55,6 +55,32 @@ def base_url(option: str | None, env: str, default: str) -> str:
     return (option or os.environ.get(env) or default).rstrip("/")
 
 
+#: The services the checks talk to: option name -> (environment variable, public endpoint, what).
+APIS = {
+    "arxiv": (ENV_ARXIV_API, DEFAULT_ARXIV_API, "arXiv API"),
+    "crossref": (ENV_CROSSREF_API, DEFAULT_CROSSREF_API, "Crossref API"),
+    "github": (ENV_GITHUB_API, DEFAULT_GITHUB_API, "GitHub API, used when GITHUB_TOKEN is set"),
+    "doi": (ENV_DOI_API, DEFAULT_DOI_API, "DOI handle API"),
+}
+
+
+def add_api_options(parser, *apis: str) -> None:
+    """``--<api>-api URL`` options, so tests (and mirrors) can point a command elsewhere."""
+    for api in apis:
+        env, default, what = APIS[api]
+        parser.add_argument(
+            f"--{api}-api",
+            metavar="URL",
+            help=f"base URL of the {what} (${env}, default {default})",
+        )
+
+
+def api_base(args, api: str) -> str:
+    """The base URL of ``api`` for a command run with ``args`` (see :func:`add_api_options`)."""
+    env, default, _ = APIS[api]
+    return base_url(getattr(args, f"{api}_api"), env, default)
+
+
 class SourceError(Exception):
     """A service could not answer (network, rate limit, server error): the result is unknown."""
 
