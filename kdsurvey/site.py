@@ -20,7 +20,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -693,7 +695,25 @@ def build(
     config = load_config(config_file, **overrides)
     generated = generate(catalogue, config.docs_dir, Links.from_config(config))
     start = time.perf_counter()
-    run_mkdocs(config)
+    # Build beside the output folder and swap it in only when the build passed: a failed build
+    # leaves the previous site whole, never a half-written one.
+    target = Path(config.site_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a site is for reading
+    config["site_dir"] = str(staging)
+    try:
+        run_mkdocs(config)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        config["site_dir"] = str(target)
+    previous = staging.with_name(staging.name + ".old")
+    if target.exists():
+        target.rename(previous)
+    staging.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
     generated.site_seconds = time.perf_counter() - start
     return generated
 

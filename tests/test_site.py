@@ -509,3 +509,22 @@ def test_zensical_builds_the_same_configuration(small, tmp_path):
     assert "<script>alert" not in html and "&lt;script&gt;alert" in html
     assert f"/edit/main/papers/{key}.yaml" in html
     assert "kd-stats" in (out / "index.html").read_text(encoding="utf-8")  # snippets included
+
+
+def test_a_failed_build_leaves_the_previous_site_whole(small, monkeypatch):
+    catalogue, project, _, _ = small
+    out = project.parent / "swap-public"
+    site.build(catalogue, project / "mkdocs.yml", out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert before and (out.stat().st_mode & 0o777) == 0o755
+
+    def half_build(config):
+        Path(config["site_dir"], "index.html").write_text("half")
+        raise site.SiteError(["WARNING: planted"])
+
+    monkeypatch.setattr(site, "run_mkdocs", half_build)
+    with pytest.raises(site.SiteError):
+        site.build(catalogue, project / "mkdocs.yml", out)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".swap-public")] == []
