@@ -265,7 +265,8 @@ def _parsed(paths: list[Path], shown_root: str, loader: type, venues, losses):
     """:func:`_parse_chunk` over all ``paths``, in order; large catalogues are parsed by a
     process per core while this process validates the chunks already parsed."""
     workers = min(os.cpu_count() or 1, 4)
-    if len(paths) < PARALLEL_FROM or workers < 2:
+    forking = "fork" in multiprocessing.get_all_start_methods()  # not on Windows
+    if len(paths) < PARALLEL_FROM or workers < 2 or not forking:
         yield from _parse_chunk(paths, shown_root, loader, venues, losses)
         return
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
