@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,11 @@ def catalogue_dir(tmp_path: Path) -> Path:
         shutil.copy(PAPERS / name, papers / name)
     (papers / "hinton2015distilling.yaml").write_text(GOOD, encoding="utf-8")
     return papers
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a throwaway identity (for --changed-since tests); its stdout."""
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from conftest import GOOD
+from conftest import GOOD, git
 from httpfake import (
     FakeServer,
     Reply,
@@ -634,25 +632,6 @@ def test_command_cache_file(server, catalogue_dir, capsys, clean_env, tmp_path):
     assert main(cli_args(server, catalogue_dir, "--cache", str(cache), "-q")) == 0
     assert len(server.log) == seen
     assert "(3 from cache" in capsys.readouterr().out
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.org",
-            "-c",
-            "commit.gpgsign=false",
-            *args,
-        ],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def test_changed_since_checks_only_the_changed_records(server, catalogue_dir, capsys, clean_env):

@@ -50,3 +50,31 @@ def test_demo_restores_thread_count():
 def test_demo_unknown_loss_raises_key_error():
     with pytest.raises(KeyError):
         demo("no_such_loss", steps=1)
+
+
+def test_losses_list_command_describes_every_loss(capsys):
+    import json
+
+    from kdsurvey.cli import main
+
+    assert main(["losses", "list", "--format", "json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert sorted(rows) == NAMES
+    assert rows["dkd"]["paper"] == "zhao2022decoupled" and rows["dkd"]["family"] == "logit"
+    assert rows["dkd"]["parameters"] == {
+        "alpha": 1.0,
+        "beta": 8.0,
+        "temperature": 4.0,
+        "loss_weight": 1.0,
+    }
+
+
+def test_losses_demo_command_prints_the_loss_going_down(capsys):
+    from kdsurvey.cli import main
+
+    assert main(["losses", "demo", "kd", "--steps", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines[:5]] == ["0", "1", "2", "3", "4"]
+    first, last = (float(v) for v in lines[-1].split(": ")[1].split(" -> "))
+    assert lines[-1].startswith("kd: ") and last < first
+    assert main(["losses", "demo", "no_such_loss"]) == 2

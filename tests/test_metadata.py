@@ -7,7 +7,7 @@ import json
 from datetime import date
 
 import pytest
-from conftest import PAPERS
+from conftest import PAPERS, git
 from httpfake import FakeServer, Reply, arxiv_api, crossref_api
 
 from kdsurvey.catalogue import load
@@ -476,21 +476,10 @@ def test_online_arxiv_primary_category_of_a_preprint(papers):
 
 
 def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):
-    import subprocess
-
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     write(papers, record(title="Distilling the knowledge in a Neural Network"))
-    git = [
-        "git",
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.org",
-        "-c",
-        "commit.gpgsign=false",
-    ]
     for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "base"]):
-        subprocess.run(git + args, cwd=papers.parent, check=True, capture_output=True)
+        git(papers.parent, *args)
     write(papers, record(title="Another Paper", venue="iccv", year=2020, arxiv=None))
     assert main(["check", "metadata", "--papers", str(papers), "--changed-since", "HEAD"]) == 1
     out = capsys.readouterr().out

@@ -367,24 +367,19 @@ def test_cli_build_runs_every_stage(tmp_path, capsys):
     assert capsys.readouterr().err == ""  # quiet on success
 
 
+def build_cli(tmp_path: Path, papers: Path, config: Path) -> int:
+    """``kdsurvey build`` into ``tmp_path`` (README ``R.md``, site ``out/``); its exit code."""
+    readme, out = tmp_path / "R.md", tmp_path / "out"
+    args = ["--papers", str(papers), "--readme", str(readme), "--config", str(config)]
+    return main(["build", *args, "--site-dir", str(out)])
+
+
 def test_cli_build_stops_at_an_invalid_record(tmp_path, capsys):
     papers = write_catalogue(tmp_path / "papers", 3)
     bad = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
     bad.write_text(bad.read_text().replace("year:", "year: 1900\nold:"), encoding="utf-8")
     config = site.copy_project(tmp_path / "project")
-    code = main(
-        [
-            "build",
-            "--papers",
-            str(papers),
-            "--readme",
-            str(tmp_path / "R.md"),
-            "--config",
-            str(config),
-            "--site-dir",
-            str(tmp_path / "out"),
-        ]
-    )
+    code = build_cli(tmp_path, papers, config)
     assert code == 1 and bad.name in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists() and not (tmp_path / "out").exists()
 
@@ -394,19 +389,7 @@ def test_cli_build_reports_site_warnings(tmp_path, capsys):
     config = site.copy_project(tmp_path / "project")
     about = config.parent / "site/about.md"
     about.write_text(about.read_text() + "\n[broken](no-such-page.md)\n", encoding="utf-8")
-    code = main(
-        [
-            "build",
-            "--papers",
-            str(papers),
-            "--readme",
-            str(tmp_path / "R.md"),
-            "--config",
-            str(config),
-            "--site-dir",
-            str(tmp_path / "out"),
-        ]
-    )
+    code = build_cli(tmp_path, papers, config)
     err = capsys.readouterr().err
     assert code == 1 and "no-such-page.md" in err and "site: " in err
 
