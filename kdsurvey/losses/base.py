@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -91,3 +92,16 @@ def check_same_length(students: Sequence[Tensor], teachers: Sequence[Tensor]) ->
     """Raise ``ValueError`` when student and teacher give different numbers of layers."""
     if len(students) != len(teachers):
         raise ValueError(f"student gives {len(students)} layers but teacher gives {len(teachers)}")
+
+
+def pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
+    """Average-pool the map with the larger height down to the other's (H, W) (AT, NST, SemCKD).
+
+    The official code pools to a square (H, H); the same for the square maps it is used with.
+    """
+    hs, ht = fs.shape[2], ft.shape[2]
+    if hs > ht:
+        fs = F.adaptive_avg_pool2d(fs, ft.shape[2:])
+    elif hs < ht:
+        ft = F.adaptive_avg_pool2d(ft, fs.shape[2:])
+    return fs, ft

@@ -13,6 +13,7 @@ from kdsurvey.losses.base import (
     DistillationLoss,
     check_same_length,
     check_same_shape,
+    pool_to_smaller,
 )
 from kdsurvey.losses.registry import register
 
@@ -33,19 +34,6 @@ def _check_layers(students: Sequence[Tensor], teachers: Sequence[Tensor]) -> Non
     check_same_length(students, teachers)
     for s, t in zip(students, teachers, strict=True):
         _check_batch(s, t)
-
-
-def _pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
-    """Average-pool the map with the larger height down to the other's (H, W) (AT, NST).
-
-    The official code pools to a square (H, H); the same for the square maps it is used with.
-    """
-    hs, ht = fs.shape[2], ft.shape[2]
-    if hs > ht:
-        fs = F.adaptive_avg_pool2d(fs, ft.shape[2:])
-    elif hs < ht:
-        ft = F.adaptive_avg_pool2d(ft, fs.shape[2:])
-    return fs, ft
 
 
 def _as_list(channels, name: str) -> list[int] | None:
@@ -193,7 +181,7 @@ class AT(DistillationLoss):
         _check_layers(feats_student, feats_teacher)
         total = 0.0
         for fs, ft in zip(feats_student, feats_teacher, strict=True):
-            fs, ft = _pool_to_smaller(fs, ft.detach())
+            fs, ft = pool_to_smaller(fs, ft.detach())
             total = total + (_attention_map(fs, self.p) - _attention_map(ft, self.p)).pow(2).mean()
         return self.loss_weight * total
 
@@ -263,7 +251,7 @@ class NST(DistillationLoss):
         _check_layers(feats_student, feats_teacher)
         total = 0.0
         for fs, ft in zip(feats_student, feats_teacher, strict=True):
-            fs, ft = _pool_to_smaller(fs, ft.detach())
+            fs, ft = pool_to_smaller(fs, ft.detach())
             total = total + _nst_layer(fs, ft)
         return self.loss_weight * total
 

@@ -14,6 +14,7 @@ from kdsurvey.losses.base import (
     check_same_shape,
     feature_example,
     logits_example,
+    pool_to_smaller,
 )
 from kdsurvey.losses.registry import register
 
@@ -58,7 +59,7 @@ def _apply(module: nn.Module | None, x: Tensor) -> Tensor:
 
 def _mse_per_sample(a: Tensor, b: Tensor) -> Tensor:
     """Mean squared error over every dimension but the first: shape ``(B,)``."""
-    return (a - b).pow(2).flatten(1).mean(1)
+    return F.mse_loss(a, b, reduction="none").flatten(1).mean(1)
 
 
 def _kl_rows(logits_student: Tensor, logits_teacher: Tensor, temperature: float) -> Tensor:
@@ -436,10 +437,7 @@ class SemCKD(DistillationLoss):
         per_pair = []
         for i, fs in enumerate(feats_student):
             for j, ft in enumerate(feats_teacher):
-                if fs.shape[2] > ft.shape[2]:
-                    fs_ij = F.adaptive_avg_pool2d(fs, ft.shape[2:])
-                else:
-                    fs_ij, ft = fs, F.adaptive_avg_pool2d(ft, fs.shape[2:])
+                fs_ij, ft = pool_to_smaller(fs, ft)
                 if self.regressors is not None:
                     fs_ij = self.regressors[i * n_t + j](fs_ij)
                 check_same_shape(fs_ij, ft, f"student layer {i} / teacher layer {j}")

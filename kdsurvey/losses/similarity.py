@@ -879,8 +879,9 @@ class CSKD(DistillationLoss):
             ``(1 - alpha) * 1e-5`` in the official script).
         use_filter: centre the feature offsets on correctly classified samples (True).
         student_channels, teacher_channels: when both are given the loss owns the student's
-            ``1x1`` conv (no bias, Kaiming-normal fan-out init as in the official ResNet) to the
-            teacher's channels; otherwise features must already have equal shapes.
+            ``1x1`` conv (no bias, PyTorch default init: the official script assigns fresh
+            ``conv1x1`` branches after building the ResNet) to the teacher's channels; otherwise
+            features must already have equal shapes.
         loss_weight: ``w``.
 
     Shapes: ``feat_student``/``feat_teacher`` ``(B, C, H, W)`` (or ``(B, D)``; the division then
@@ -912,7 +913,6 @@ class CSKD(DistillationLoss):
         self.connector = None
         if student_channels is not None and teacher_channels is not None:
             self.connector = nn.Conv2d(student_channels, teacher_channels, 1, bias=False)
-            nn.init.kaiming_normal_(self.connector.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(
         self,
