@@ -696,7 +696,9 @@ class DiffKD(DistillationLoss):
     ``C_t``. Returns a scalar. Checked against hunto/image_classification_sota
     ``lib/models/losses/diffkd/`` (``DiffKD``, ``diffkd_modules.py``, ``scheduling_ddim.py``) and
     ``lib/models/losses/kd_loss.py`` (how the three terms are summed), the code the DiffKD
-    repository points to; with the global RNG seeded alike the values coincide.
+    repository points to; with the global RNG seeded alike the values and gradients coincide
+    (float64, weights copied). Bottleneck widths are ``max(1, C // r)``, so widths under 8 also
+    work (the official blocks get 0 channels there).
     ``zero_at_match``/``batch_invariant`` are False: the denoised student and the diffusion loss
     are random and non-zero even when student and teacher features coincide.
     """

@@ -1030,6 +1030,12 @@ class FeatureEmbedding(DistillationLoss):
         return embedding_example(batch, dtype, generator, large, width=8, teacher_width=16)
 
 
+def _rows(x: Tensor, idx: Tensor) -> Tensor:
+    """``x[idx]`` for a ``(B, k)`` index of rows, via ``index_select``: the same values, but its
+    backward is a cheap ``index_add`` instead of advanced indexing's accumulating ``index_put``."""
+    return x.index_select(0, idx.flatten()).view(*idx.shape, *x.shape[1:])
+
+
 @register("simrkd", paper="xin2024new", family="similarity")
 class NeighbourRelationKD(DistillationLoss):
     r"""Neighbourhood relational KD (Xin et al., ICASSP 2024; catalogue id ``xin2024new``,
@@ -1098,11 +1104,11 @@ class NeighbourRelationKD(DistillationLoss):
         for s, t in zip(feats_student, feats_teacher, strict=True):
             s, t = pool_to_smaller(s, t.detach())
             s, t = _flat3(s), _flat3(t)
-            a_s = F.normalize((s.unsqueeze(1) - s[idx]).pow(2).mean(2), dim=2)
-            a_t = F.normalize((t.unsqueeze(1) - t[idx]).pow(2).mean(2), dim=2)
+            a_s = F.normalize((s.unsqueeze(1) - _rows(s, idx)).pow(2).mean(2), dim=2)
+            a_t = F.normalize((t.unsqueeze(1) - _rows(t, idx)).pow(2).mean(2), dim=2)
             feat_loss = feat_loss + (a_s - a_t).pow(2).sum(2).mean()
-        q = F.softmax(logits_student.unsqueeze(1) - logits_student[idx], dim=2)
-        p = F.softmax(z_t.unsqueeze(1) - z_t[idx], dim=2)
+        q = F.softmax(logits_student.unsqueeze(1) - _rows(logits_student, idx), dim=2)
+        p = F.softmax(z_t.unsqueeze(1) - _rows(z_t, idx), dim=2)
         log_m = ((q + p) / 2).log()
         js = (F.kl_div(log_m, q, reduction="sum") + F.kl_div(log_m, p, reduction="sum")) / 2
         loss = self.feat_weight * feat_loss + self.logit_weight * js / (b * k)
