@@ -40,3 +40,37 @@ def test_ntce_kd_with_factor_zero_is_plain_kd():
     y = torch.randint(0, 10, (8,), generator=gen)
     ntce = create("ntce_kd", temperature=4.0, shrink_factors=(0.0,))(s, t, y)
     assert ntce.item() == pytest.approx(create("kd", temperature=4.0)(s, t).item(), rel=1e-6)
+
+
+def test_cd_matches_channel_means_and_distils_only_teacher_correct_samples():
+    # One stage, B=2, C=2, 2x1 maps: channel attention is the spatial mean.
+    fs = torch.tensor([[[[1.0], [3.0]], [[0.0], [0.0]]], [[[2.0], [2.0]], [[1.0], [-1.0]]]])
+    ft = torch.tensor([[[[0.0], [0.0]], [[1.0], [1.0]]], [[[2.0], [4.0]], [[0.0], [0.0]]]])
+    # means: s = [[2, 0], [2, 0]], t = [[0, 1], [3, 0]]
+    cd_term = ((2 - 0) ** 2 + (0 - 1) ** 2 + (2 - 3) ** 2 + 0) / 4
+    zs, zt = [[0.2, 0.1], [1.0, -1.0]], [[2.0, 0.0], [0.0, 1.0]]
+    target = torch.tensor([0, 0])  # the teacher is right on sample 0 only
+    gkd = _kl(_softmax(zt[0]), _softmax(zs[0]))  # T = 1, mean over the one correct sample
+    loss = create("cd", cd_weight=6.0, kd_weight=1.0, decay_milestones=30, kd_start_epoch=30)
+    args = dict(logits_student=torch.tensor(zs), logits_teacher=torch.tensor(zt), target=target)
+    assert loss([fs], [ft], **args).item() == pytest.approx(6 * cd_term + gkd, rel=1e-6)
+    # Epoch 30: one decay milestone reached, GKD still off; epoch 31: GKD on.
+    assert loss([fs], [ft], **args, epoch=30).item() == pytest.approx(6 * 0.9 * cd_term, rel=1e-6)
+    assert loss([fs], [ft], **args, epoch=31).item() == pytest.approx(
+        6 * 0.9 * cd_term + gkd, rel=1e-6
+    )
+
+
+def test_response_kd_stage2_falls_back_to_the_label_only_where_the_teacher_is_right():
+    t, eps = 0.7, 0.01
+    zs = [[3.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    zt = [[1.0, 0.5, 0.0], [0.0, 0.2, 0.5]]
+    y = [0, 1]
+    # Sample 0: teacher right and the student's CE (on y) below the teacher's: smoothed label.
+    # Sample 1: teacher wrong (argmax 2): distilled on the sharpened teacher.
+    assert -math.log(_softmax(zs[0])[0]) < -math.log(_softmax(zt[0], t)[0])
+    label = [1 - eps + eps / 3, eps / 3, eps / 3]
+    ce_label = -sum(a * math.log(b) for a, b in zip(label, _softmax(zs[0])))
+    ce_teacher = -sum(a * math.log(b) for a, b in zip(_softmax(zt[1], t), _softmax(zs[1])))
+    got = create("response_kd")(torch.tensor(zs), torch.tensor(zt), torch.tensor(y))
+    assert got.item() == pytest.approx((ce_label + ce_teacher) / 2, rel=1e-6)

@@ -1059,10 +1059,11 @@ class NeighbourRelationKD(DistillationLoss):
 
     Shapes: ``feats_student`` / ``feats_teacher``: lists of ``(B, C, H, W)`` maps (channels may
     differ; the map with the larger height is average-pooled to the other's square size);
-    ``logits_*`` ``(B, K)``. Checked by reading the authors' code xinxiaoxiaomeng/NRKD
-    ``NRKD-master/distillers/NKD.py`` (``NKDLoss``, used on ``feat[1:-1]``): identical for the
-    default :math:`k=1`. For :math:`k>1` the official code concatenates the neighbours' maps along
-    positions and then views them as ``(B, k, C, HW)``, which mixes channels and neighbours; here
+    ``logits_*`` ``(B, K)``. Checked against the authors' code xinxiaoxiaomeng/NRKD
+    ``NRKD-master/distillers/NKD.py`` (``NKDLoss``, used on ``feat[1:-1]``): identical values
+    and gradients (float64) for the default :math:`k=1`. For :math:`k>1` the official code
+    concatenates the neighbours' maps along positions and then views them as
+    ``(B, k, C, HW)``, which mixes channels and neighbours; here
     each neighbour keeps its own map (the logit term agrees for every :math:`k`). The separate
     vanilla KD term of their training script is not included (use ``kd``).
     """
@@ -1348,10 +1349,11 @@ class CrossViewConsistency(DistillationLoss):
         loss_weight: ``w``.
 
     Shapes: ``logits_student``/``logits_teacher`` are the weak view, ``logits_strong_student``/
-    ``logits_strong_teacher`` the strong view, all ``(B, C)``. Checked by reading the official
+    ``logits_strong_teacher`` the strong view, all ``(B, C)``. Checked against the official
     ``mdistiller/distillers/CRLD.py`` (``CRLD.forward_train``; defaults from its ``CFG.CRLD``),
-    as mirrored in scx-822/CRLD-main; cross-entropy excluded. Filed under the "similarity" module
-    with the rest of this survey section, although it is a logit method. ``zero_at_match`` is
+    as mirrored in scx-822/CRLD-main (cross-entropy excluded): equal values and gradients.
+    Filed under the "similarity" module with the rest of this survey section, although it is a
+    logit method. ``zero_at_match`` is
     False: the cross-view term asks each student view to match the teacher's *other* view, so it
     stays positive when the student reproduces the teacher view by view.
     """
