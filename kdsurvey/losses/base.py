@@ -1,9 +1,10 @@
 """What every distillation loss shares: the base class and its contract.
 
 Every loss is a ``torch.nn.Module`` whose ``forward`` takes keyword tensors named as in
-``shared/reference/README.md`` (``logits_student``, ``feat_teacher``, ``feats_student``, ``target``...)
-and returns a scalar. Teacher inputs are treated as constants (detached). ``example_inputs`` makes
-inputs of the right shapes so the same property tests, demo and benchmark run over the whole registry.
+``shared/reference/README.md`` (``logits_student``, ``feat_teacher``, ``feats_student``,
+``target``...) and returns a scalar. Teacher inputs are treated as constants (detached).
+``example_inputs`` makes inputs of the right shapes so the same property tests, demo and benchmark
+run over the whole registry.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class DistillationLoss(nn.Module):
     name: ClassVar[str]  # set by ``register``
     paper: ClassVar[str]  # catalogue id of the paper
     family: ClassVar[str]  # logit | feature | similarity
-    # True when the loss reaches its minimum, zero, once every student input equals its teacher input.
+    # True when the loss reaches its minimum, zero, once every student input equals its teacher
+    # input.
     zero_at_match: ClassVar[bool] = True
     # True when permuting the batch (of every input alike) leaves the loss unchanged.
     batch_invariant: ClassVar[bool] = True

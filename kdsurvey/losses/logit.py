@@ -954,10 +954,11 @@ class ResponseKD(DistillationLoss):
 
     Shapes: ``(B, C)`` logits, ``(B,)`` labels; scalar. Both stages are cross-entropies (not 0
     when the logits match). Checked against lsongx/EffDstl ``mmcls/models/losses/wsl_loss.py``
-    (``WSLLoss``), ``configs/res18_distill_tres34.py`` and ``mmcls/core/hooks/wslv2_hook.py``
-    (equal values and gradients in float64 for both stages). The official stage-2 label target hard-codes ``0.01/1000``
-    (ImageNet); here it is ``epsilon / C``, identical for 1000 classes. The official schedule
-    also swaps the teacher network between the stages; that is outside the loss.
+    (``WSLLoss``), ``configs/res18_distill_tres34.py`` and ``mmcls/core/hooks/wslv2_hook.py``:
+    equal values and gradients in float64 for both stages. The official stage-2 label target
+    hard-codes ``0.01/1000`` (ImageNet); here it is ``epsilon / C``, identical for 1000 classes.
+    The official schedule also swaps the teacher network between the stages; that is outside the
+    loss.
     """
 
     zero_at_match = False

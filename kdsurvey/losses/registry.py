@@ -1,8 +1,9 @@
 """Registry of distillation losses, by name.
 
-Each loss module (see ``MODULES``) decorates its classes with :func:`register`. Importing this module does not import torch: the catalogue validates the
-``loss`` field of paper records through :func:`declared_names`, which reads the ``register(...)``
-calls from the loss modules' source instead of importing them. The test suite checks that the
+Each loss module (see ``MODULES``) decorates its classes with :func:`register`. Importing this
+module does not import torch: the catalogue validates the ``loss`` field of paper records through
+:func:`declared_names`, which reads the ``register(...)`` calls from the loss modules' source
+instead of importing them. The test suite checks that the
 declared names and the registered classes agree.
 """
 

@@ -1,10 +1,10 @@
 """Run reference case files against the registry: the proof that each loss computes what the
 authors' code computes.
 
-A case file (format: ``shared/reference/README.md``) names a method, constructor kwargs, input tensors
-and the expected loss and student gradients produced by the official implementation. ``run_file``
-rebuilds the loss from the registry, replays every case and reports the largest deviations.
-"""
+A case file (format: ``shared/reference/README.md``) names a method, constructor kwargs, input
+tensors and the expected loss and student gradients produced by the official implementation.
+``run_file`` rebuilds the loss from the registry, replays every case and reports the largest
+deviations."""
 
 from __future__ import annotations
 
