@@ -134,6 +134,7 @@ def cmd_losses_list(args) -> None:
                 "name": name,
                 "paper": cls.paper,
                 "family": cls.family,
+                "evidence": cls.evidence,
                 "class": cls.__name__,
                 "parameters": params,
             }
@@ -144,7 +145,9 @@ def cmd_losses_list(args) -> None:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         params = ", ".join(f"{k}={v!r}" for k, v in r["parameters"].items())
-        print(f"{r['name']:<{width}}  {r['family']:<10}  {r['paper']:<28}  {params}")
+        print(
+            f"{r['name']:<{width}}  {r['family']:<10}  {r['evidence']:<9}  {r['paper']:<28}  {params}"
+        )
 
 
 def cmd_losses_verify(args) -> None:

@@ -6,6 +6,7 @@ import difflib
 from collections import Counter
 
 from kdsurvey.catalogue import Catalogue
+from kdsurvey.losses.registry import declarations
 from kdsurvey.render import environment, newest_first
 
 
@@ -16,6 +17,9 @@ def render(catalogue: Catalogue) -> str:
         for key, info in catalogue.categories.items()
     ]
     years = Counter(p.year for p in catalogue.papers)
+    declared = declarations()
+    named = {name for p in catalogue.papers for name in p.loss if name in declared}
+    evidence = Counter(declared[name].evidence for name in named)
     return (
         environment()
         .get_template("README.md.j2")
@@ -25,6 +29,8 @@ def render(catalogue: Catalogue) -> str:
             venues=catalogue.venues,
             with_code=sum(1 for p in catalogue.papers if p.links.code),
             years=sorted(years.items()),
+            losses=len(named),
+            evidence=evidence,
         )
     )
 

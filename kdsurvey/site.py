@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from kdsurvey.catalogue import Catalogue
 from kdsurvey.files import write_atomic
-from kdsurvey.losses.registry import declared_names
+from kdsurvey.losses.registry import EVIDENCE, declarations, declared_names
 from kdsurvey.render import environment, newest_first
 from kdsurvey.schema import Paper, Task
 
@@ -139,6 +139,7 @@ class LossInfo:
     params: tuple[Param, ...]
     inputs: tuple[str, ...]  # forward() arguments
     summary: str
+    evidence: str  # a key of kdsurvey.losses.registry.EVIDENCE
 
 
 def _docstring_args(doc: str) -> dict[str, str]:
@@ -225,6 +226,7 @@ def _module_losses(module: str) -> dict[str, LossInfo]:
                 params=tuple(_params(init.args, _docstring_args(doc))) if init else (),
                 inputs=inputs,
                 summary=doc.split("\n\n", 1)[0].replace("\n", " ") if doc else "",
+                evidence=declarations()[name].evidence,
             )
     return found
 
@@ -500,7 +502,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     losses = {name: loss_info(name) for p in catalogue.papers for name in p.loss}
     t_loss = env.get_template("site/loss.md.j2")
     loss_blocks = {
-        name: t_loss.render(name=name, info=info, source=links.blob).strip("\n")
+        name: t_loss.render(name=name, info=info, source=links.blob, evidence=EVIDENCE).strip("\n")
         for name, info in losses.items()
     }
     common = {

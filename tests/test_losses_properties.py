@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
 
 from kdsurvey.losses import available, create, get  # noqa: E402
-from kdsurvey.losses.registry import declared_names  # noqa: E402
+from kdsurvey.losses.registry import declarations, declared_names  # noqa: E402
 
 NAMES = available()
 
@@ -44,6 +44,8 @@ def _seeded_loss(name):
 
 def test_registry_matches_declared_names():
     assert set(NAMES) == set(declared_names())
+    # The evidence read from source (README, site) is the one the classes carry.
+    assert {n: d.evidence for n, d in declarations().items()} == {n: get(n).evidence for n in NAMES}
 
 
 def test_unknown_name_lists_close_matches():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
+from conftest import REFERENCE
 
 torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
 
@@ -15,11 +15,6 @@ from kdsurvey.cli import main  # noqa: E402
 from kdsurvey.losses import create  # noqa: E402
 from kdsurvey.losses.verify import build_args, run_file  # noqa: E402
 
-REFERENCE = Path(
-    os.environ.get(
-        "KDSURVEY_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"
-    )
-)
 if not REFERENCE.is_dir():
     # Under CI the cases must be there (.ci/run has ../shared), unless a workflow without them
     # says so explicitly.

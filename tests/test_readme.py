@@ -85,3 +85,15 @@ def test_readme_not_written_when_records_are_invalid(catalogue_dir, tmp_path, ca
     assert main(["readme", "--papers", str(catalogue_dir), "-o", str(readme)]) == 1
     assert readme.read_text() == "old\n"
     assert "hinton2015distilling.yaml:8: year:" in capsys.readouterr().err
+
+
+def test_intro_counts_the_losses_by_how_they_were_checked(catalogue_dir):
+    # The fixture's record names `kd` (reference cases); a second one names `icls` (paper only).
+    other = GOOD.replace("loss: kd", "loss: icls").replace("1503.02531", "1503.02532")
+    other = other.replace("Distilling the Knowledge", "Smoothing the Knowledge").replace(
+        "id: hinton2015distilling", "id: hinton2015smoothing"
+    )
+    (catalogue_dir / "hinton2015smoothing.yaml").write_text(other)
+    text = " ".join(render(load(catalogue_dir)).split())
+    assert "Of those 2 losses, 1 match the loss and gradients" in text
+    assert "0 were compared with it, and 1 are written from the paper alone" in text

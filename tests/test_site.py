@@ -25,7 +25,7 @@ import pytest
 from kdsurvey import site
 from kdsurvey.catalogue import load
 from kdsurvey.cli import main
-from kdsurvey.losses.registry import declared_names
+from kdsurvey.losses.registry import EVIDENCE, declared_names
 from kdsurvey.schema import citation_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +141,16 @@ def test_every_declared_loss_is_read_from_source():
         info = site.loss_info(name)
         assert info is not None, name
         assert info.cls and info.line > 0 and info.inputs, name
+        assert info.evidence in EVIDENCE, name
+
+
+def test_paper_pages_say_how_each_loss_was_checked():
+    pages = site.render_pages(load(PAPERS))
+    assert (
+        "Checked: **reference**, matches the loss and gradients"
+        in pages["papers/zhao2022decoupled.md"]
+    )
+    assert "Checked: **paper**, no official code is available" in pages["papers/li2024boosting.md"]
 
 
 def test_loss_info_reads_hyperparameters_and_defaults():

@@ -89,7 +89,7 @@ def _layer_example(batch, dtype, generator, large, layers) -> dict:
 # FitNets
 
 
-@register("fitnet", paper="romero2015fitnets", family="feature")
+@register("fitnet", paper="romero2015fitnets", family="feature", evidence="reference")
 class FitNet(DistillationLoss):
     r"""FitNets hint loss ("FitNets: Hints for Thin Deep Nets", Romero et al., ICLR 2015;
     catalogue id ``romero2015fitnets``).
@@ -146,7 +146,7 @@ def _attention_map(feat: Tensor, p: float) -> Tensor:
     return F.normalize(feat.pow(p).mean(1).flatten(1), dim=1)
 
 
-@register("at", paper="zagoruyko2017paying", family="feature")
+@register("at", paper="zagoruyko2017paying", family="feature", evidence="reference")
 class AT(DistillationLoss):
     r"""Attention transfer ("Paying More Attention to Attention: Improving the Performance of
     Convolutional Neural Networks via Attention Transfer", Zagoruyko & Komodakis, ICLR 2017;
@@ -216,7 +216,7 @@ def _nst_layer(fs: Tensor, ft: Tensor) -> Tensor:
     return k_tt + k_ss - 2 * k_st
 
 
-@register("nst", paper="huang2017like", family="feature")
+@register("nst", paper="huang2017like", family="feature", evidence="reference")
 class NST(DistillationLoss):
     r"""Neuron selectivity transfer ("Like What You Like: Knowledge Distill via Neuron Selectivity
     Transfer", Huang & Wang, 2017; catalogue id ``huang2017like``).
@@ -293,7 +293,7 @@ def _factor(x: Tensor) -> Tensor:
     return F.normalize(x.flatten(1), dim=1)
 
 
-@register("ft", paper="kim2018paraphrasing", family="feature")
+@register("ft", paper="kim2018paraphrasing", family="feature", evidence="reference")
 class FT(DistillationLoss):
     r"""Factor transfer ("Paraphrasing Complex Network: Network Compression via Factor Transfer",
     Kim, Park & Kwak, NeurIPS 2018; catalogue id ``kim2018paraphrasing``).
@@ -384,7 +384,7 @@ def _layer_weights(n: int) -> list[float]:
     return [2.0 ** (i - n + 1) for i in range(n)]
 
 
-@register("ab", paper="heo2019knowledge", family="feature")
+@register("ab", paper="heo2019knowledge", family="feature", evidence="reference")
 class AB(DistillationLoss):
     r"""Activation-boundary distillation ("Knowledge Transfer via Distillation of Activation
     Boundaries Formed by Hidden Neurons", Heo et al., AAAI 2019; catalogue id ``heo2019knowledge``).
@@ -469,7 +469,7 @@ def ofd_margin(std: Tensor, mean: Tensor) -> Tensor:
     return torch.where(cdf > 0.001, expected, -3.0 * s)
 
 
-@register("ofd", paper="heo2019comprehensive", family="feature")
+@register("ofd", paper="heo2019comprehensive", family="feature", evidence="reference")
 class OFD(DistillationLoss):
     r"""Overhaul feature distillation ("A Comprehensive Overhaul of Feature Distillation", Heo et
     al., ICCV 2019; catalogue id ``heo2019comprehensive``).
@@ -616,7 +616,7 @@ def _hcl_layer(fs: Tensor, ft: Tensor) -> Tensor:
     return loss / total
 
 
-@register("reviewkd_hcl", paper="chen2021distilling", family="feature")
+@register("reviewkd_hcl", paper="chen2021distilling", family="feature", evidence="reference")
 class ReviewKDHCL(DistillationLoss):
     r"""Knowledge review with the hierarchical context loss ("Distilling Knowledge via Knowledge
     Review", Chen et al., CVPR 2021; catalogue id ``chen2021distilling``).
@@ -691,7 +691,7 @@ class ReviewKDHCL(DistillationLoss):
 # Channel-wise distillation
 
 
-@register("cwd", paper="shu2021channel", family="feature")
+@register("cwd", paper="shu2021channel", family="feature", evidence="reference")
 class CWD(DistillationLoss):
     r"""Channel-wise distillation ("Channel-wise Knowledge Distillation for Dense Prediction", Shu
     et al., ICCV 2021; catalogue id ``shu2021channel``).
@@ -771,7 +771,7 @@ class CWD(DistillationLoss):
 # Masked generative distillation
 
 
-@register("mgd", paper="yang2022masked", family="feature")
+@register("mgd", paper="yang2022masked", family="feature", evidence="reference")
 class MGD(DistillationLoss):
     r"""Masked generative distillation ("Masked Generative Distillation", Yang et al., ECCV 2022;
     catalogue id ``yang2022masked``).
@@ -854,7 +854,7 @@ class MGD(DistillationLoss):
 # NORM
 
 
-@register("norm", paper="liu2023norm", family="feature")
+@register("norm", paper="liu2023norm", family="feature", evidence="reference")
 class NORM(DistillationLoss):
     r"""N-to-one representation matching ("NORM: Knowledge Distillation via N-to-One Representation
     Matching", Liu et al., ICLR 2023; catalogue id ``liu2023norm``).
@@ -967,7 +967,7 @@ class _CBAM(nn.Module):
         return x * torch.sigmoid(spatial)
 
 
-@register("attnfd", paper="mansourian2026attention", family="feature")
+@register("attnfd", paper="mansourian2026attention", family="feature", evidence="reference")
 class AttnFD(DistillationLoss):
     r"""Attention-guided feature distillation, AttnFD ("Attention as Geometric Transformation:
     Revisiting Feature Distillation for Semantic Segmentation", Mansourian et al., WACV 2026
@@ -1039,7 +1039,7 @@ class AttnFD(DistillationLoss):
 # SRD
 
 
-@register("srd", paper="miles2024understanding", family="logit")
+@register("srd", paper="miles2024understanding", family="logit", evidence="reference")
 class SRD(DistillationLoss):
     r"""Simple recipe distillation, representation term ("Understanding the Role of the Projector in
     Knowledge Distillation", Miles & Mikolajczyk, AAAI 2024; catalogue id

@@ -103,7 +103,7 @@ class _KATranslator(nn.Module):
         )
 
 
-@register("ka", paper="he2019knowledge", family="feature")
+@register("ka", paper="he2019knowledge", family="feature", evidence="paper")
 class KA(DistillationLoss):
     r"""Knowledge adaptation with affinity distillation ("Knowledge Adaptation for Efficient
     Semantic Segmentation", He et al., CVPR 2019; catalogue id ``he2019knowledge``).
@@ -203,7 +203,7 @@ class KA(DistillationLoss):
 # Channel distillation (CD)
 
 
-@register("cd", paper="zhou2020channel", family="feature")
+@register("cd", paper="zhou2020channel", family="feature", evidence="reference")
 class CD(DistillationLoss):
     r"""Channel distillation with guided KD and early-decay teacher ("Channel Distillation:
     Channel-Wise Attention for Knowledge Distillation", Zhou et al., arXiv 2020; catalogue id
@@ -343,7 +343,7 @@ def _aa_embed(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-@register("semckd", paper="chen2021cross", family="feature")
+@register("semckd", paper="chen2021cross", family="feature", evidence="reference")
 class SemCKD(DistillationLoss):
     r"""Semantic calibration for cross-layer distillation ("Cross-Layer Distillation with Semantic
     Calibration", Chen et al., AAAI 2021; catalogue id ``chen2021cross``).
@@ -450,7 +450,7 @@ class SemCKD(DistillationLoss):
 # ALP-KD
 
 
-@register("alp_kd", paper="passban2021alp", family="feature")
+@register("alp_kd", paper="passban2021alp", family="feature", evidence="paper")
 class ALPKD(DistillationLoss):
     r"""Attention-based layer projection ("ALP-KD: Attention-Based Layer Projection for Knowledge
     Distillation", Passban et al., AAAI 2021; catalogue id ``passban2021alp``).
@@ -523,7 +523,7 @@ class ALPKD(DistillationLoss):
 # Channel-wise transformation
 
 
-@register("channel_transform", paper="liu2023simple", family="feature")
+@register("channel_transform", paper="liu2023simple", family="feature", evidence="paper")
 class ChannelTransform(DistillationLoss):
     r"""Feature distillation through a learnable channel-wise transformation ("A Simple and Generic
     Framework for Feature Distillation via Channel-wise Transformation", Liu et al., ICCV 2023
@@ -647,7 +647,7 @@ class _NoiseAdapter(nn.Module):
         return self.pred(self.feat(x).flatten(1)).softmax(1)[:, 0]
 
 
-@register("diffkd", paper="huang2023knowledge", family="feature")
+@register("diffkd", paper="huang2023knowledge", family="feature", evidence="compared")
 class DiffKD(DistillationLoss):
     r"""Knowledge diffusion for distillation ("Knowledge Diffusion for Distillation", Huang et al.,
     NeurIPS 2023; catalogue id ``huang2023knowledge``).
@@ -819,7 +819,7 @@ class DiffKD(DistillationLoss):
 # FAKD
 
 
-@register("fakd", paper="yuan2024fakd", family="feature")
+@register("fakd", paper="yuan2024fakd", family="feature", evidence="paper")
 class FAKD(DistillationLoss):
     r"""Feature-augmented pixel-wise distillation ("FAKD: Feature Augmented Knowledge Distillation
     for Semantic Segmentation", Yuan et al., WACV 2024; catalogue id ``yuan2024fakd``).
@@ -930,7 +930,7 @@ class FAKD(DistillationLoss):
 # Raw-feature (angular) distillation
 
 
-@register("rawkd", paper="liu2024rethinking", family="feature")
+@register("rawkd", paper="liu2024rethinking", family="feature", evidence="paper")
 class RawKD(DistillationLoss):
     r"""Angular distillation of raw features ("Rethinking Knowledge Distillation with Raw Features
     for Semantic Segmentation", Liu et al., WACV 2024; catalogue id ``liu2024rethinking``).
@@ -985,7 +985,7 @@ class RawKD(DistillationLoss):
 # X-Ray distillation
 
 
-@register("xray_kd", paper="gambashidze2024weak", family="logit")
+@register("xray_kd", paper="gambashidze2024weak", family="logit", evidence="paper")
 class XRayKD(DistillationLoss):
     r"""X-Ray distillation from an object-complete teacher ("Weak-to-Strong 3D Object Detection with
     X-Ray Distillation", Gambashidze et al., CVPR 2024; catalogue id ``gambashidze2024weak``).

@@ -10,7 +10,7 @@ from kdsurvey.losses.base import DistillationLoss, check_same_shape, logits_exam
 from kdsurvey.losses.registry import register
 
 
-@register("kd", paper="hinton2015distilling", family="logit")
+@register("kd", paper="hinton2015distilling", family="logit", evidence="reference")
 class KD(DistillationLoss):
     r"""Vanilla knowledge distillation (Hinton et al., 2015; catalogue id ``hinton2015distilling``).
 
@@ -149,7 +149,7 @@ def _region_logits_example(batch, dtype, generator, large, regions=5) -> dict[st
 # --------------------------------------------------------------------------------------------
 
 
-@register("dkd", paper="zhao2022decoupled", family="logit")
+@register("dkd", paper="zhao2022decoupled", family="logit", evidence="reference")
 class DKD(DistillationLoss):
     r"""Decoupled Knowledge Distillation (Zhao et al., CVPR 2022; ``zhao2022decoupled``).
 
@@ -196,7 +196,7 @@ class DKD(DistillationLoss):
         return self.loss_weight * t * t * rows.mean()
 
 
-@register("lskd", paper="sun2024logit", family="logit")
+@register("lskd", paper="sun2024logit", family="logit", evidence="reference")
 class LSKD(DistillationLoss):
     r"""Logit Standardization in KD (Sun et al., CVPR 2024; ``sun2024logit``), on vanilla KD.
 
@@ -229,7 +229,7 @@ class LSKD(DistillationLoss):
         return self.loss_weight * t * t * rows.mean()
 
 
-@register("lskd_dkd", paper="sun2024logit", family="logit")
+@register("lskd_dkd", paper="sun2024logit", family="logit", evidence="reference")
 class LSKDDKD(DistillationLoss):
     r"""Logit standardisation applied to DKD (Sun et al., CVPR 2024; ``sun2024logit``).
 
@@ -269,7 +269,7 @@ class LSKDDKD(DistillationLoss):
         return self.loss_weight * t * t * rows.mean()
 
 
-@register("normkd", paper="chi2023normkd", family="logit")
+@register("normkd", paper="chi2023normkd", family="logit", evidence="reference")
 class NormKD(DistillationLoss):
     r"""NormKD: Normalized Logits for KD (2023; ``chi2023normkd``).
 
@@ -305,7 +305,7 @@ class NormKD(DistillationLoss):
         return self.loss_weight * (rows * t_t.squeeze(1) ** 2).mean()
 
 
-@register("normkd_dkd", paper="chi2023normkd", family="logit")
+@register("normkd_dkd", paper="chi2023normkd", family="logit", evidence="reference")
 class NormKDDKD(DistillationLoss):
     r"""NormKD per-sample temperatures applied to DKD (``chi2023normkd``).
 
@@ -341,7 +341,7 @@ class NormKDDKD(DistillationLoss):
         return self.loss_weight * (rows * t_t.squeeze(1) ** 2).mean()
 
 
-@register("generous_teacher", paper="ding2024generous", family="logit")
+@register("generous_teacher", paper="ding2024generous", family="logit", evidence="compared")
 class GenerousTeacher(DistillationLoss):
     r"""Generous Teacher (Ding et al., Image and Vision Computing 2024; ``ding2024generous``).
 
@@ -410,7 +410,7 @@ class _SDDBase(DistillationLoss):
         return _region_logits_example(batch, dtype, generator, large)
 
 
-@register("sdd_kd", paper="wei2024scaled", family="logit")
+@register("sdd_kd", paper="wei2024scaled", family="logit", evidence="reference")
 class SDDKD(_SDDBase):
     r"""Scale Decoupled Distillation with KD (Wei et al., CVPR 2024; ``wei2024scaled``).
 
@@ -452,7 +452,7 @@ class SDDKD(_SDDBase):
         return self.loss_weight * self._finite_or_zero(loss)
 
 
-@register("sdd_dkd", paper="wei2024scaled", family="logit")
+@register("sdd_dkd", paper="wei2024scaled", family="logit", evidence="reference")
 class SDDDKD(_SDDBase):
     r"""Scale Decoupled Distillation with DKD (Wei et al., CVPR 2024; ``wei2024scaled``).
 
@@ -496,7 +496,7 @@ class SDDDKD(_SDDBase):
 # --------------------------------------------------------------------------------------------
 
 
-@register("takd", paper="mirzadeh2020improved", family="logit")
+@register("takd", paper="mirzadeh2020improved", family="logit", evidence="reference")
 class TAKD(DistillationLoss):
     r"""Teacher Assistant KD (Mirzadeh et al., AAAI 2020; ``mirzadeh2020improved``).
 
@@ -529,7 +529,7 @@ class TAKD(DistillationLoss):
         return self.loss_weight * t * t * kl.sum() / logits_student.numel()
 
 
-@register("noisy_teacher", paper="sau2016deep", family="logit")
+@register("noisy_teacher", paper="sau2016deep", family="logit", evidence="paper")
 class NoisyTeacher(DistillationLoss):
     r"""Distilling knowledge from noisy teachers (Sau & Balasubramanian, 2016; ``sau2016deep``).
 
@@ -598,7 +598,7 @@ class NoisyTeacher(DistillationLoss):
         return self.loss_weight * 0.5 * sq.mean()
 
 
-@register("spherical_kd", paper="guo2020reducing", family="logit")
+@register("spherical_kd", paper="guo2020reducing", family="logit", evidence="compared")
 class SphericalKD(DistillationLoss):
     r"""Spherical KD (Guo et al., 2020; ``guo2020reducing``), as trained by the official script.
 
@@ -648,7 +648,7 @@ def _power_teacher(z_t: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
     return powered - log_norm, log_norm.squeeze(1)
 
 
-@register("ttm", paper="zheng2024knowledge", family="logit")
+@register("ttm", paper="zheng2024knowledge", family="logit", evidence="reference")
 class TTM(DistillationLoss):
     r"""Transformed Teacher Matching (Zheng & Yang, ICLR 2024; ``zheng2024knowledge``).
 
@@ -683,7 +683,7 @@ class TTM(DistillationLoss):
         return self.loss_weight * rows.mean()
 
 
-@register("wttm", paper="zheng2024knowledge", family="logit")
+@register("wttm", paper="zheng2024knowledge", family="logit", evidence="reference")
 class WTTM(DistillationLoss):
     r"""Weighted Transformed Teacher Matching (Zheng & Yang, ICLR 2024; ``zheng2024knowledge``).
 
@@ -767,7 +767,7 @@ class _DKLBase(DistillationLoss):
         return self.loss_weight * (self.beta * wmse + self.alpha * soft_ce)
 
 
-@register("ikl", paper="cui2024decoupled", family="logit")
+@register("ikl", paper="cui2024decoupled", family="logit", evidence="reference")
 class IKL(_DKLBase):
     r"""Improved KL divergence loss, IKL-KD (Cui et al., NeurIPS 2024; ``cui2024decoupled``).
 
@@ -812,7 +812,7 @@ class IKL(_DKLBase):
         self.loss_weight = loss_weight
 
 
-@register("gkl", paper="cui2024decoupled", family="logit")
+@register("gkl", paper="cui2024decoupled", family="logit", evidence="reference")
 class GKL(_DKLBase):
     r"""Generalized KL divergence loss, GKL-KD (Cui et al.; DKL v2 of ``cui2024decoupled``).
 
@@ -866,7 +866,7 @@ class GKL(_DKLBase):
 # --------------------------------------------------------------------------------------------
 
 
-@register("icls", paper="li2024boosting", family="logit")
+@register("icls", paper="li2024boosting", family="logit", evidence="paper")
 class ICLS(DistillationLoss):
     r"""Intra-Class Logit distribution Smoothing (Li, Cheng & Han, IEEE T-CSVT 2024;
     ``li2024boosting``): the objective used to train the *teacher*.
@@ -919,7 +919,7 @@ class ICLS(DistillationLoss):
         return out
 
 
-@register("response_kd", paper="song2023exploring", family="logit")
+@register("response_kd", paper="song2023exploring", family="logit", evidence="reference")
 class ResponseKD(DistillationLoss):
     r"""Efficient Distillation (Song et al., ACM MM 2023; ``song2023exploring``).
 
@@ -1005,7 +1005,7 @@ class ResponseKD(DistillationLoss):
         return self.loss_weight * torch.where(use_label, label_ce, distill).mean()
 
 
-@register("sfkd", paper="yuan2024student", family="logit")
+@register("sfkd", paper="yuan2024student", family="logit", evidence="paper")
 class SFKD(DistillationLoss):
     r"""Student-Friendly KD (Yuan, Lang & Quan, Knowledge-Based Systems 2024; ``yuan2024student``).
 
@@ -1067,7 +1067,7 @@ class SFKD(DistillationLoss):
         return self.loss_weight * t * t * rows.mean()
 
 
-@register("ntce_kd", paper="li2024ntce", family="logit")
+@register("ntce_kd", paper="li2024ntce", family="logit", evidence="reference")
 class NTCEKD(DistillationLoss):
     r"""Non-Target-Class-Enhanced KD, magnitude-enhanced KL (Li et al., Sensors 2024;
     ``li2024ntce``).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -19,9 +20,22 @@ MODULES = ("logit", "feature", "feature_learned", "similarity", "segmentation")
 
 _REGISTRY: dict[str, type] = {}
 
+# How far each implementation is proven, strongest first; shown by `losses list` and the site.
+EVIDENCE = {
+    "reference": "matches the loss and gradients that the official code gives on stored reference "
+    "cases (`kdsurvey losses verify`)",
+    "compared": "compared with the official code on random inputs (no stored case: the loss is "
+    "random or its cases are kept out of this repository)",
+    "paper": "no official code is available: written from the paper; the docstring says what "
+    "had to be inferred",
+}
 
-def register(name: str, *, paper: str, family: str):
-    """Class decorator: file a loss under ``name``, citing the catalogue id of its ``paper``."""
+
+def register(name: str, *, paper: str, family: str, evidence: str):
+    """Class decorator: file a loss under ``name``, citing the catalogue id of its ``paper`` and
+    saying how it was checked (a key of :data:`EVIDENCE`)."""
+    if evidence not in EVIDENCE:
+        raise ValueError(f"loss {name!r}: evidence must be one of {sorted(EVIDENCE)}")
 
     def wrap(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
@@ -29,6 +43,7 @@ def register(name: str, *, paper: str, family: str):
         cls.name = name
         cls.paper = paper
         cls.family = family
+        cls.evidence = evidence
         _REGISTRY[name] = cls
         return cls
 
@@ -63,14 +78,23 @@ def create(name: str, **kwargs):
     return get(name)(**kwargs)
 
 
-@cache
-def declared_names() -> dict[str, str]:
-    """Loss name -> module file (``logit.py``...) of every ``register`` call, read from source.
+@dataclass(frozen=True)
+class Declaration:
+    """What a ``register(...)`` call says about a loss, read without importing its module."""
 
-    Reading source instead of importing keeps the catalogue free of torch.
+    module: str  # file name in kdsurvey/losses/
+    evidence: str  # a key of EVIDENCE
+
+
+@cache
+def declarations() -> dict[str, Declaration]:
+    """Loss name -> its :class:`Declaration`, for every ``register`` call, read from source.
+
+    Reading source instead of importing keeps the catalogue (README, site, validation) free of
+    torch.
     """
     here = Path(__file__).parent
-    names = {}
+    found = {}
     for module in MODULES:
         path = here / f"{module}.py"
         if not path.exists():
@@ -83,5 +107,13 @@ def declared_names() -> dict[str, str]:
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):
-                names[node.args[0].value] = path.name
-    return names
+                evidence = {k.arg: k.value for k in node.keywords}.get("evidence")
+                found[node.args[0].value] = Declaration(
+                    path.name, evidence.value if isinstance(evidence, ast.Constant) else ""
+                )
+    return found
+
+
+def declared_names() -> dict[str, str]:
+    """Loss name -> module file (``logit.py``...) of every ``register`` call."""
+    return {name: d.module for name, d in declarations().items()}

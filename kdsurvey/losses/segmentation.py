@@ -116,7 +116,7 @@ def _feature_target_example(batch, dtype, generator, large, classes=5) -> dict[s
 # ----------------------------------------------------------------------------------------------
 
 
-@register("skd_pixel", paper="liu2019structured", family="similarity")
+@register("skd_pixel", paper="liu2019structured", family="similarity", evidence="reference")
 class SKDPixel(DistillationLoss):
     r"""Pixel-wise distillation of *Structured Knowledge Distillation for Semantic Segmentation*
     (Liu et al., CVPR 2019; catalogue id ``liu2019structured``).
@@ -156,7 +156,7 @@ class SKDPixel(DistillationLoss):
         return _seg_logits_example(batch, dtype, generator, large)
 
 
-@register("skd_pa", paper="liu2019structured", family="similarity")
+@register("skd_pa", paper="liu2019structured", family="similarity", evidence="reference")
 class SKDPairwise(DistillationLoss):
     r"""Pair-wise distillation of *Structured Knowledge Distillation for Semantic Segmentation*
     (Liu et al., CVPR 2019; catalogue id ``liu2019structured``).
@@ -207,7 +207,7 @@ class SKDPairwise(DistillationLoss):
 # ----------------------------------------------------------------------------------------------
 
 
-@register("ifvd", paper="wang2020intra", family="similarity")
+@register("ifvd", paper="wang2020intra", family="similarity", evidence="reference")
 class IFVD(DistillationLoss):
     r"""*Intra-class Feature Variation Distillation for Semantic Segmentation* (Wang et al., ECCV
     2020; catalogue id ``wang2020intra``).
@@ -260,7 +260,7 @@ class IFVD(DistillationLoss):
 # ----------------------------------------------------------------------------------------------
 
 
-@register("cirkd", paper="yang2022cross", family="similarity")
+@register("cirkd", paper="yang2022cross", family="similarity", evidence="reference")
 class CIRKD(DistillationLoss):
     r"""*Cross-Image Relational Knowledge Distillation for Semantic Segmentation* (Yang et al.,
     CVPR 2022; catalogue id ``yang2022cross``).
@@ -467,7 +467,7 @@ class CIRKD(DistillationLoss):
 # ----------------------------------------------------------------------------------------------
 
 
-@register("bpkd", paper="liu2024bpkd", family="logit")
+@register("bpkd", paper="liu2024bpkd", family="logit", evidence="paper")
 class BPKD(DistillationLoss):
     r"""*BPKD: Boundary Privileged Knowledge Distillation for Semantic Segmentation* (Liu et al.,
     WACV 2024; catalogue id ``liu2024bpkd``).
@@ -577,7 +577,7 @@ class BPKD(DistillationLoss):
 # ----------------------------------------------------------------------------------------------
 
 
-@register("fast_seg_kd", paper="xie2018improving", family="similarity")
+@register("fast_seg_kd", paper="xie2018improving", family="similarity", evidence="paper")
 class FastSegKD(DistillationLoss):
     r"""Zero- and first-order knowledge of *Improving Fast Segmentation With Teacher-student
     Learning* (Xie et al., BMVC 2018; catalogue id ``xie2018improving``).
@@ -665,7 +665,7 @@ class FastSegKD(DistillationLoss):
         return out
 
 
-@register("dsd", paper="feng2021double", family="similarity")
+@register("dsd", paper="feng2021double", family="similarity", evidence="reference")
 class DSD(DistillationLoss):
     r"""*Double Similarity Distillation for Semantic Image Segmentation* (Feng et al., IEEE TIP
     2021; catalogue id ``feng2021double``).
@@ -767,7 +767,7 @@ class DSD(DistillationLoss):
         return out
 
 
-@register("idd", paper="zhang2022distilling", family="similarity")
+@register("idd", paper="zhang2022distilling", family="similarity", evidence="paper")
 class IDD(DistillationLoss):
     r"""Inter-class distance distillation of *Distilling Inter-Class Distance for Semantic
     Segmentation* (Zhang et al., IJCAI 2022; catalogue id ``zhang2022distilling``).
@@ -840,7 +840,7 @@ class IDD(DistillationLoss):
         return _feature_target_example(batch, dtype, generator, large, classes=5)
 
 
-@register("ccd", paper="wang2023channel", family="similarity")
+@register("ccd", paper="wang2023channel", family="similarity", evidence="paper")
 class CCD(DistillationLoss):
     r"""Channel correlation distillation of *Channel Correlation Distillation for Compact Semantic
     Segmentation* (Wang et al., IJPRAI 2023; catalogue id ``wang2023channel``).
@@ -899,7 +899,7 @@ class CCD(DistillationLoss):
         return self.loss_weight * diff.pow(2).mean()
 
 
-@register("prrd", paper="wang2023prrd", family="similarity")
+@register("prrd", paper="wang2023prrd", family="similarity", evidence="paper")
 class PRRD(DistillationLoss):
     r"""*PRRD: Pixel-Region Relation Distillation For Efficient Semantic Segmentation* (Wang et
     al., ICASSP 2023; catalogue id ``wang2023prrd``).

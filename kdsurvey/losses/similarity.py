@@ -148,7 +148,7 @@ def embedding_example(batch, dtype, generator, large, width=16, teacher_width=No
 # ----------------------------------------------------------------------------------------------
 
 
-@register("fsp", paper="yim2017gift", family="similarity")
+@register("fsp", paper="yim2017gift", family="similarity", evidence="reference")
 class FSP(DistillationLoss):
     r"""Flow of Solution Procedure (Yim et al., CVPR 2017; catalogue id ``yim2017gift``,
     "A Gift from Knowledge Distillation: Fast Optimization, Network Minimization and Transfer
@@ -207,7 +207,7 @@ class FSP(DistillationLoss):
         }
 
 
-@register("irg", paper="liu2019knowledge", family="similarity")
+@register("irg", paper="liu2019knowledge", family="similarity", evidence="reference")
 class IRG(DistillationLoss):
     r"""Instance Relationship Graph (Liu et al., CVPR 2019; catalogue id ``liu2019knowledge``,
     "Knowledge Distillation via Instance Relationship Graph").
@@ -290,7 +290,7 @@ class IRG(DistillationLoss):
         return out
 
 
-@register("cc", paper="peng2019correlation", family="similarity")
+@register("cc", paper="peng2019correlation", family="similarity", evidence="reference")
 class CC(DistillationLoss):
     r"""Correlation Congruence (Peng et al., ICCV 2019; catalogue id ``peng2019correlation``,
     "Correlation Congruence for Knowledge Distillation").
@@ -367,7 +367,7 @@ class CC(DistillationLoss):
         return {k: v / math.sqrt(v.shape[1]) for k, v in out.items()}
 
 
-@register("rkd", paper="park2019relational", family="similarity")
+@register("rkd", paper="park2019relational", family="similarity", evidence="reference")
 class RKD(DistillationLoss):
     r"""Relational Knowledge Distillation (Park et al., CVPR 2019; catalogue id
     ``park2019relational``).
@@ -428,7 +428,7 @@ class RKD(DistillationLoss):
         return embedding_example(batch, dtype, generator, large)
 
 
-@register("sp", paper="tung2019similarity", family="similarity")
+@register("sp", paper="tung2019similarity", family="similarity", evidence="reference")
 class SP(DistillationLoss):
     r"""Similarity-Preserving KD (Tung & Mori, ICCV 2019; catalogue id ``tung2019similarity``).
 
@@ -459,7 +459,7 @@ class SP(DistillationLoss):
         return self.loss_weight * loss
 
 
-@register("ickd", paper="liu2021exploring", family="similarity")
+@register("ickd", paper="liu2021exploring", family="similarity", evidence="reference")
 class ICKD(DistillationLoss):
     r"""Inter-Channel Correlation KD (Liu et al., ICCV 2021; catalogue id ``liu2021exploring``,
     "Exploring Inter-Channel Correlation for Diversity-Preserved Knowledge Distillation").
@@ -518,7 +518,7 @@ def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
 
 
-@register("dist", paper="huang2022knowledge", family="similarity")
+@register("dist", paper="huang2022knowledge", family="similarity", evidence="reference")
 class DIST(DistillationLoss):
     r"""DIST (Huang et al., NeurIPS 2022; catalogue id ``huang2022knowledge``, "Knowledge
     Distillation from A Stronger Teacher").
@@ -591,7 +591,7 @@ def _check_teachers(student: Tensor, teachers: Sequence[Tensor], what: str, dims
         check_same_dims(student, t, dims, what)
 
 
-@register("multi_teacher", paper="you2017learning", family="similarity")
+@register("multi_teacher", paper="you2017learning", family="similarity", evidence="paper")
 class MultiTeacher(DistillationLoss):
     r"""Learning from multiple teachers (You et al., KDD 2017; catalogue id ``you2017learning``,
     "Learning from Multiple Teacher Networks").
@@ -731,7 +731,7 @@ def _pair_weights(weights: Tensor | Sequence[float] | None, k: int) -> tuple[lis
     return pairs, w / w.sum()
 
 
-@register("graph_kd", paper="zhang2018better", family="similarity")
+@register("graph_kd", paper="zhang2018better", family="similarity", evidence="paper")
 class GraphKD(DistillationLoss):
     r"""Graph distillation from several teachers (Zhang & Peng, IJCAI 2018; catalogue id
     ``zhang2018better``, "Better and Faster: Knowledge Transfer from Multiple Self-supervised
@@ -852,7 +852,7 @@ def _own_centre(x: Tensor, onehot: Tensor, target: Tensor) -> Tensor:
     return have * centres[target].view_as(x) + (1 - have) * x
 
 
-@register("cskd", paper="chen2020improving", family="similarity")
+@register("cskd", paper="chen2020improving", family="similarity", evidence="reference")
 class CSKD(DistillationLoss):
     r"""Category structure KD (Chen et al., ECCV 2020; catalogue id ``chen2020improving``,
     "Improving Knowledge Distillation via Category Structure").
@@ -973,7 +973,7 @@ class CSKD(DistillationLoss):
         return out
 
 
-@register("feature_embedding", paper="chen2021learning", family="similarity")
+@register("feature_embedding", paper="chen2021learning", family="similarity", evidence="paper")
 class FeatureEmbedding(DistillationLoss):
     r"""Locality-preserving feature embedding (Chen et al., IEEE TNNLS; catalogue id
     ``chen2021learning``, "Learning Student Networks via Feature Embedding").
@@ -1036,7 +1036,7 @@ def _rows(x: Tensor, idx: Tensor) -> Tensor:
     return x.index_select(0, idx.flatten()).view(*idx.shape, *x.shape[1:])
 
 
-@register("simrkd", paper="xin2024new", family="similarity")
+@register("simrkd", paper="xin2024new", family="similarity", evidence="reference")
 class NeighbourRelationKD(DistillationLoss):
     r"""Neighbourhood relational KD (Xin et al., ICASSP 2024; catalogue id ``xin2024new``,
     "A New Similarity-Based Relational Knowledge Distillation Method").
@@ -1138,7 +1138,7 @@ def _softmax_weighted(losses: Sequence[Tensor]) -> Tensor:
     return (F.softmax(stacked.detach(), dim=0) * stacked).sum()
 
 
-@register("calibrated_mask", paper="wang2024similarity", family="similarity")
+@register("calibrated_mask", paper="wang2024similarity", family="similarity", evidence="paper")
 class CalibratedMaskSimilarity(DistillationLoss):
     r"""Similarity KD with a calibrated mask (Wang et al., ICASSP 2024; catalogue id
     ``wang2024similarity``, "Similarity Knowledge Distillation with Calibrated Mask").
@@ -1248,7 +1248,7 @@ class CalibratedMaskSimilarity(DistillationLoss):
         }
 
 
-@register("gird", paper="hu2024global", family="similarity")
+@register("gird", paper="hu2024global", family="similarity", evidence="paper")
 class GIRD(DistillationLoss):
     r"""Global Instance Relation Distillation (Hu et al., Neural Computing and Applications 2024;
     catalogue id ``hu2024global``).
@@ -1327,7 +1327,7 @@ class GIRD(DistillationLoss):
         return self.loss_weight * loss
 
 
-@register("cross_view", paper="zhang2024cross", family="similarity")
+@register("cross_view", paper="zhang2024cross", family="similarity", evidence="reference")
 class CrossViewConsistency(DistillationLoss):
     r"""Consistency-regularisation-based logit distillation, CRLD (Zhang et al., ACM MM 2024;
     catalogue id ``zhang2024cross``, "Cross-View Consistency Regularisation for Knowledge
@@ -1413,7 +1413,7 @@ class CrossViewConsistency(DistillationLoss):
         }
 
 
-@register("bckd", paper="wang2023bckd", family="similarity")
+@register("bckd", paper="wang2023bckd", family="similarity", evidence="paper")
 class BCKD(DistillationLoss):
     r"""Block-Correlation KD (Wang et al., ICIP 2023; catalogue id ``wang2023bckd``,
     "BCKD: Block-Correlation Knowledge Distillation").

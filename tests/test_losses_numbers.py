@@ -1,15 +1,49 @@
-"""Hand-worked values for losses that have no case in ../shared/reference: each expected number
-is computed here from the paper's equation with plain `math`, not with the library."""
+"""Numbers for losses that ../shared/reference has no case for: cases computed by running the
+official code (`tests/fixtures/official_cases`, see its README), and hand-worked values computed
+here from the paper's equation with plain `math`, not with the library."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+from conftest import REFERENCE
 
 torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
 
-from kdsurvey.losses import create  # noqa: E402
+from kdsurvey.losses import available, create, get  # noqa: E402
+from kdsurvey.losses.verify import run_file  # noqa: E402
+
+OFFICIAL_CASES = sorted((Path(__file__).parent / "fixtures" / "official_cases").glob("*.json"))
+
+
+def test_official_cases_exist_and_name_registered_losses():
+    assert len(OFFICIAL_CASES) >= 28
+    assert {p.stem for p in OFFICIAL_CASES} <= set(available())
+
+
+def test_evidence_reference_means_a_stored_case_and_the_rest_have_none():
+    """`reference` is claimed exactly by the losses with a case file here or in the shared set."""
+    shared = REFERENCE / "cases"
+    with_cases = {p.stem for p in OFFICIAL_CASES} | {p.stem for p in shared.glob("*.json")}
+    claimed = {name for name in available() if get(name).evidence == "reference"}
+    if shared.is_dir():
+        assert claimed == with_cases
+    else:  # without ../shared only this repository's cases can be checked
+        assert claimed >= with_cases
+
+
+@pytest.mark.parametrize("path", OFFICIAL_CASES, ids=lambda p: p.stem)
+def test_official_cases_pass(path):
+    results = run_file(path)
+    assert results
+    failures = [
+        f"{r.case}: loss {r.loss_diff:.3g} grad {r.grad_diff:.3g} {r.error}"
+        for r in results
+        if not r.passed
+    ]
+    assert not failures, failures
 
 
 def _kl(p, q):
