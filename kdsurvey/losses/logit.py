@@ -341,7 +341,7 @@ class NormKDDKD(DistillationLoss):
         return self.loss_weight * (rows * t_t.squeeze(1) ** 2).mean()
 
 
-@register("generous_teacher", paper="ding2024generous", family="logit", evidence="compared")
+@register("generous_teacher", paper="ding2024generous", family="logit", evidence="reference")
 class GenerousTeacher(DistillationLoss):
     r"""Generous Teacher (Ding et al., Image and Vision Computing 2024; ``ding2024generous``).
 
@@ -598,7 +598,7 @@ class NoisyTeacher(DistillationLoss):
         return self.loss_weight * 0.5 * sq.mean()
 
 
-@register("spherical_kd", paper="guo2020reducing", family="logit", evidence="compared")
+@register("spherical_kd", paper="guo2020reducing", family="logit", evidence="reference")
 class SphericalKD(DistillationLoss):
     r"""Spherical KD (Guo et al., 2020; ``guo2020reducing``), as trained by the official script.
 
