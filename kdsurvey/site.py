@@ -140,6 +140,7 @@ class LossInfo:
     inputs: tuple[str, ...]  # forward() arguments
     summary: str
     evidence: str  # a key of kdsurvey.losses.registry.EVIDENCE
+    notes: str  # the docstring paragraphs on shapes and on what was checked or inferred
 
 
 def _docstring_args(doc: str) -> dict[str, str]:
@@ -227,8 +228,23 @@ def _module_losses(module: str) -> dict[str, LossInfo]:
                 inputs=inputs,
                 summary=doc.split("\n\n", 1)[0].replace("\n", " ") if doc else "",
                 evidence=declarations()[name].evidence,
+                notes=_provenance(doc),
             )
     return found
+
+
+_PROVENANCE = re.compile(r"official|[Ii]nferred|UNCERTAIN|[Nn]o code|[Cc]hecked|re-implementation")
+
+
+def _provenance(doc: str) -> str:
+    """The docstring's paragraphs that say what was checked against what, or what was inferred
+    (the site shows them so a reader can judge a loss without opening its source)."""
+    paragraphs = doc.split("\n\n")[1:]
+    return " ".join(
+        p.strip()
+        for p in paragraphs
+        if _PROVENANCE.search(p) and not p.lstrip().startswith("Args:") and ".. math::" not in p
+    )
 
 
 def _params(args: ast.arguments, described: dict[str, str]) -> list[Param]:

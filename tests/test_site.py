@@ -151,6 +151,9 @@ def test_paper_pages_say_how_each_loss_was_checked():
         in pages["papers/zhao2022decoupled.md"]
     )
     assert "Checked: **paper**, no official code is available" in pages["papers/li2024boosting.md"]
+    notes = pages["papers/li2024boosting.md"].split('??? note "Implementation notes"', 1)[1]
+    assert notes.lstrip("\n").startswith("    UNCERTAIN: no code was released")
+    assert "Checked against mdistiller" in pages["papers/zhao2022decoupled.md"]
 
 
 def test_loss_info_reads_hyperparameters_and_defaults():
