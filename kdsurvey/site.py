@@ -140,7 +140,7 @@ class LossInfo:
     inputs: tuple[str, ...]  # forward() arguments
     summary: str
     evidence: str  # a key of kdsurvey.losses.registry.EVIDENCE
-    notes: str  # the docstring paragraphs on shapes and on what was checked or inferred
+    notes: str  # the docstring paragraphs saying what was checked against what, or inferred
 
 
 def _docstring_args(doc: str) -> dict[str, str]:

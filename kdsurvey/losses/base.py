@@ -24,6 +24,7 @@ class DistillationLoss(nn.Module):
     name: ClassVar[str]  # set by ``register``
     paper: ClassVar[str]  # catalogue id of the paper
     family: ClassVar[str]  # logit | feature | similarity
+    evidence: ClassVar[str]  # how far it is proven: a key of registry.EVIDENCE
     # True when the loss reaches its minimum, zero, once every student input equals its teacher
     # input.
     zero_at_match: ClassVar[bool] = True

@@ -3,8 +3,8 @@
 Each loss module (see ``MODULES``) decorates its classes with :func:`register`. Importing this
 module does not import torch: the catalogue validates the ``loss`` field of paper records through
 :func:`declared_names`, which reads the ``register(...)`` calls from the loss modules' source
-instead of importing them. The test suite checks that the
-declared names and the registered classes agree.
+instead of importing them. The test suite checks that the declared names and the registered
+classes agree.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ _REGISTRY: dict[str, type] = {}
 EVIDENCE = {
     "reference": "matches the loss and gradients that the official code gives on stored reference "
     "cases (`kdsurvey losses verify`)",
-    "compared": "compared with the official code on random inputs (no stored case: the loss is "
-    "random or its cases are kept out of this repository)",
+    "compared": "compared with the official code on random inputs, with no stored case (e.g. "
+    "because the loss itself is random)",
     "paper": "no official code is available: written from the paper; the docstring says what "
     "had to be inferred",
 }
