@@ -51,3 +51,17 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout
+
+
+def assert_case_file_passes(path: Path) -> None:
+    """Every case of a reference case file matches its loss and gradients (imports torch)."""
+    from kdsurvey.losses.verify import run_file
+
+    results = run_file(path)
+    assert results
+    failures = [
+        f"{r.case}: loss {r.loss_diff:.3g} grad {r.grad_diff:.3g} {r.error}"
+        for r in results
+        if not r.passed
+    ]
+    assert not failures, failures

@@ -8,12 +8,11 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE
+from conftest import REFERENCE, assert_case_file_passes
 
 torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
 
 from kdsurvey.losses import available, create, get  # noqa: E402
-from kdsurvey.losses.verify import run_file  # noqa: E402
 
 OFFICIAL_CASES = sorted((Path(__file__).parent / "fixtures" / "official_cases").glob("*.json"))
 
@@ -36,14 +35,7 @@ def test_evidence_reference_means_a_stored_case_and_the_rest_have_none():
 
 @pytest.mark.parametrize("path", OFFICIAL_CASES, ids=lambda p: p.stem)
 def test_official_cases_pass(path):
-    results = run_file(path)
-    assert results
-    failures = [
-        f"{r.case}: loss {r.loss_diff:.3g} grad {r.grad_diff:.3g} {r.error}"
-        for r in results
-        if not r.passed
-    ]
-    assert not failures, failures
+    assert_case_file_passes(path)
 
 
 def _kl(p, q):

@@ -7,13 +7,13 @@ import json
 import os
 
 import pytest
-from conftest import REFERENCE
+from conftest import REFERENCE, assert_case_file_passes
 
 torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
 
 from kdsurvey.cli import main  # noqa: E402
 from kdsurvey.losses import create  # noqa: E402
-from kdsurvey.losses.verify import build_args, run_file  # noqa: E402
+from kdsurvey.losses.verify import build_args  # noqa: E402
 
 if not REFERENCE.is_dir():
     # Under CI the cases must be there (.ci/run has ../shared), unless a workflow without them
@@ -31,14 +31,7 @@ SPECS = sorted((REFERENCE / "spec").glob("*.json"))
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_reference_cases_pass(path):
-    results = run_file(path)
-    assert results
-    failures = [
-        f"{r.case}: loss {r.loss_diff:.3g} grad {r.grad_diff:.3g} {r.error}"
-        for r in results
-        if not r.passed
-    ]
-    assert not failures, failures
+    assert_case_file_passes(path)
 
 
 def _fill(value, generator, high):

@@ -114,6 +114,7 @@ def declarations() -> dict[str, Declaration]:
     return found
 
 
+@cache
 def declared_names() -> dict[str, str]:
     """Loss name -> module file (``logit.py``...) of every ``register`` call."""
     return {name: d.module for name, d in declarations().items()}
