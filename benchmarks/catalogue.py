@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import write_catalogue  # noqa: E402
 
-import kdsurvey.catalogue as catalogue_module  # noqa: E402
-from kdsurvey.catalogue import load  # noqa: E402
-from kdsurvey.readme import render  # noqa: E402
-from kdsurvey.yamlsource import FastLoader, PureLoader  # noqa: E402
+import kdsurvey.records.catalogue as catalogue_module  # noqa: E402
+from kdsurvey.exporters.readme import render  # noqa: E402
+from kdsurvey.records.catalogue import load  # noqa: E402
+from kdsurvey.records.yamlsource import FastLoader, PureLoader  # noqa: E402
 
 
 def best_of(func, repeat=5):

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kdsurvey import site  # noqa: E402
+from kdsurvey.exporters import site  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("kd_synthetic", ROOT / "benchmarks/synthetic.py")
 synthetic = importlib.util.module_from_spec(_spec)

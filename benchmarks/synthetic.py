@@ -12,7 +12,7 @@ from pathlib import Path
 from string import ascii_lowercase
 
 from kdsurvey.losses.registry import declared_names
-from kdsurvey.schema import Category, Task, citation_key
+from kdsurvey.records.model import Category, Task, citation_key
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = [

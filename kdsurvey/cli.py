@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from kdsurvey.catalogue import Catalogue, CatalogueError, load
+from kdsurvey.records.catalogue import Catalogue, CatalogueError, load
 
 
 class Failure(Exception):
@@ -50,8 +50,8 @@ def cmd_validate(args) -> None:
 
 
 def cmd_readme(args) -> None:
+    from kdsurvey.exporters.readme import diff, render
     from kdsurvey.files import write_atomic
-    from kdsurvey.readme import diff, render
 
     wanted = render(_catalogue(args))
     target = Path(args.output)
@@ -68,9 +68,9 @@ def cmd_build(args) -> None:
     """validate -> README -> site; each stage stops the build with its own errors."""
     import time
 
+    from kdsurvey.exporters.readme import render
+    from kdsurvey.exporters.site import SiteError, build
     from kdsurvey.files import write_atomic
-    from kdsurvey.readme import render
-    from kdsurvey.site import SiteError, build
 
     start = time.perf_counter()
     catalogue = _catalogue(args)  # validate (loaded once, for the README and the pages)
@@ -93,7 +93,7 @@ def cmd_build(args) -> None:
 
 def cmd_serve(args) -> None:
     """Generate the pages and serve the site; a changed record regenerates them (live reload)."""
-    from kdsurvey.site import serve
+    from kdsurvey.exporters.site import serve
 
     _catalogue(args)  # a catalogue with errors is reported, not served
     serve(
@@ -107,7 +107,7 @@ def cmd_serve(args) -> None:
 
 def cmd_schema(args) -> None:
     from kdsurvey.files import write_atomic
-    from kdsurvey.schema import Paper
+    from kdsurvey.records.model import Paper
 
     text = json.dumps(Paper.model_json_schema(), indent=2, sort_keys=True) + "\n"
     if args.output:
@@ -196,7 +196,7 @@ def cmd_losses_demo(args) -> None:
 
 def cmd_export(args) -> None:
     """Citations of the selected records to stdout or, atomically, to ``-o FILE``."""
-    from kdsurvey import citations
+    from kdsurvey.exporters import citations
     from kdsurvey.files import write_atomic
 
     catalogue = _catalogue(args)
@@ -225,11 +225,11 @@ def cmd_export(args) -> None:
 
 def cmd_import_bibtex(args) -> None:
     """BibTeX entries -> papers/<id>.yaml (or the YAML on stdout with --dry-run)."""
-    from kdsurvey.bibimport import ImportFailure, Options, import_bibtex
-    from kdsurvey.catalogue import VENUES_FILE, read_table
     from kdsurvey.files import write_atomic
+    from kdsurvey.importers.bibtex import ImportFailure, Options, import_bibtex
     from kdsurvey.losses.registry import declared_names
-    from kdsurvey.schema import Venue
+    from kdsurvey.records.catalogue import VENUES_FILE, read_table
+    from kdsurvey.records.model import Venue
 
     problems = []
     venues = read_table(Path(args.papers) / VENUES_FILE, Venue, problems)
@@ -263,8 +263,8 @@ def cmd_import_bibtex(args) -> None:
 
 
 def _add_citation_commands(group, command, common) -> None:
-    from kdsurvey.records import add_curation_options
-    from kdsurvey.schema import Category
+    from kdsurvey.records.model import Category
+    from kdsurvey.records.writer import add_curation_options
 
     categories = [c.value for c in Category]
     export = group("export", "citations of the records: BibTeX, CSL-JSON, JSON or CSV")
@@ -352,7 +352,8 @@ def _parser() -> argparse.ArgumentParser:
 
     # -- commands added by the feature modules below (site, citations, checks) --
     _add_citation_commands(group, command, common)
-    from kdsurvey import links, metadata, newpaper  # light: requests loads when a check runs
+    from kdsurvey.checks import links, metadata
+    from kdsurvey.importers import newpaper  # light: requests loads when a check runs
 
     check = group("check", "checks beyond validation: dead links, metadata")
     links.add_arguments(command(check, "links", links.cli, links.HELP, (common, fmt)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import GOOD, PAPERS
 
-from kdsurvey.catalogue import CatalogueError, load
-from kdsurvey.schema import citation_key
+from kdsurvey.records.catalogue import CatalogueError, load
+from kdsurvey.records.model import citation_key
 
 
 def problems_of(papers):
@@ -210,7 +210,7 @@ def test_missing_folder():
 
 
 def test_parallel_load_gives_what_one_process_gives(catalogue_dir, monkeypatch):
-    import kdsurvey.catalogue as catalogue_module
+    import kdsurvey.records.catalogue as catalogue_module
 
     for i in range(30):
         title = f"Distilling Variant {i} of Knowledge"

@@ -26,10 +26,10 @@ from bibtexparser.middlewares.names import (
 from conftest import PAPERS, ROOT
 from pylatexenc.latex2text import LatexNodes2Text
 
-from kdsurvey import citations
-from kdsurvey.catalogue import load
 from kdsurvey.cli import main
-from kdsurvey.schema import VenueKind
+from kdsurvey.exporters import citations
+from kdsurvey.records.catalogue import load
+from kdsurvey.records.model import VenueKind
 
 FIXTURES = ROOT / "tests" / "fixtures" / "citations"
 TEX_TOOLS = ("pdflatex", "bibtex", "biber")

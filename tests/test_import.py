@@ -8,8 +8,9 @@ import pytest
 import yaml
 from conftest import PAPERS, ROOT
 
-from kdsurvey import citations
-from kdsurvey.bibimport import (
+from kdsurvey.cli import main
+from kdsurvey.exporters import citations
+from kdsurvey.importers.bibtex import (
     ImportFailure,
     Options,
     arxiv_id,
@@ -18,9 +19,8 @@ from kdsurvey.bibimport import (
     latex_to_text,
     match_venue,
 )
-from kdsurvey.catalogue import CatalogueError, load
-from kdsurvey.cli import main
-from kdsurvey.records import FIELDS, HEADER, record_yaml
+from kdsurvey.records.catalogue import CatalogueError, load
+from kdsurvey.records.writer import FIELDS, HEADER, record_yaml
 
 FIXTURES = ROOT / "tests" / "fixtures" / "citations"
 

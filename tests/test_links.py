@@ -24,8 +24,7 @@ from httpfake import (
     github_api,
 )
 
-from kdsurvey.cli import main
-from kdsurvey.links import (
+from kdsurvey.checks.links import (
     DEAD,
     INCONCLUSIVE,
     OK,
@@ -44,7 +43,8 @@ from kdsurvey.links import (
     urls_in_text,
     verdicts,
 )
-from kdsurvey.sources import Throttle, classify_exception, retry_after
+from kdsurvey.cli import main
+from kdsurvey.importers.sources import Throttle, classify_exception, retry_after
 
 
 class Sleeps(list):
@@ -479,7 +479,7 @@ def test_reports_table_json_annotations_markdown():
         Target("url", "https://a.org/x", "https://a.org/x"),
         Target("url", "https://b.org/y", "https://b.org/y"),
     ]
-    from kdsurvey.links import Result, Source, table
+    from kdsurvey.checks.links import Result, Source, table
 
     targets[0].sources.append(Source("papers/a2020x.yaml", 13, "links.paper", "https://a.org/x"))
     targets[1].sources.append(Source("papers/b2021y.yaml", 15, "links.code", "https://b.org/y"))

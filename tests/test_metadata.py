@@ -10,9 +10,7 @@ import pytest
 from conftest import PAPERS, git
 from httpfake import FakeServer, Reply, arxiv_api, crossref_api
 
-from kdsurvey.catalogue import load
-from kdsurvey.cli import main
-from kdsurvey.metadata import (
+from kdsurvey.checks.metadata import (
     ERROR,
     WARNING,
     Finding,
@@ -22,8 +20,10 @@ from kdsurvey.metadata import (
     edit_distance,
     title_case,
 )
-from kdsurvey.schema import citation_key
-from kdsurvey.sources import ArxivClient, CrossrefClient, Http, RetryPolicy
+from kdsurvey.cli import main
+from kdsurvey.importers.sources import ArxivClient, CrossrefClient, Http, RetryPolicy
+from kdsurvey.records.catalogue import load
+from kdsurvey.records.model import citation_key
 
 TODAY = date(2026, 11, 26)
 

@@ -10,10 +10,10 @@ import yaml
 from conftest import PAPERS
 from httpfake import FakeServer, arxiv_api, crossref_api
 
-from kdsurvey.catalogue import load, record_paths
 from kdsurvey.cli import main
-from kdsurvey.newpaper import NewPaperError, clean_arxiv_id, family_given
-from kdsurvey.records import HEADER
+from kdsurvey.importers.newpaper import NewPaperError, clean_arxiv_id, family_given
+from kdsurvey.records.catalogue import load, record_paths
+from kdsurvey.records.writer import HEADER
 
 DKD = {
     "2203.08679": {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from conftest import GOOD, PAPERS
 
-from kdsurvey.catalogue import load
 from kdsurvey.cli import main
-from kdsurvey.readme import render
+from kdsurvey.exporters.readme import render
+from kdsurvey.records.catalogue import load
 
 
 def test_committed_readme_is_current():

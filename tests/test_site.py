@@ -22,11 +22,11 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from kdsurvey import site
-from kdsurvey.catalogue import load
 from kdsurvey.cli import main
+from kdsurvey.exporters import site
 from kdsurvey.losses.registry import EVIDENCE, declared_names
-from kdsurvey.schema import citation_key
+from kdsurvey.records.catalogue import load
+from kdsurvey.records.model import citation_key
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPERS = ROOT / "papers"
@@ -168,7 +168,7 @@ def test_loss_info_reads_hyperparameters_and_defaults():
 
 def test_site_module_does_not_import_torch():
     code = (
-        "import sys; from kdsurvey import site; from kdsurvey.catalogue import load; "
+        "import sys; from kdsurvey.exporters import site; from kdsurvey.records.catalogue import load; "
         "site.render_pages(load('papers')); assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

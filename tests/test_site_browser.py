@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from kdsurvey import site
-from kdsurvey.catalogue import load
+from kdsurvey.exporters import site
+from kdsurvey.records.catalogue import load
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -31,17 +31,17 @@ from functools import cache, lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from kdsurvey.catalogue import Catalogue
+from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.files import write_atomic
 from kdsurvey.losses.registry import EVIDENCE, declarations, declared_names
-from kdsurvey.render import environment, newest_first
-from kdsurvey.schema import Paper, Task
+from kdsurvey.records.catalogue import Catalogue
+from kdsurvey.records.model import Paper, Task
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "mkdocs.yml"
 GENERATED = "catalogue"  # folder of generated pages inside docs_dir (git-ignored)
 INCLUDES = "_include"  # snippets of the home page, inside GENERATED (excluded from the pages)
-LOSSES_DIR = Path(__file__).resolve().parent / "losses"
+LOSSES_DIR = Path(__file__).resolve().parents[1] / "losses"
 RELATED = 6  # related papers shown on a paper page
 NEWEST = 8  # newest additions shown on the home page
 
@@ -484,9 +484,9 @@ def _chart(catalogue: Catalogue) -> dict:
 
 
 def _bibtex(catalogue: Catalogue) -> tuple[dict[str, str], str] | None:
-    """Per-id BibTeX entries and the whole file, from :mod:`kdsurvey.citations` (if present)."""
+    """Per-id BibTeX entries and the whole file, from :mod:`kdsurvey.exporters.citations` (if present)."""
     try:
-        from kdsurvey.citations import bibtex
+        from kdsurvey.exporters.citations import bibtex
     except ImportError:
         return None
     text = bibtex(catalogue, catalogue.papers)
@@ -776,7 +776,7 @@ class _Regenerator:
             self._timer.start()
 
     def run(self) -> None:
-        from kdsurvey.catalogue import CatalogueError, load
+        from kdsurvey.records.catalogue import CatalogueError, load
 
         environment.cache_clear()  # templates may have changed
         try:
@@ -809,7 +809,7 @@ def serve(
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
-    from kdsurvey.catalogue import load
+    from kdsurvey.records.catalogue import load
 
     config_file = Path(config_file).resolve()
     papers = Path(papers).resolve()

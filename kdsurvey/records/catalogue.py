@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kdsurvey.losses.registry import declared_names
-from kdsurvey.schema import Category, CategoryInfo, Paper, Venue, ascii_fold, citation_key
-from kdsurvey.yamlsource import FastLoader, YamlProblem, line_of, parse
+from kdsurvey.records.model import Category, CategoryInfo, Paper, Venue, ascii_fold, citation_key
+from kdsurvey.records.yamlsource import FastLoader, YamlProblem, line_of, parse
 
 VENUES_FILE = "venues.yaml"
 CATEGORIES_FILE = "categories.yaml"

@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from kdsurvey.losses.registry import declared_names
-from kdsurvey.schema import Paper
+from kdsurvey.records.model import Paper
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LOSS_SOURCE = "kdsurvey/losses/{module}"

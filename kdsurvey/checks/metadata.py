@@ -24,9 +24,7 @@ from datetime import date
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from kdsurvey.catalogue import display_path, normalise_title
-from kdsurvey.schema import PARTICLES, ascii_fold, family_name
-from kdsurvey.sources import (
+from kdsurvey.importers.sources import (
     ARXIV_INTERVAL,
     add_api_options,
     api_base,
@@ -34,6 +32,8 @@ from kdsurvey.sources import (
     doi_of_url,
     github_repo_of_url,
 )
+from kdsurvey.records.catalogue import display_path, normalise_title
+from kdsurvey.records.model import PARTICLES, ascii_fold, family_name
 
 HELP = "check the records beyond the schema: years, venues, links, duplicates, names, casing"
 
@@ -549,7 +549,7 @@ def check_online(catalogue, papers, arxiv, crossref, workers: int = 4) -> list[F
     """Compare title, authors and year with the arXiv API and Crossref."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kdsurvey.sources import SourceError
+    from kdsurvey.importers.sources import SourceError
 
     checker = _Checker(catalogue, papers, date.today())
     with_arxiv = [p for p in papers if p.links.arxiv]
@@ -663,7 +663,7 @@ def cli(args) -> None:
     catalogue = _catalogue(args)
     papers = catalogue.papers
     if args.changed_since:
-        from kdsurvey.links import changed_files
+        from kdsurvey.checks.links import changed_files
 
         try:
             changed = changed_files(args.changed_since, [Path(args.papers)])
@@ -672,7 +672,7 @@ def cli(args) -> None:
         papers = [p for p in papers if catalogue.path_of(p).resolve() in changed]
     findings = check(catalogue, papers)
     if args.online:
-        from kdsurvey.sources import ArxivClient, CrossrefClient, Http, RetryPolicy
+        from kdsurvey.importers.sources import ArxivClient, CrossrefClient, Http, RetryPolicy
 
         http = Http(RetryPolicy(timeout=args.timeout))
         try:

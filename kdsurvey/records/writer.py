@@ -17,7 +17,7 @@ from enum import Enum
 
 import yaml
 
-from kdsurvey.schema import Links, Paper
+from kdsurvey.records.model import Links, Paper
 
 HEADER = "# yaml-language-server: $schema=schema.json"
 WIDTH = 100
@@ -172,7 +172,7 @@ def _plain(value):
 def add_curation_options(parser) -> None:
     """``--category``, ``--task``, ``--loss``, ``--summary``: the fields of a record that no API
     or BibTeX entry can give (``kdsurvey new`` and ``kdsurvey import bibtex``)."""
-    from kdsurvey.schema import Category, Task
+    from kdsurvey.records.model import Category, Task
 
     parser.add_argument("--category", choices=[c.value for c in Category], help="the category")
     parser.add_argument(

@@ -16,7 +16,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kdsurvey.catalogue import (
+from kdsurvey.importers.sources import (
+    ARXIV_INTERVAL,
+    ArxivEntry,
+    CrossrefWork,
+    add_api_options,
+    api_base,
+)
+from kdsurvey.records.catalogue import (
     CATEGORIES_FILE,
     VENUES_FILE,
     CatalogueError,
@@ -26,15 +33,8 @@ from kdsurvey.catalogue import (
     load,
     read_table,
 )
-from kdsurvey.records import add_curation_options, record_yaml
-from kdsurvey.schema import PARTICLES, ArxivId, citation_key
-from kdsurvey.sources import (
-    ARXIV_INTERVAL,
-    ArxivEntry,
-    CrossrefWork,
-    add_api_options,
-    api_base,
-)
+from kdsurvey.records.model import PARTICLES, ArxivId, citation_key
+from kdsurvey.records.writer import add_curation_options, record_yaml
 
 HELP = "start a record: from the arXiv API (--arxiv ID), Crossref (--doi) or flags"
 
@@ -97,7 +97,7 @@ def clean_doi(value: str) -> str:
 def _venue_of(text: str | None, venues: dict) -> str | None:
     if not text:
         return None
-    from kdsurvey.bibimport import match_venue
+    from kdsurvey.importers.bibtex import match_venue
 
     return match_venue(text, venues)
 
@@ -285,14 +285,14 @@ def cli(args) -> None:
     """``kdsurvey new``."""
     from kdsurvey.cli import Failure
     from kdsurvey.files import write_atomic
-    from kdsurvey.schema import Venue
-    from kdsurvey.sources import (
+    from kdsurvey.importers.sources import (
         ArxivClient,
         CrossrefClient,
         Http,
         RetryPolicy,
         SourceError,
     )
+    from kdsurvey.records.model import Venue
 
     root = Path(args.papers)
     if not root.is_dir():

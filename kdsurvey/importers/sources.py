@@ -5,8 +5,8 @@ and shares :class:`Http`: one ``requests.Session`` with keep-alive, a timeout, a
 exponential backoff on 429/5xx and network errors that honour ``Retry-After``. ``requests`` is
 imported when a client is made, so importing this module stays cheap for the command line.
 
-Used by ``kdsurvey check links`` (:mod:`kdsurvey.links`), ``check metadata --online``
-(:mod:`kdsurvey.metadata`) and ``kdsurvey new`` (:mod:`kdsurvey.newpaper`).
+Used by ``kdsurvey check links`` (:mod:`kdsurvey.checks.links`), ``check metadata --online``
+(:mod:`kdsurvey.checks.metadata`) and ``kdsurvey new`` (:mod:`kdsurvey.importers.newpaper`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Records are data (``papers/<id>.yaml``); these models are the single definition of what a valid
 record is. Rules that need more than one record (duplicates, unknown venue, loss names) live in
-:mod:`kdsurvey.catalogue`.
+:mod:`kdsurvey.records.catalogue`.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ import bibtexparser
 from bibtexparser import model
 from bibtexparser.middlewares import default_unparse_stack
 
-from kdsurvey.catalogue import Catalogue
-from kdsurvey.schema import Paper, Venue, VenueKind, family_name
+from kdsurvey.records.catalogue import Catalogue
+from kdsurvey.records.model import Paper, Venue, VenueKind, family_name
 
 #: ``primaryClass`` of a preprint whose record gives no ``links.arxiv_class``: the catalogue is
 #: about vision-first distillation.

@@ -35,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from kdsurvey.sources import (
+from kdsurvey.importers.sources import (
     ARXIV_BATCH,
     ARXIV_INTERVAL,
     DEFAULT_ARXIV_API,
@@ -169,7 +169,7 @@ def _add(targets: dict[str, Target], target: Target, source: Source) -> None:
 
 def record_targets(catalogue, papers=None, github_api: bool = False) -> list[Target]:
     """The checks for the links of ``papers`` (all records by default), merged across records."""
-    from kdsurvey.catalogue import display_path
+    from kdsurvey.records.catalogue import display_path
 
     targets: dict[str, Target] = {}
     for paper in catalogue.papers if papers is None else papers:
@@ -228,7 +228,7 @@ def urls_in_text(text: str) -> Iterable[tuple[int, str]]:
 
 
 def site_targets(files: Iterable[Path], github_api: bool = False) -> list[Target]:
-    from kdsurvey.catalogue import display_path
+    from kdsurvey.records.catalogue import display_path
 
     targets: dict[str, Target] = {}
     for path in files:
@@ -498,7 +498,7 @@ class LinkChecker:
     """Runs the checks of a list of targets; see :func:`LinkChecker.run`."""
 
     def __init__(self, settings: Settings | None = None):
-        from kdsurvey.sources import (
+        from kdsurvey.importers.sources import (
             ArxivClient,
             CrossrefClient,
             DoiClient,
@@ -720,7 +720,7 @@ class LinkChecker:
     def check_arxiv(self, targets: list[Target]) -> dict[str, Result]:
         """One batched API request for many ids; ids missing from the answer are asked again once
         (the API sometimes answers an empty feed) before they are called dead."""
-        from kdsurvey.sources import SourceError
+        from kdsurvey.importers.sources import SourceError
 
         ids = [t.key for t in targets]
         found: dict = {}
@@ -747,7 +747,7 @@ class LinkChecker:
         return results
 
     def check_doi(self, doi: str) -> Result:
-        from kdsurvey.sources import SourceError
+        from kdsurvey.importers.sources import SourceError
 
         try:
             work = self.crossref.work(doi)
@@ -781,7 +781,7 @@ class LinkChecker:
         return Result(DEAD, 404, attempts=2, message="DOI is not registered")
 
     def check_github(self, key: str) -> Result:
-        from kdsurvey.sources import SourceError
+        from kdsurvey.importers.sources import SourceError
 
         owner, name = key.split("/", 1)
         try:

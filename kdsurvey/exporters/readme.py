@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 
-from kdsurvey.catalogue import Catalogue
+from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.losses.registry import declarations
-from kdsurvey.render import environment, newest_first
+from kdsurvey.records.catalogue import Catalogue
 
 
 def render(catalogue: Catalogue) -> str:

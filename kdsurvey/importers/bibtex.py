@@ -1,5 +1,5 @@
 """BibTeX in: ``kdsurvey import bibtex FILE`` turns entries (as copied from Google Scholar, DBLP,
-arXiv or a publisher) into records ``papers/<id>.yaml``, the inverse of :mod:`kdsurvey.citations`.
+arXiv or a publisher) into records ``papers/<id>.yaml``, the inverse of :mod:`kdsurvey.exporters.citations`.
 
 What BibTeX carries becomes record fields: the id (by the key rule), authors as
 ``Family, Given`` with LaTeX accents decoded, the venue (matched to a key of ``venues.yaml``), the
@@ -24,9 +24,9 @@ from bibtexparser.middlewares.names import (
     split_multiple_persons_names,
 )
 
-from kdsurvey.catalogue import identities, identity_keys
-from kdsurvey.records import record_yaml
-from kdsurvey.schema import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
+from kdsurvey.records.catalogue import identities, identity_keys
+from kdsurvey.records.model import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
+from kdsurvey.records.writer import record_yaml
 
 #: Other spellings of the venues of ``venues.yaml``, besides their ``name`` and ``short``: the
 #: long and short forms Google Scholar, DBLP (its journal abbreviations) and publishers write.
