@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             {
                 "name": name,
-                "family": get(name).family,
+                "evidence": get(name).evidence,
                 "ms": ms,
                 "min_ms": best,
                 "error": error,
@@ -139,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} threads), {args.dtype}, torch {torch.__version__}. "
         f"Baseline {BASELINE}: {base_ms:.3f} ms.\n"
     )
-    print("| name | family | ms fwd+bwd | x kd |")
+    print("| name | evidence | ms fwd+bwd | x kd |")
     print("|---|---|---:|---:|")
     for r in rows:
         if r["error"]:
-            print(f"| {r['name']} | {r['family']} | error: {r['error'][:60]} | |")
+            print(f"| {r['name']} | {r['evidence']} | error: {r['error'][:60]} | |")
         else:
-            print(f"| {r['name']} | {r['family']} | {r['ms']:.3f} | {r['vs_kd']:.2f} |")
+            print(f"| {r['name']} | {r['evidence']} | {r['ms']:.3f} | {r['vs_kd']:.2f} |")
     if args.json:
         Path(args.json).write_text(
             json.dumps(

@@ -60,8 +60,8 @@ def test_losses_list_command_describes_every_loss(capsys):
     assert main(["losses", "list", "--format", "json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert sorted(rows) == NAMES
-    assert rows["dkd"]["paper"] == "zhao2022decoupled" and rows["dkd"]["family"] == "logit"
-    assert rows["dkd"]["evidence"] == "reference" and rows["icls"]["evidence"] == "paper"
+    assert rows["dkd"]["paper"] == "zhao2022decoupled"
+    assert rows["dkd"]["evidence"] == "reference" and rows["icls"]["evidence"] == "abstract"
     assert rows["dkd"]["parameters"] == {
         "alpha": 1.0,
         "beta": 8.0,

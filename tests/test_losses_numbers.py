@@ -1,6 +1,6 @@
-"""Numbers for losses that ../shared/reference has no case for: cases computed by running the
-official code (`tests/fixtures/official_cases`, see its README), and hand-worked values computed
-here from the paper's equation with plain `math`, not with the library."""
+"""The proof in numbers: every stored case computed with the official code
+(`tests/fixtures/official_cases`, see its README) passes, and hand-worked values computed here
+from the paper's equation with plain `math`, not with the library, match."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE, assert_case_file_passes
+from conftest import assert_case_file_passes
 
 torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
 
@@ -18,19 +18,14 @@ OFFICIAL_CASES = sorted((Path(__file__).parent / "fixtures" / "official_cases").
 
 
 def test_official_cases_exist_and_name_registered_losses():
-    assert len(OFFICIAL_CASES) >= 28
+    assert len(OFFICIAL_CASES) >= 46
     assert {p.stem for p in OFFICIAL_CASES} <= set(available())
 
 
-def test_evidence_reference_means_a_stored_case_and_the_rest_have_none():
-    """`reference` is claimed exactly by the losses with a case file here or in the shared set."""
-    shared = REFERENCE / "cases"
-    with_cases = {p.stem for p in OFFICIAL_CASES} | {p.stem for p in shared.glob("*.json")}
-    claimed = {name for name in available() if get(name).evidence == "reference"}
-    if shared.is_dir():
-        assert claimed == with_cases
-    else:  # without ../shared only this repository's cases can be checked
-        assert claimed >= with_cases
+def test_evidence_reference_means_a_stored_case_and_the_rest_declare_another_level():
+    """`reference` is derived: exactly the losses with a case file here have it."""
+    with_cases = {p.stem for p in OFFICIAL_CASES}
+    assert {name for name in available() if get(name).evidence == "reference"} == with_cases
 
 
 @pytest.mark.parametrize("path", OFFICIAL_CASES, ids=lambda p: p.stem)

@@ -11,7 +11,11 @@ __all__ = ["available", "create", "get"]
 
 
 def __getattr__(name: str):
-    # Lazy class access keeps ``import kdsurvey.losses`` torch-free until a loss is used.
+    # Lazy class access keeps ``import kdsurvey.losses`` torch-free until a loss is used. Class
+    # names are capitalised; anything else (``from kdsurvey.losses import manifest`` asks for a
+    # submodule first) must not load every loss, and torch with them.
+    if not name[:1].isupper():
+        raise AttributeError(f"module 'kdsurvey.losses' has no attribute {name!r}")
     from kdsurvey.losses.registry import _REGISTRY, _load_all
 
     _load_all()

@@ -1,7 +1,7 @@
 """What every distillation loss shares: the base class and its contract.
 
 Every loss is a ``torch.nn.Module`` whose ``forward`` takes keyword tensors named as in
-``shared/reference/README.md`` (``logits_student``, ``feat_teacher``, ``feats_student``,
+``tests/fixtures/official_cases/README.md`` (``logits_student``, ``feat_teacher``, ``feats_student``,
 ``target``...) and returns a scalar. Teacher inputs are treated as constants (detached).
 ``example_inputs`` makes inputs of the right shapes so the same property tests, demo and benchmark
 run over the whole registry.
@@ -10,12 +10,12 @@ run over the whole registry.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from kdsurvey.losses._labels import IGNORE_INDEX
 
 
 class DistillationLoss(nn.Module):
@@ -23,8 +23,7 @@ class DistillationLoss(nn.Module):
 
     name: ClassVar[str]  # set by ``register``
     paper: ClassVar[str]  # catalogue id of the paper
-    family: ClassVar[str]  # logit | feature | similarity
-    evidence: ClassVar[str]  # how far it is proven: a key of registry.EVIDENCE
+    evidence: ClassVar[str]  # how far it is proven: a level of kdsurvey.losses.evidence.LEVELS
     # True when the loss reaches its minimum, zero, once every student input equals its teacher
     # input.
     zero_at_match: ClassVar[bool] = True
@@ -83,28 +82,55 @@ def feature_example(batch, dtype, generator, large, layers=0) -> dict[str, Any]:
     return {"feat_student": rand(), "feat_teacher": rand()}
 
 
-def check_same_shape(student: Tensor, teacher: Tensor, what: str = "student and teacher") -> None:
-    """Raise ``ValueError`` naming both shapes when they differ."""
-    if student.shape != teacher.shape:
-        raise ValueError(
-            f"{what} shapes differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}"
-        )
+def layers_example(batch, dtype, generator, large, layers) -> dict:
+    """Lists of feature maps, one size per layer (halving the spatial size, as in a backbone)."""
+    if large:
+        shapes = [(64, 256, 16, 16), (64, 256, 8, 8), (64, 256, 4, 4)][:layers]
+    else:
+        shapes = [(batch, 8, 4, 4), (batch, 8, 2, 2), (batch, 8, 1, 1)][:layers]
+
+    def rand(shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    return {
+        "feats_student": [rand(s) for s in shapes],
+        "feats_teacher": [rand(s) for s in shapes],
+    }
 
 
-def check_same_length(students: Sequence[Tensor], teachers: Sequence[Tensor]) -> None:
-    """Raise ``ValueError`` when student and teacher give different numbers of layers."""
-    if len(students) != len(teachers):
-        raise ValueError(f"student gives {len(students)} layers but teacher gives {len(teachers)}")
+def embedding_example(batch, dtype, generator, large, width=16, teacher_width=None):
+    """Student/teacher embeddings ``(B, D)``: ``(256, 256)`` when ``large``."""
+    n, d = (256, 256) if large else (batch, width)
+    dt = d if teacher_width is None or large else teacher_width
+    return {
+        "feat_student": torch.randn(n, d, generator=generator, dtype=dtype),
+        "feat_teacher": torch.randn(n, dt, generator=generator, dtype=dtype),
+    }
 
 
-def pool_to_smaller(fs: Tensor, ft: Tensor) -> tuple[Tensor, Tensor]:
-    """Average-pool the map with the larger height down to the other's (H, W) (AT, NST, SemCKD).
+def score_maps_example(batch, dtype, generator, large, classes=5) -> dict[str, Tensor]:
+    """Student/teacher score maps ``(batch, classes, 8, 8)``; ``(16, 19, 64, 64)`` when large."""
+    shape = (16, 19, 64, 64) if large else (batch, classes, 8, 8)
+    return {
+        "logits_student": torch.randn(*shape, generator=generator, dtype=dtype),
+        "logits_teacher": torch.randn(*shape, generator=generator, dtype=dtype) * 2,
+    }
 
-    The official code pools to a square (H, H); the same for the square maps it is used with.
-    """
-    hs, ht = fs.shape[2], ft.shape[2]
-    if hs > ht:
-        fs = F.adaptive_avg_pool2d(fs, ft.shape[2:])
-    elif hs < ht:
-        ft = F.adaptive_avg_pool2d(ft, fs.shape[2:])
-    return fs, ft
+
+def label_map_example(n, size, classes, generator, cell=4) -> Tensor:
+    """Blocky random labels ``(n, H, W)`` (``cell`` x ``cell`` regions), about 5% ignored."""
+    h, w = size
+    coarse = torch.randint(0, classes, (n, -(-h // cell), -(-w // cell)), generator=generator)
+    labels = coarse.repeat_interleave(cell, 1).repeat_interleave(cell, 2)[:, :h, :w].clone()
+    ignore = torch.rand(n, h, w, generator=generator) < 0.05
+    labels[ignore] = IGNORE_INDEX
+    return labels
+
+
+def feature_label_map_example(batch, dtype, generator, large, classes=5) -> dict[str, Tensor]:
+    """``feature_example`` maps plus labels at twice (four times when large) their size."""
+    out = feature_example(batch, dtype, generator, large)
+    n, _, h, w = out["feat_student"].shape
+    factor = 4 if large else 2
+    out["target"] = label_map_example(n, (h * factor, w * factor), classes, generator)
+    return out

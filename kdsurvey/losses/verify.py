@@ -1,7 +1,7 @@
 """Run reference case files against the registry: the proof that each loss computes what the
 authors' code computes.
 
-A case file (format: ``shared/reference/README.md``) names a method, constructor kwargs, input
+A case file (format: ``tests/fixtures/official_cases/README.md``) names a method, constructor kwargs, input
 tensors and the expected loss and student gradients produced by the official implementation.
 ``run_file`` rebuilds the loss from the registry, replays every case and reports the largest
 deviations."""
@@ -14,13 +14,20 @@ from pathlib import Path
 
 import torch
 
+from kdsurvey.losses.manifest import CASES
 from kdsurvey.losses.registry import create
+
+# The folder ``kdsurvey losses verify`` replays when given none: the repository's stored cases.
+DEFAULT_CASES = CASES
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "int64": torch.int64}
 
 
 @dataclass(frozen=True)
 class CaseResult:
+    """The outcome of one case: how far the loss and the student gradients were from the
+    official numbers."""
+
     method: str
     case: str
     loss_diff: float  # |got - want| of the loss value; nan when the case could not run
@@ -95,7 +102,7 @@ def run_file(path: Path, device: str = "cpu") -> list[CaseResult]:
     return [run_case(spec, case, device) for case in spec["cases"]]
 
 
-def run_dir(directory: Path, device: str = "cpu") -> list[CaseResult]:
+def run_dir(directory: Path = DEFAULT_CASES, device: str = "cpu") -> list[CaseResult]:
     """Replay every ``*.json`` case file of a folder, in name order."""
     results = []
     for path in sorted(Path(directory).glob("*.json")):

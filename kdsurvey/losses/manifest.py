@@ -1,0 +1,210 @@
+"""The loss manifest: what the catalogue, README and site know about every loss, in one file.
+
+``manifest.json`` (committed beside this module) is generated from the registry, the class
+docstrings (Google style, parsed with ``docstring_parser``) and the reference case files, so no
+fact is written twice and nothing outside this package parses loss source. :func:`generate` imports
+torch; :func:`load`, :func:`names` and :func:`entry` do not. A test keeps the file fresh
+(``kdsurvey losses manifest --check`` runs :func:`check`).
+
+``learned`` is decided by building the loss with every size parameter it has
+(``student_channels``, ``teacher_channels``, ``num_classes``...): true when that instance owns
+trainable parameters, i.e. when it brings its own adapter or simplifier.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from kdsurvey.losses.registry import PACKAGE
+
+DEFAULT = PACKAGE / "manifest.json"
+FORMAT = 1
+ROOT = PACKAGE.parent.parent
+CASES = ROOT / "tests" / "fixtures" / "official_cases"
+# Size parameters and the values ``learned`` builds a loss with (one layer, or two for lists).
+_SIZES = {
+    "student_channels": 8,
+    "teacher_channels": 16,
+    "num_classes": 10,
+    "teacher_dim": 16,
+    "stage_sizes": 16,
+    "student_sizes": 4,
+    "teacher_sizes": 4,
+}
+_MATH = re.compile(r"^\.\. math::[ \t]*(.*(?:\n(?:[ \t]+.*|[ \t]*)(?=\n|$))*)", re.M)
+_SHAPE = re.compile(r"^((?:list of )?\([^)]*\))\s*(.*)$", re.S)
+
+
+def _markdown(text: str) -> str:
+    """Inline reStructuredText of the docstrings as Markdown: code, math and cross references."""
+    text = re.sub(r":math:`([^`]*)`", r"$\1$", text)
+    text = re.sub(r":(?:class|meth|func|data|mod):`~?([^`]*)`", r"`\1`", text)
+    return re.sub(r"``([^`]*)``", r"`\1`", text)
+
+
+def _oneline(text: str) -> str:
+    return " ".join(_markdown(text or "").split())
+
+
+def _parse(doc: str):
+    from docstring_parser.google import DEFAULT_SECTIONS, GoogleParser, Section, SectionType
+
+    # Google style, plus the Notes section that holds each loss's implementation notes.
+    sections = [*DEFAULT_SECTIONS, Section("Notes", "notes", SectionType.SINGULAR)]
+    return GoogleParser(sections).parse(inspect.cleandoc(doc))
+
+
+def _split_math(text: str) -> tuple[str, list[str]]:
+    """Prose paragraphs (math blocks removed) and each ``.. math::`` block's formula."""
+    math = [inspect.cleandoc(m.group(1)) for m in _MATH.finditer(text)]
+    prose = _MATH.sub("", text)
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", prose) if p.strip()]
+    return "\n\n".join(_markdown(p) for p in paragraphs), [" ".join(m.split()) for m in math]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, list)):
+        return value
+    return repr(value)
+
+
+def _role(name: str) -> str:
+    if name.endswith("_student"):
+        return "student"
+    if name.endswith("_teacher"):
+        return "teacher"
+    return "target" if name == "target" else "other"
+
+
+def _learned(cls) -> bool:
+    params = inspect.signature(cls.__init__).parameters
+    sizes = {k: v for k, v in _SIZES.items() if k in params}
+    if not sizes:
+        return False
+    try:
+        loss = cls(**sizes)
+    except (TypeError, ValueError):
+        scalar = ("num_classes", "teacher_dim")
+        loss = cls(**{k: v if k in scalar else [v, v] for k, v in sizes.items()})
+    return any(p.requires_grad for p in loss.parameters())
+
+
+def _reference(name: str) -> dict | None:
+    path = CASES / f"{name}.json"
+    if not path.is_file():
+        return None
+    case = json.loads(path.read_text(encoding="utf-8"))
+    source = case["source"]
+    return {
+        "cases": path.relative_to(ROOT).as_posix(),
+        "count": len(case["cases"]),
+        **{k: source.get(k) for k in ("repo", "path", "commit", "function")},
+    }
+
+
+def _entry(name: str) -> dict:
+    from kdsurvey.losses.registry import get
+
+    cls = get(name)
+    doc = _parse(cls.__doc__)
+    description, math = _split_math(doc.long_description or "")
+    notes = next((m.description for m in doc.meta if m.args == ["notes"]), "") or ""
+    meanings = {p.arg_name: p.description for p in doc.params}
+    hyper = [
+        {
+            "name": p.name,
+            "type": p.annotation if isinstance(p.annotation, str) else None,
+            "default": _jsonable(p.default),
+            "meaning": _oneline(meanings.get(p.name, "")),
+        }
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+    ]
+    forward = inspect.signature(cls.forward).parameters
+    inputs = []
+    for p in _parse(cls.forward.__doc__ or "").params:
+        text = " ".join((p.description or "").split())
+        shape, meaning = _SHAPE.match(text).groups() if _SHAPE.match(text) else (None, text)
+        inputs.append(
+            {
+                "name": p.arg_name,
+                "role": _role(p.arg_name),
+                "shape": shape,
+                "optional": p.arg_name in forward
+                and forward[p.arg_name].default is not inspect.Parameter.empty,
+                "meaning": _markdown(meaning.rstrip(".")),
+            }
+        )
+    _, line = inspect.getsourcelines(cls)
+    return {
+        "name": name,
+        "class": cls.__name__,
+        "module": Path(inspect.getsourcefile(cls)).relative_to(ROOT).as_posix(),
+        "line": line,
+        "paper": cls.paper,
+        "evidence": cls.evidence,
+        "reference": _reference(name),
+        "summary": _oneline(doc.short_description),
+        "description": description,
+        "math": math,
+        "inputs": inputs,
+        "hyperparameters": hyper,
+        "notes": "\n\n".join(_oneline(p) for p in re.split(r"\n\s*\n", notes) if p.strip()),
+        "learned": _learned(cls),
+    }
+
+
+def generate() -> dict:
+    """The manifest of every registered loss (imports torch)."""
+    from kdsurvey.losses.registry import available
+
+    return {"format": FORMAT, "losses": [_entry(name) for name in available()]}
+
+
+def render(manifest: dict) -> str:
+    """Stable JSON text: sorted keys, indent 2, trailing newline."""
+    return json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(path: Path = DEFAULT) -> None:
+    """Regenerate the manifest into ``path``."""
+    Path(path).write_text(render(generate()), encoding="utf-8")
+
+
+def check(path: Path = DEFAULT) -> str | None:
+    """``None`` when ``path`` equals a fresh manifest, else a unified diff (stored -> fresh)."""
+    fresh = render(generate())
+    stored = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else ""
+    if stored == fresh:
+        return None
+    diff = difflib.unified_diff(
+        stored.splitlines(keepends=True), fresh.splitlines(keepends=True), str(path), "generated"
+    )
+    return "".join(diff)
+
+
+@cache
+def _loaded(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load(path: Path = DEFAULT) -> dict:
+    """The committed manifest (torch-free, cached)."""
+    return _loaded(Path(path))
+
+
+def names(path: Path = DEFAULT) -> set[str]:
+    """Every loss name of the manifest (validates the ``loss`` field of paper records)."""
+    return {loss["name"] for loss in load(path)["losses"]}
+
+
+def entry(name: str, path: Path = DEFAULT) -> dict | None:
+    """The manifest entry of loss ``name``, or ``None`` when there is no such loss."""
+    return next((loss for loss in load(path)["losses"] if loss["name"] == name), None)
