@@ -20,7 +20,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from httpfake import FakeServer, Reply  # noqa: E402
 
-from kdsurvey.checks.links import OK, LinkChecker, Settings, Target  # noqa: E402
+from kdsurvey.checks.linkcheck import LinkChecker, Settings  # noqa: E402
+from kdsurvey.checks.linkresults import OK  # noqa: E402
+from kdsurvey.checks.linktargets import Target  # noqa: E402
 
 
 def run(urls: list[str], workers: int, per_host: int) -> float:

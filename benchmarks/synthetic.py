@@ -1,6 +1,6 @@
 """Synthetic catalogues of any size, for benchmarks: valid records with varied fields.
 
-``python benchmarks/synthetic.py DIR N`` writes N records plus the real venues and categories.
+``python benchmarks/synthetic.py DIR N`` writes N records plus the real data files (venues, categories, ...).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from string import ascii_lowercase
 
-from kdsurvey.losses.registry import declared_names
+from kdsurvey.records.catalogue import loss_names
 from kdsurvey.records.model import Category, Task, citation_key
+from kdsurvey.records.reading import DATA_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = [
@@ -126,10 +127,10 @@ def write_catalogue(directory: Path, count: int, seed: int = 0) -> Path:
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ("venues.yaml", "categories.yaml"):
+    for name in sorted(DATA_FILES):
         shutil.copy(ROOT / "papers" / name, directory / name)
     rng = random.Random(seed)
-    losses = sorted(declared_names()) or ["kd"]
+    losses = sorted(loss_names()) or ["kd"]
     written, index = set(), 0
     while len(written) < count:
         key, text = record(index, rng, losses)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import GOOD, PAPERS
 
-from kdsurvey.records.catalogue import CatalogueError, load
+from kdsurvey.records.catalogue import CatalogueError, load, validate_record
 from kdsurvey.records.model import citation_key
 
 
@@ -234,3 +234,15 @@ def test_parallel_load_gives_what_one_process_gives(catalogue_dir, monkeypatch):
     want = problems_of(catalogue_dir)
     monkeypatch.setattr(catalogue_module, "PARALLEL_FROM", 5)
     assert problems_of(catalogue_dir) == want and want
+
+
+def test_validate_record_checks_one_text_without_a_catalogue(tmp_path):
+    venues = load(PAPERS, check_losses=False).venues
+    path = tmp_path / "hinton2015distilling.yaml"
+    assert validate_record(GOOD, path, venues, {"kd"}) == []
+    assert not path.exists()  # nothing is written, nothing copied
+    bad = GOOD.replace("venue: arxiv", "venue: nowhere").replace("loss: kd", "loss: nope")
+    found = validate_record(bad, path, venues, {"kd"})
+    assert [(p.line, p.field) for p in found] == [(9, "venue"), (15, "loss")]
+    assert "no loss 'nope'" in found[1].message
+    assert [p.field for p in validate_record("", path, venues)] == ["file"]

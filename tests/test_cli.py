@@ -29,7 +29,14 @@ def test_validate_summary_line(catalogue_dir, capsys):
 
 def test_validate_json(catalogue_dir, capsys):
     assert main(["validate", "--papers", str(catalogue_dir), "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"papers": 1, "categories": 3, "errors": 0}
+    assert json.loads(capsys.readouterr().out) == {
+        "papers": 1,
+        "categories": 3,
+        "errors": [],
+        "error_count": 0,
+        "warnings": [],
+        "warning_count": 0,
+    }
 
 
 def test_validate_reports_every_error_without_traceback(catalogue_dir):
@@ -54,8 +61,10 @@ def test_validate_reports_every_error_without_traceback(catalogue_dir):
 def test_validate_json_errors(catalogue_dir, capsys):
     (catalogue_dir / "hinton2015distilling.yaml").write_text(GOOD.replace("year: 2015", "year: x"))
     assert main(["validate", "--papers", str(catalogue_dir), "--format", "json"]) == 1
-    [error] = json.loads(capsys.readouterr().out)["errors"]
-    assert error["line"] == 8 and error["field"] == "year"
+    report = json.loads(capsys.readouterr().out)
+    assert (report["papers"], report["error_count"], report["warnings"]) == (1, 1, [])
+    [error] = report["errors"]
+    assert error["line"] == 8 and error["field"] == "year" and error["severity"] == "error"
 
 
 @pytest.mark.parametrize(

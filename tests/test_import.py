@@ -467,3 +467,17 @@ def test_import_failure_lists_every_problem(empty_dir, venues):
     assert "entry 'c': no booktitle or journal, and no arXiv id" in text
     assert "x.bib:4: cannot read '@article{m{': Expected comma after entry key" in text
     assert "x.bib:5: cannot read '@misc{c, title={T}}': Duplicate entry key 'c'" in text
+
+
+def test_a_venue_alias_is_one_line_of_data(tmp_path):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    for name in ("venues.yaml", "categories.yaml"):
+        shutil.copy(PAPERS / name, folder / name)
+    spelling = "Proc. Intl. Conf. on Learning Represent."
+    assert match_venue(spelling, load(folder, check_losses=False).venues) is None
+    text = (folder / "venues.yaml").read_text(encoding="utf-8")
+    at = text.index("  aliases:\n", text.index("\niclr:")) + len("  aliases:\n")
+    text = text[:at] + f"    - {spelling}\n" + text[at:]
+    (folder / "venues.yaml").write_text(text, encoding="utf-8")
+    assert match_venue(spelling, load(folder, check_losses=False).venues) == "iclr"

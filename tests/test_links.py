@@ -14,7 +14,7 @@ import time
 
 import pytest
 import requests
-from conftest import GOOD, git
+from conftest import GOOD, ROOT, git
 from httpfake import (
     FakeServer,
     Reply,
@@ -24,27 +24,16 @@ from httpfake import (
     github_api,
 )
 
-from kdsurvey.checks.links import (
-    DEAD,
-    INCONCLUSIVE,
-    OK,
-    Cache,
-    HostPolicy,
-    LinkChecker,
-    Settings,
-    Target,
-    annotations,
-    changed_files,
-    classify,
-    markdown,
-    policy_for,
-    site_targets,
-    summary,
-    urls_in_text,
-    verdicts,
-)
+from kdsurvey.checks.hosts import HostPolicy, host_policies, policy_for
+from kdsurvey.checks.linkcheck import LinkChecker, Settings
+from kdsurvey.checks.linkreport import annotations, markdown, summary, table
+from kdsurvey.checks.linkresults import DEAD, INCONCLUSIVE, OK, Cache, Result, verdicts
+from kdsurvey.checks.linktargets import Source, Target, classify, site_targets, urls_in_text
 from kdsurvey.cli import main
-from kdsurvey.importers.sources import Throttle, classify_exception, retry_after
+from kdsurvey.gitrepo import changed_files
+from kdsurvey.importers.httpclient import Throttle, classify_exception, retry_after
+from kdsurvey.records.catalogue import load
+from kdsurvey.records.reading import read_hosts
 
 
 class Sleeps(list):
@@ -258,10 +247,25 @@ def test_skipped_host_is_never_requested(server, sleeps):
 
 
 def test_policy_table_covers_known_robot_walls():
+    policies = host_policies(read_hosts(ROOT / "papers" / "robot_hosts.yaml", []))
     for host in ("ieeexplore.ieee.org", "dl.acm.org", "www.sciencedirect.com", "link.springer.com"):
-        assert policy_for(host).blocks_robots
-    assert policy_for("example.org") == HostPolicy()
-    assert policy_for("export.arxiv.org").concurrency == 1
+        assert policy_for(host, policies).blocks_robots
+    assert policy_for("example.org", policies) == HostPolicy()
+    assert policy_for("export.arxiv.org", policies).concurrency == 1
+
+
+def test_a_robot_host_is_one_line_of_data(catalogue_dir, tmp_path):
+    hosts = catalogue_dir / "robot_hosts.yaml"
+    hosts.write_text("# bot walls\n- ieeexplore.ieee.org\n")
+    assert load(catalogue_dir).robot_hosts == ["ieeexplore.ieee.org"]
+    hosts.write_text("# bot walls\n- ieeexplore.ieee.org\n- papers.example-publisher.com\n")
+    policies = host_policies(load(catalogue_dir).robot_hosts)
+    assert policy_for("papers.example-publisher.com", policies).blocks_robots
+    hosts.write_text("- ieeexplore.ieee.org\n- Not A Host\n")
+    problems: list = []
+    assert read_hosts(hosts, problems) == ["ieeexplore.ieee.org"]
+    [problem] = problems
+    assert (problem.line, problem.field) == (2, "[1]") and "host name" in problem.message
 
 
 def test_retry_after_http_date():
@@ -479,8 +483,6 @@ def test_reports_table_json_annotations_markdown():
         Target("url", "https://a.org/x", "https://a.org/x"),
         Target("url", "https://b.org/y", "https://b.org/y"),
     ]
-    from kdsurvey.checks.links import Result, Source, table
-
     targets[0].sources.append(Source("papers/a2020x.yaml", 13, "links.paper", "https://a.org/x"))
     targets[1].sources.append(Source("papers/b2021y.yaml", 15, "links.code", "https://b.org/y"))
     results = {

@@ -10,19 +10,15 @@ import pytest
 from conftest import PAPERS, git
 from httpfake import FakeServer, Reply, arxiv_api, crossref_api
 
-from kdsurvey.checks.metadata import (
-    ERROR,
-    WARNING,
-    Finding,
-    arxiv_date,
-    check,
-    check_online,
-    edit_distance,
-    title_case,
-)
+from kdsurvey.checks.metadata import check
+from kdsurvey.checks.online import check_online
+from kdsurvey.checks.textrules import arxiv_date, edit_distance, title_case
 from kdsurvey.cli import main
-from kdsurvey.importers.sources import ArxivClient, CrossrefClient, Http, RetryPolicy
-from kdsurvey.records.catalogue import load
+from kdsurvey.importers.arxiv import ArxivClient
+from kdsurvey.importers.crossref import CrossrefClient
+from kdsurvey.importers.httpclient import Http, RetryPolicy
+from kdsurvey.problems import ERROR, WARNING, Problem
+from kdsurvey.records.catalogue import CatalogueError, load
 from kdsurvey.records.model import citation_key
 
 TODAY = date(2026, 11, 26)
@@ -75,7 +71,7 @@ def write(folder, *records):
         (folder / f"{key}.yaml").write_text(text, encoding="utf-8")
 
 
-def findings(folder, **kwargs) -> list[Finding]:
+def findings(folder, **kwargs) -> list[Problem]:
     return check(load(folder), today=TODAY, **kwargs)
 
 
@@ -493,3 +489,21 @@ def test_help(command, capsys):
         main([*command, "--help"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("usage: kdsurvey")
+
+
+def test_a_publisher_doi_prefix_is_one_line_of_data(papers):
+    write(papers, record(venue="tip", year=2020, arxiv=None, doi="10.9999/tip.1"))
+    (papers / "doi_prefixes.yaml").unlink(missing_ok=True)
+    assert [f for f in findings(papers) if f.field == "links.doi"] == []
+    (papers / "doi_prefixes.yaml").write_text('# publishers\nIEEE: "10.1109"\n')
+    [finding] = [f for f in findings(papers) if f.field == "links.doi"]
+    assert finding.severity == WARNING and "whose DOIs start 10.1109/" in finding.message
+    (papers / "doi_prefixes.yaml").write_text('IEEE: "10.1109"\nACM: 10.1145\n')
+    with pytest.raises(CatalogueError) as failed:
+        load(papers)
+    [problem] = failed.value.problems
+    assert (problem.path.endswith("doi_prefixes.yaml"), problem.line, problem.field) == (
+        True,
+        2,
+        "ACM",
+    )

@@ -28,64 +28,6 @@ from kdsurvey.records.catalogue import identities, identity_keys
 from kdsurvey.records.model import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
 from kdsurvey.records.writer import record_yaml
 
-#: Other spellings of the venues of ``venues.yaml``, besides their ``name`` and ``short``: the
-#: long and short forms Google Scholar, DBLP (its journal abbreviations) and publishers write.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "arxiv": ("CoRR", "arXiv preprint", "arXiv e-prints"),
-    "cvpr": (
-        "IEEE Conference on Computer Vision and Pattern Recognition",
-        "IEEE Computer Society Conference on Computer Vision and Pattern Recognition",
-        "Conference on Computer Vision and Pattern Recognition",
-    ),
-    "iccv": (
-        "IEEE International Conference on Computer Vision",
-        "International Conference on Computer Vision",
-    ),
-    "eccv": ("European Conference on Computer Vision", "Computer Vision ECCV"),
-    "neurips": ("Neural Information Processing Systems", "NIPS", "NeurIPS"),
-    "iclr": ("International Conference on Learning Representations",),
-    "icml": ("International Conference on Machine Learning",),
-    "aaai": ("AAAI Conference on Artificial Intelligence",),
-    "ijcai": ("International Joint Conference on Artificial Intelligence",),
-    "bmvc": ("British Machine Vision Conference",),
-    "wacv": (
-        "IEEE Winter Conference on Applications of Computer Vision",
-        "Winter Conference on Applications of Computer Vision",
-    ),
-    "acmmm": (
-        "ACM Multimedia",
-        "ACM Multimedia Conference",
-        "ACM International Conference on Multimedia",
-    ),
-    "kdd": (
-        "SIGKDD",
-        "International Conference on Knowledge Discovery and Data Mining",
-        "ACM SIGKDD Conference on Knowledge Discovery and Data Mining",
-    ),
-    "icassp": ("International Conference on Acoustics, Speech and Signal Processing",),
-    "icip": ("International Conference on Image Processing",),
-    "tpami": ("IEEE Trans. Pattern Anal. Mach. Intell.", "PAMI"),
-    "tcsvt": ("IEEE Trans. Circuits Syst. Video Technol.",),
-    "tnnls": ("IEEE Trans. Neural Networks Learn. Syst.",),
-    "tip": ("IEEE Trans. Image Process.",),
-    "ijcv": ("Int. J. Comput. Vis.",),
-    "kbs": ("Knowl. Based Syst.",),
-    "ivc": ("Image Vis. Comput.",),
-    "ijprai": ("Int. J. Pattern Recognit. Artif. Intell.",),
-    "apin": ("Appl. Intell.",),
-    "nca": ("Neural Comput. Appl.",),
-    "iccvw": (
-        "ICCVW",
-        "International Conference on Computer Vision Workshops",
-        "IEEE International Conference on Computer Vision Workshops",
-    ),
-    "wacvw": (
-        "WACVW",
-        "Winter Conference on Applications of Computer Vision Workshops",
-        "IEEE Winter Conference on Applications of Computer Vision Workshops",
-    ),
-}
-
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.I)
 _ARXIV_IN_TEXT = re.compile(
     r"(?:arxiv\.org/(?:abs|pdf)/|arxiv:\s*|abs/)"
@@ -179,7 +121,8 @@ def _is_workshop(normalised: str) -> bool:
 def match_venue(text: str, venues: dict[str, Venue]) -> str | None:
     """The key of the venue ``text`` (a booktitle or journal) names, or ``None``.
 
-    Tried in order: the whole text is a venue's name, short name or alias; the text contains one
+    Tried in order: the whole text is a venue's name, short name or one of its ``aliases``
+    (venues.yaml); the text contains one
     (the longest wins: "... Computer Vision Workshops" is not the main conference); the text
     contains a venue's acronym in capitals (``{CVPR} 2022``). A workshop only matches a workshop
     venue, and a main conference never matches a workshop. Ambiguous acronyms give ``None``.
@@ -193,7 +136,7 @@ def match_venue(text: str, venues: dict[str, Venue]) -> str | None:
     for key, venue in venues.items():
         if _is_workshop(_normalise(venue.name)) != workshop:
             continue
-        for spelling in (venue.name, venue.short, *ALIASES.get(key, ())):
+        for spelling in (venue.name, venue.short, *venue.aliases):
             candidates.append((_normalise(spelling), spelling, key))
     for norm, _, key in candidates:
         if norm == wanted:
@@ -312,8 +255,8 @@ def record_fields(
         venue = match_venue(where, venues)
         if venue is None:
             problems.append(
-                f"unknown venue {latex_to_text(where)!r}: add it to venues.yaml (or an alias to "
-                "ALIASES in kdsurvey/bibimport.py) and import again"
+                f"unknown venue {latex_to_text(where)!r}: add it to venues.yaml (or this "
+                "spelling to a venue's aliases there) and import again"
             )
     elif arxiv and preprint:
         venue = preprint

@@ -16,43 +16,51 @@ from itertools import repeat
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
-from kdsurvey.losses.registry import declared_names
+from kdsurvey.problems import Problem, field_name
 from kdsurvey.records.model import Category, CategoryInfo, Paper, Venue, ascii_fold, citation_key
-from kdsurvey.records.yamlsource import FastLoader, YamlProblem, line_of, parse
+from kdsurvey.records.reading import (
+    CATEGORIES_FILE,
+    DATA_FILES,
+    DOI_PREFIXES_FILE,
+    ROBOT_HOSTS_FILE,
+    VENUES_FILE,
+    display_path,
+    parse_text,
+    read_doi_prefixes,
+    read_hosts,
+    read_mapping,
+    read_table,
+    validate_model,
+)
+from kdsurvey.records.yamlsource import FastLoader, line_of, parse
 
-VENUES_FILE = "venues.yaml"
-CATEGORIES_FILE = "categories.yaml"
-DATA_FILES = {VENUES_FILE, CATEGORIES_FILE}
 # Catalogues this large are parsed in parallel; below it, starting processes costs more than it saves.
 PARALLEL_FROM = 2000
 CHUNK = 500
 _COLLISION_SUFFIXES = frozenset(["", *"abcdefghijklmnopqrstuvwxyz"])
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One validation error, located in a file."""
-
-    path: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.field}: {self.message}"
-
-    def as_dict(self) -> dict:
-        return {"path": self.path, "line": self.line, "field": self.field, "message": self.message}
+def loss_names() -> frozenset[str]:
+    """The loss names a record's ``loss:`` may use: the one place the catalogue asks
+    :mod:`kdsurvey.losses`, through its torch-free manifest."""
+    # TRANSITION: the manifest (kdsurvey/losses/manifest.py) is being written; until it lands the
+    # names come from the registry, which imports torch. Delete the try and the fallback then.
+    try:
+        from kdsurvey.losses.manifest import names
+    except ModuleNotFoundError:
+        from kdsurvey.losses.registry import available as names
+    return frozenset(names())
 
 
 class CatalogueError(Exception):
     """Raised by :func:`load` with every problem found."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], records: int = 0, categories: int = 0):
         super().__init__(f"{len(problems)} error(s)")
         self.problems = sorted(problems)
+        # what was read, so that a report counts it as a successful load's would
+        self.records, self.categories = records, categories
 
 
 @dataclass
@@ -63,6 +71,8 @@ class Catalogue:
     papers: list[Paper]
     venues: dict[str, Venue]
     categories: dict[str, CategoryInfo]
+    doi_prefixes: dict[str, str] = field(default_factory=dict)  # publisher -> "10.NNNN"
+    robot_hosts: list[str] = field(default_factory=list)  # hosts that refuse link checkers
     _sources: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def path_of(self, paper: Paper) -> Path:
@@ -82,15 +92,6 @@ class Catalogue:
 
     def in_category(self, category: str) -> list[Paper]:
         return [p for p in self.papers if p.category.value == category]
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it (as errors should read)."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
 
 
 def normalise_title(title: str) -> str:
@@ -125,67 +126,6 @@ def identities(root: Path) -> dict[tuple[str, str], str]:
         for key in identity_keys(data.get("title"), links.get("arxiv"), links.get("doi")):
             seen.setdefault(key, display_path(path))
     return seen
-
-
-def _read(path: Path, shown: str, problems: list[Problem], loader: type, located: bool = True):
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        problems.append(Problem(shown, line, "file", f"not UTF-8 (byte {raw[exc.start]:#04x})"))
-        return None
-    if not text.strip() or all(
-        not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
-    ):
-        problems.append(Problem(shown, 1, "file", "is empty"))
-        return None
-    try:
-        data = parse(text, loader, located)
-    except YamlProblem as exc:
-        problems.append(Problem(shown, exc.line, "file", exc.message))
-        return None
-    if not isinstance(data, dict):
-        problems.append(Problem(shown, 1, "file", "must be a mapping of field: value"))
-        return None
-    return data
-
-
-def _field_name(loc: tuple) -> str:
-    name = ""
-    for step in loc:
-        name += f"[{step}]" if isinstance(step, int) else (f".{step}" if name else str(step))
-    return name or "record"
-
-
-def _model(model: type[BaseModel], data: dict, shown: str, problems: list[Problem], prefix=()):
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            # Drop pydantic's type tags (``function-after[...]``) from the path; keep keys and indices.
-            loc = tuple(s for s in err["loc"] if isinstance(s, int) or "[" not in s)
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(Problem(shown, line_of(data, loc), _field_name(prefix + loc), message))
-        return None
-
-
-def read_table(path: Path, model: type[BaseModel], problems: list[Problem]) -> dict:
-    """Load a ``key: {fields}`` data file (venues, categories)."""
-    shown = display_path(path)
-    if not path.exists():
-        problems.append(Problem(shown, 1, "file", "is missing"))
-        return {}
-    data = _read(path, shown, problems, FastLoader) or {}
-    table = {}
-    for key, value in data.items():
-        if not isinstance(value, dict):
-            problems.append(Problem(shown, line_of(data, (key,)), key, "must be a mapping"))
-            continue
-        item = _model(model, value, shown, problems, prefix=(key,))
-        if item is not None:
-            table[key] = item
-    return table
 
 
 def record_paths(root: Path) -> list[Path]:
@@ -227,24 +167,27 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
                 f"must describe exactly the categories {want}",
             )
         )
-    losses = declared_names() if check_losses else None
+    doi_prefixes = read_doi_prefixes(root / DOI_PREFIXES_FILE, problems)
+    robot_hosts = read_hosts(root / ROBOT_HOSTS_FILE, problems)
+    losses = loss_names() if check_losses else None
     papers = []
     seen: dict[tuple[str, str], str] = {}  # (kind, normalised value) -> first file
-    parsed = _parsed(record_paths(root), display_path(root), loader, venues, losses)
+    paths = record_paths(root)
+    parsed = _parsed(paths, display_path(root), loader, venues, losses)
     for path, shown, data, found in parsed:
         paper = None
         if data is not None:
             found.extend(_duplicates(data, shown, seen))
-            paper = _model(Paper, data, shown, found)
+            paper = validate_model(Paper, data, shown, found)
         if found:  # valid records need no line numbers; read this one again to locate its problems
             paper, found = _check_record(path, shown, venues, losses, seen, loader)
             problems.extend(found)
         if paper is not None:
             papers.append(paper)
     if problems:
-        raise CatalogueError(problems)
+        raise CatalogueError(problems, len(paths), len(categories))
     papers.sort(key=lambda p: p.id)
-    return Catalogue(root, papers, venues, categories)
+    return Catalogue(root, papers, venues, categories, doi_prefixes, robot_hosts)
 
 
 def _parse_chunk(paths: list[Path], shown_root: str, loader: type, venues, losses) -> list:
@@ -254,7 +197,7 @@ def _parse_chunk(paths: list[Path], shown_root: str, loader: type, venues, losse
     for path in paths:
         shown = os.path.join(shown_root, path.name)
         found: list[Problem] = []
-        data = _read(path, shown, found, loader, located=False)
+        data = read_mapping(path, shown, found, loader, located=False)
         if data is not None:
             found.extend(_record_rules(data, path, shown, venues, losses))
         out.append((path, shown, data, found))
@@ -280,12 +223,27 @@ def _parsed(paths: list[Path], shown_root: str, loader: type, venues, losses):
 def _check_record(path, shown, venues, losses, seen, loader):
     """Read (with line numbers) and validate one record: ``(Paper or None, problems)``."""
     found: list[Problem] = []
-    data = _read(path, shown, found, loader)
+    data = read_mapping(path, shown, found, loader)
     if data is None:
         return None, found
     found.extend(_record_rules(data, path, shown, venues, losses))
     found.extend(_duplicates(data, shown, seen))
-    return _model(Paper, data, shown, found), found
+    return validate_model(Paper, data, shown, found), found
+
+
+def validate_record(text: str, path: Path, venues: dict, losses=None) -> list[Problem]:
+    """The problems ``kdsurvey validate`` would find in one record whose text is ``text`` and
+    whose file is (or will be) ``path``: for commands that make a record (``new``, ``import``)
+    and check it before, or without, writing it. Rules that compare records (duplicates) are
+    left to the commands, which refuse a paper already catalogued before they get here.
+    ``losses``: the known loss names, None to leave ``loss:`` unchecked."""
+    shown = display_path(path)
+    found: list[Problem] = []
+    data = parse_text(text, shown, found)
+    if data is not None:
+        found.extend(_record_rules(data, path, shown, venues, losses))
+        validate_model(Paper, data, shown, found)
+    return sorted(found)
 
 
 def _text(data, *loc) -> str | None:
@@ -332,7 +290,7 @@ def _record_rules(data, path, shown, venues, losses):
     for index, name in enumerate(names if isinstance(names, list) else [names]):
         if losses is not None and isinstance(name, str) and name not in losses:
             loc = ("loss", index) if isinstance(names, list) else ("loss",)
-            yield Problem(shown, at(*loc), _field_name(loc), f"no loss {name!r} in kdsurvey.losses")
+            yield Problem(shown, at(*loc), field_name(loc), f"no loss {name!r} in kdsurvey.losses")
 
 
 _IDENTITY_FIELDS = {"title": ("title",), "arXiv id": ("links", "arxiv"), "DOI": ("links", "doi")}
@@ -347,4 +305,4 @@ def _duplicates(data, shown, seen):
         first = seen.setdefault((kind, value), shown)
         if first != shown:
             loc = _IDENTITY_FIELDS[kind]
-            yield Problem(shown, line_of(data, loc), _field_name(loc), f"same {kind} as {first}")
+            yield Problem(shown, line_of(data, loc), field_name(loc), f"same {kind} as {first}")

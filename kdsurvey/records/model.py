@@ -258,6 +258,11 @@ class Venue(BaseModel):
     first_year: int | None = Field(default=None, ge=1900, le=MAX_YEAR)
     every: Literal[1, 2] = Field(default=1, description="held every year, or every other year")
     publisher: Line | None = None
+    aliases: list[Line] = Field(
+        default_factory=list,
+        description="other spellings BibTeX entries and journal references use (DBLP's "
+        "abbreviations, older names), matched when importing",
+    )
 
 
 class CategoryInfo(BaseModel):

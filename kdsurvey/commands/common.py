@@ -1,0 +1,69 @@
+"""What every command shares: the clean-failure exception, the shared options, the catalogue
+loader that reports a broken catalogue the way ``kdsurvey validate`` does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kdsurvey import problems
+from kdsurvey.records.catalogue import Catalogue, CatalogueError, load
+from kdsurvey.records.model import Venue
+from kdsurvey.records.reading import VENUES_FILE, read_table
+
+
+class Failure(Exception):
+    """A command's clean failure: ``message`` goes to stderr, exit with ``code``
+    (1: the catalogue or a check found problems, 2: bad usage)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+#: ``--papers DIR``: every command that reads the catalogue.
+PAPERS = argparse.ArgumentParser(add_help=False)
+PAPERS.add_argument(
+    "--papers", default="papers", metavar="DIR", help="catalogue folder (default: ./papers)"
+)
+#: ``--format text|json``: commands whose output machines read.
+FORMAT = argparse.ArgumentParser(add_help=False)
+FORMAT.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+
+
+def command(subparsers, name: str, func, help: str, parents=(PAPERS,)):
+    """A sub-command parser that runs ``func(args)``."""
+    parser = subparsers.add_parser(name, help=help, description=help, parents=list(parents))
+    parser.set_defaults(func=func)
+    return parser
+
+
+def group(subparsers, name: str, help: str):
+    """A noun group (``kdsurvey check links``): the subparsers of its verbs."""
+    parser = subparsers.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="NOUN")
+
+
+def load_catalogue(args) -> Catalogue:
+    """The catalogue of ``--papers``; a broken one fails the command with every problem, as
+    text on stderr or, with ``--format json``, in the shape ``kdsurvey validate`` prints."""
+    try:
+        return load(args.papers)
+    except CatalogueError as exc:
+        if getattr(args, "format", "text") == "json":
+            shape = problems.as_json(exc.problems, papers=exc.records, categories=exc.categories)
+            print(json.dumps(shape, indent=2))
+            raise Failure("", 1) from None
+        sys.stderr.write(problems.text(exc.problems))
+        raise Failure(f"{len(exc.problems)} error(s)") from None
+
+
+def read_venues(root: Path) -> dict:
+    """The venues table alone (commands that make records need no whole catalogue)."""
+    found: list[problems.Problem] = []
+    venues = read_table(root / VENUES_FILE, Venue, found)
+    if found:
+        raise Failure(problems.text(found).rstrip("\n"))
+    return venues

