@@ -4,6 +4,7 @@ one documented meaning per hyperparameter, documented inputs, and a committed fi
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -110,3 +111,16 @@ def test_entry_fields():
     assert "Args:" not in dkd["description"] and ".. math::" not in dkd["description"]
     assert manifest.entry("fitnet")["learned"] and not manifest.entry("kd")["learned"]
     assert manifest.entry("icls")["evidence"] == "abstract"
+
+
+def test_commands_read_the_manifest_and_the_default_cases(capsys):
+    from kdsurvey.cli import main
+
+    assert main(["losses", "manifest", "--check"]) == 0
+    assert main(["losses", "list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"]: r["evidence"] for r in rows} == {
+        e["name"]: e["evidence"] for e in manifest.load()["losses"]
+    }
+    assert main(["losses", "verify"]) == 0  # defaults to tests/fixtures/official_cases
+    assert capsys.readouterr().out.splitlines()[-1].endswith("passed, 0 failed")

@@ -9,43 +9,43 @@ from kdsurvey.commands.common import FORMAT, Failure, command, group
 
 
 def list_losses(args) -> None:
-    import inspect
+    # The manifest is the registry described as data: no torch needed to list the losses.
+    from kdsurvey.losses.manifest import load
 
-    from kdsurvey.losses import available, get
-
-    rows = []
-    for name in available():
-        cls = get(name)
-        params = {
-            p.name: p.default
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.default is not inspect.Parameter.empty
+    rows = [
+        {
+            "name": e["name"],
+            "paper": e["paper"],
+            "evidence": e["evidence"],
+            "class": e["class"],
+            "parameters": {h["name"]: h["default"] for h in e["hyperparameters"]},
         }
-        rows.append(
-            {
-                "name": name,
-                "paper": cls.paper,
-                "family": cls.family,
-                "evidence": cls.evidence,
-                "class": cls.__name__,
-                "parameters": params,
-            }
-        )
+        for e in load()["losses"]
+    ]
     if args.format == "json":
-        print(json.dumps(rows, indent=2, default=repr))
+        print(json.dumps(rows, indent=2))
         return
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         params = ", ".join(f"{k}={v!r}" for k, v in r["parameters"].items())
-        print(
-            f"{r['name']:<{width}}  {r['family']:<10}  {r['evidence']:<9}  {r['paper']:<28}  {params}"
-        )
+        print(f"{r['name']:<{width}}  {r['evidence']:<9}  {r['paper']:<28}  {params}")
+
+
+def manifest(args) -> None:
+    from kdsurvey.losses import manifest
+
+    if args.check:
+        stale = manifest.check()
+        if stale:
+            raise Failure(f"{stale}\nthe loss manifest is stale: run `kdsurvey losses manifest`", 1)
+        return
+    manifest.write()
 
 
 def verify(args) -> None:
-    from kdsurvey.losses.verify import run_dir
+    from kdsurvey.losses.verify import DEFAULT_CASES, run_dir
 
-    directory = Path(args.directory)
+    directory = Path(args.directory) if args.directory else DEFAULT_CASES
     if not directory.is_dir():
         raise Failure(f"{directory}: no such folder", 2)
     results = run_dir(directory, args.device)
@@ -92,8 +92,19 @@ def register(subparsers) -> None:
     )
     command(losses, "list", list_losses, "list registered losses", (FORMAT,))
     p = command(losses, "verify", verify, "run reference case files against the losses", (FORMAT,))
-    p.add_argument("directory", metavar="DIR", help="folder of case files (*.json)")
+    p.add_argument(
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        help="folder of case files (*.json); default: the repository's tests/fixtures/official_cases",
+    )
     p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda")
+    p = command(
+        losses, "manifest", manifest, "write kdsurvey/losses/manifest.json from the registry", ()
+    )
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 with a diff when it is stale"
+    )
     p = command(losses, "demo", demo, "train a tiny student with a loss", ())
     p.add_argument("name", help="registry name, e.g. dkd")
     p.add_argument("--steps", type=int, default=30)

@@ -44,12 +44,8 @@ _COLLISION_SUFFIXES = frozenset(["", *"abcdefghijklmnopqrstuvwxyz"])
 def loss_names() -> frozenset[str]:
     """The loss names a record's ``loss:`` may use: the one place the catalogue asks
     :mod:`kdsurvey.losses`, through its torch-free manifest."""
-    # TRANSITION: the manifest (kdsurvey/losses/manifest.py) is being written; until it lands the
-    # names come from the registry, which imports torch. Delete the try and the fallback then.
-    try:
-        from kdsurvey.losses.manifest import names
-    except ModuleNotFoundError:
-        from kdsurvey.losses.registry import available as names
+    from kdsurvey.losses.manifest import names
+
     return frozenset(names())
 
 
