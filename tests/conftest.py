@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,8 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPERS = ROOT / "papers"
-# The loss reference cases and specs shared beside the repository (../shared/reference).
-REFERENCE = Path(os.environ.get("KDSURVEY_REFERENCE", ROOT.parent / "shared" / "reference"))
 
 GOOD = """\
 # yaml-language-server: $schema=schema.json
