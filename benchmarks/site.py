@@ -1,7 +1,8 @@
 """Site build speed: ``kdsurvey build`` against a bare ``mkdocs build`` of the same pages.
 
-For each size, a synthetic catalogue (:mod:`benchmarks.synthetic`) and a copy of the project
-(``mkdocs.yml`` + ``site/``) go into a temporary folder; then, ``--repeat`` times, alternately:
+For each size, a synthetic catalogue (:mod:`benchmarks.synthetic`) and a copy of the site skeleton
+(``kdsurvey/website/``: ``mkdocs.yml`` + ``docs/``) go into a temporary folder; then, ``--repeat``
+times, alternately:
 
 * ``kdsurvey build --timings`` from scratch (generated pages deleted first): validate, README,
   pages, MkDocs; its stage times are printed;
@@ -56,7 +57,7 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
 def bench(papers: Path, work: Path, repeat: int) -> dict:
     config = site.copy_project(work / "project")
     project = config.parent
-    generated = project / "site" / site.GENERATED
+    generated = project / "docs" / site.GENERATED
     kd = [
         sys.executable,
         "-m",

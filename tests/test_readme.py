@@ -52,7 +52,7 @@ def test_entry_links_venue_code_and_loss(catalogue_dir):
     line = next(ln for ln in text.splitlines() if "Distilling the Knowledge" in ln)
     assert ", arXiv 2015." in line
     assert "[[arXiv](https://arxiv.org/abs/1503.02531)]" in line
-    assert "[[loss: `kd`](kdsurvey/losses/logit.py)]" in line
+    assert "[[loss: `kd`](kdsurvey/losses/kd.py)]" in line
 
 
 def test_markdown_in_titles_is_escaped(catalogue_dir):

@@ -1,7 +1,8 @@
 """The website: page generation from the records, and strict MkDocs (and Zensical) builds.
 
-The real catalogue is built once per module into a temporary copy of the project (``mkdocs.yml`` +
-``site/``), so the tests never touch the working tree's ``site/catalogue/`` or ``public/``.
+The real catalogue is built once per module into a temporary copy of the skeleton (``mkdocs.yml`` +
+``docs/`` of ``kdsurvey/website/``), so the tests never touch the working tree's generated pages or
+``public/``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import pytest
 
 from kdsurvey.cli import main
 from kdsurvey.exporters import site
-from kdsurvey.losses.registry import EVIDENCE, declared_names
+from kdsurvey.exporters.loss_facts import EVIDENCE, facts
+from kdsurvey.exporters.site import mkdocs as site_mkdocs
+from kdsurvey.losses import manifest
 from kdsurvey.records.catalogue import load
 from kdsurvey.records.model import citation_key
 
@@ -136,40 +139,69 @@ def test_fence_is_longer_than_any_backtick_run():
     assert site.fence("a ```` b") == "`````"
 
 
-def test_every_declared_loss_is_read_from_source():
-    for name in declared_names():
-        info = site.loss_info(name)
+def test_every_loss_of_the_manifest_has_its_facts():
+    for name in manifest.names():
+        info = facts(name)
         assert info is not None, name
-        assert info.cls and info.line > 0 and info.inputs, name
+        assert info.cls and info.line > 0 and info.module.startswith("kdsurvey/losses/"), name
         assert info.evidence in EVIDENCE, name
 
 
 def test_paper_pages_say_how_each_loss_was_checked():
     pages = site.render_pages(load(PAPERS))
-    assert (
-        "Checked: **reference**, matches the loss and gradients"
-        in pages["papers/zhao2022decoupled.md"]
-    )
-    assert "Checked: **paper**, no official code is available" in pages["papers/li2024boosting.md"]
-    notes = pages["papers/li2024boosting.md"].split('??? note "Implementation notes"', 1)[1]
-    assert notes.lstrip("\n").startswith("    UNCERTAIN: no code was released")
-    assert "Checked against mdistiller" in pages["papers/zhao2022decoupled.md"]
+    dkd = pages["papers/zhao2022decoupled.md"]
+    assert "Checked: **reference**. Matches the loss and gradients" in dkd
+    icls = pages["papers/li2024boosting.md"]
+    assert f"Checked: **{facts('icls').evidence}**. " in icls
+    notes = icls.split('??? note "Implementation notes"', 1)[1].split("\n```", 1)[0]
+    assert "\n    UNCERTAIN: no code was released" in notes
+    assert "Checked against mdistiller" in dkd
 
 
-def test_loss_info_reads_hyperparameters_and_defaults():
-    info = site.loss_info("dkd")
+def test_hyperparameter_tables_are_the_manifest():
+    """Every row of every paper page's hyperparameter tables is the manifest's, meaning included
+    (read from source, 36 of 62 pages had empty meanings or a neighbour's)."""
+    catalogue = load(PAPERS)
+    pages = site.render_pages(catalogue)
+    for p in catalogue.papers:
+        page = pages[f"papers/{p.id}.md"]
+        for name in p.loss:
+            block = page.split(f"### `{name}` {{ #loss-{site.slug(name)} }}", 1)[1]
+            block = block.split("\n### ", 1)[0].split("\n## ", 1)[0]
+            rows = [r for r in block.splitlines() if r.startswith("| `")]
+            entry = manifest.entry(name)
+            assert len(rows) == len(entry["hyperparameters"]), (p.id, name)
+            for row, h in zip(rows, entry["hyperparameters"], strict=True):
+                assert row.startswith(f"| `{h['name']}` |"), (p.id, name, row)
+                assert row.endswith(f"| {site.doc_text(h['meaning'])} |"), (p.id, name, row)
+                assert h["meaning"].strip(), (name, h["name"])  # no empty Meaning cell
+
+
+def test_loss_facts_carry_hyperparameters_and_defaults():
+    info = facts("dkd")
     params = {p.name: p.default for p in info.params}
-    assert info.cls == "DKD" and info.module == "logit.py"
+    assert info.cls == "DKD" and info.module == "kdsurvey/losses/dkd.py"
     assert params["alpha"] == "1.0" and params["beta"] == "8.0" and params["temperature"] == "4.0"
     assert info.inputs[:2] == ("logits_student", "logits_teacher")
-    source = (ROOT / "kdsurvey/losses/logit.py").read_text().splitlines()
-    assert source[info.line - 1].startswith('@register("dkd"')
+    assert info.reference and info.reference["repo"] == "megvii-research/mdistiller"
+    source = (ROOT / info.module).read_text().splitlines()
+    assert "DKD" in source[info.line - 1] or source[info.line - 1].startswith('@register("dkd"')
 
 
-def test_site_module_does_not_import_torch():
+def test_pages_and_readme_do_not_import_torch_or_read_loss_source():
     code = (
-        "import sys; from kdsurvey.exporters import site; from kdsurvey.records.catalogue import load; "
-        "site.render_pages(load('papers')); assert 'torch' not in sys.modules"
+        "import sys, builtins, io\n"
+        "opened = []\n"
+        "real = io.open\n"
+        "def spy(f, *a, **k):\n"
+        "    opened.append(str(f)); return real(f, *a, **k)\n"
+        "builtins.open = io.open = spy\n"
+        "from kdsurvey.exporters import readme, site\n"
+        "from kdsurvey.records.catalogue import load\n"
+        "c = load('papers'); site.render_pages(c); readme.render(c)\n"
+        "assert 'torch' not in sys.modules\n"
+        "src = [f for f in opened if '/losses/' in f and f.endswith('.py')]\n"
+        "assert not src, src\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -200,12 +232,12 @@ def test_paper_page_has_searchable_metadata_and_edit_link():
     assert "Borui Zhao" in page and "CVPR" in page and "`dkd`" in page
     assert "arXiv:2203\\.08679" in page  # the rendered text reads arXiv:2203.08679
     assert "from kdsurvey.losses import DKD" in page
-    assert "https://github.com/o/r/blob/main/kdsurvey/losses/logit.py#L" in page
+    assert "https://github.com/o/r/blob/main/kdsurvey/losses/dkd.py#L" in page
 
 
 def test_related_papers_share_category_and_task():
     catalogue = load(PAPERS)
-    related = site._related(catalogue)
+    related = site.related(catalogue)
     by_id = {p.id: p for p in catalogue.papers}
     for pid, others in related.items():
         p = by_id[pid]
@@ -233,7 +265,7 @@ def test_generate_writes_only_changes_and_removes_stale_pages(tmp_path):
 
 
 def site_data_files():
-    return {"venues.yaml", "categories.yaml"}
+    return {"venues.yaml", "categories.yaml", "doi_prefixes.yaml"}
 
 
 def test_generation_is_deterministic():
@@ -306,7 +338,7 @@ def test_edit_buttons(real):
     assert edits == [f"https://github.com/kdsurvey/kdsurvey/edit/main/papers/{DKD}.yaml"]
     about = (out / "about/index.html").read_text(encoding="utf-8")
     assert re.findall(r'<a href="([^"]+)"[^>]*rel="edit"', about) == [
-        "https://github.com/kdsurvey/kdsurvey/edit/main/site/about.md"
+        "https://github.com/kdsurvey/kdsurvey/edit/main/kdsurvey/website/docs/about.md"
     ]
     task = next((out / "catalogue/tasks").glob("*/index.html")).read_text(encoding="utf-8")
     assert 'rel="edit"' not in task  # no single source file to edit
@@ -400,7 +432,7 @@ def test_cli_build_stops_at_an_invalid_record(tmp_path, capsys):
 def test_cli_build_reports_site_warnings(tmp_path, capsys):
     papers = write_catalogue(tmp_path / "papers", 3)
     config = site.copy_project(tmp_path / "project")
-    about = config.parent / "site/about.md"
+    about = config.parent / "docs/about.md"
     about.write_text(about.read_text() + "\n[broken](no-such-page.md)\n", encoding="utf-8")
     code = build_cli(tmp_path, papers, config)
     err = capsys.readouterr().err
@@ -518,9 +550,90 @@ def test_a_failed_build_leaves_the_previous_site_whole(small, monkeypatch):
         Path(config["site_dir"], "index.html").write_text("half")
         raise site.SiteError(["WARNING: planted"])
 
-    monkeypatch.setattr(site, "run_mkdocs", half_build)
+    monkeypatch.setattr(site_mkdocs, "run_mkdocs", half_build)
     with pytest.raises(site.SiteError):
         site.build(catalogue, project / "mkdocs.yml", out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".swap-public")] == []
+
+
+# -- installed package ------------------------------------------------------------------------
+
+
+@pytest.mark.install
+def test_installed_package_builds_the_site(tmp_path):
+    """``pip install .`` (a wheel, not editable) into a fresh environment, then ``kdsurvey build
+    --papers <copy>`` in an empty folder: templates, site skeleton and manifest are package data.
+    Offline: the environment sees this one's site-packages for the dependencies (a ``.pth``
+    line), and a stub ``torch`` that raises proves the build never imports torch."""
+    import sysconfig
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", site.GENERATED)
+    shutil.copytree(ROOT / "kdsurvey", src / "kdsurvey", ignore=skip)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(purelib, "parent-env.pth").write_text("\n".join(sorted(ours)) + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+        + ["--no-build-isolation", "--no-index", "--disable-pip-version-check", str(src)],
+        check=True,
+        cwd=tmp_path,
+    )
+
+    stub = tmp_path / "stub" / "torch"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise RuntimeError('kdsurvey build imported torch')\n")
+    work = tmp_path / "work"
+    shutil.copytree(PAPERS, work / "papers")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PYTHONPATH"] = str(stub.parent)
+    where = subprocess.run(
+        [python, "-c", "import kdsurvey; print(kdsurvey.__file__)"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert Path(where).resolve().is_relative_to(venv.resolve()), where  # not this checkout
+    result = subprocess.run(
+        [venv / "bin" / "kdsurvey", "build", "--papers", "papers"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (work / "public" / "index.html").exists()
+    assert (work / "public" / "catalogue" / "papers" / DKD / "index.html").exists()
+    assert (work / "README.md").exists()
+    installed = Path(where).resolve().parent
+    assert not (installed / "website" / "docs" / site.GENERATED).exists()  # package untouched
+
+
+def test_root_configuration_inherits_the_packaged_skeleton():
+    """One hand-maintained configuration: the root mkdocs.yml adds only where the skeleton is."""
+    root = site.load_config(ROOT / "mkdocs.yml")
+    packaged = site.load_config(site.CONFIG)
+    assert Path(root.docs_dir) == Path(packaged.docs_dir) == site.SKELETON / "docs"
+    for key in ("nav", "markdown_extensions", "edit_uri", "repo_url", "site_url", "extra_css"):
+        assert root[key] == packaged[key], key
+    assert root.theme.dirs == packaged.theme.dirs
+    own = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    keys = {line.split(":")[0] for line in own.splitlines() if line and line[0].isalpha()}
+    assert keys == {"INHERIT", "docs_dir", "theme"}

@@ -1,12 +1,15 @@
-"""Render ``README.md`` from the catalogue through ``templates/README.md.j2``."""
+"""Render ``README.md`` from the catalogue through ``kdsurvey/templates/README.md.j2``.
+
+Loss facts (source module, evidence) come from the losses' manifest, never from their source.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections import Counter
 
+from kdsurvey.exporters.loss_facts import evidence_counts
 from kdsurvey.exporters.render import environment, newest_first
-from kdsurvey.losses.registry import declarations
 from kdsurvey.records.catalogue import Catalogue
 
 
@@ -17,9 +20,7 @@ def render(catalogue: Catalogue) -> str:
         for key, info in catalogue.categories.items()
     ]
     years = Counter(p.year for p in catalogue.papers)
-    declared = declarations()
-    named = {name for p in catalogue.papers for name in p.loss if name in declared}
-    evidence = Counter(declared[name].evidence for name in named)
+    losses, evidence = evidence_counts(catalogue)
     return (
         environment()
         .get_template("README.md.j2")
@@ -29,7 +30,7 @@ def render(catalogue: Catalogue) -> str:
             venues=catalogue.venues,
             with_code=sum(1 for p in catalogue.papers if p.links.code),
             years=sorted(years.items()),
-            losses=len(named),
+            losses=losses,
             evidence=evidence,
         )
     )

@@ -1,6 +1,6 @@
 """What every generated text shares: the Jinja2 environment, filters, and the catalogue's order.
 
-The README and the site pages are rendered from ``templates/`` with these, so a paper reads the same
+The README and the site pages are rendered from ``kdsurvey/templates/`` (package data) with these, so a paper reads the same
 everywhere and the same input always gives byte-identical output.
 """
 
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import jinja2
 
-from kdsurvey.losses.registry import declared_names
+from kdsurvey.exporters.loss_facts import source as loss_source
 from kdsurvey.records.model import Paper
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-LOSS_SOURCE = "kdsurvey/losses/{module}"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"  # package data
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 
@@ -43,12 +42,6 @@ def author_list(authors: list[str], limit: int | None = None) -> str:
 def newest_first(papers: list[Paper]) -> list[Paper]:
     """The catalogue's reading order: year descending, then title."""
     return sorted(papers, key=lambda p: (-p.year, p.title.casefold(), p.id))
-
-
-def loss_source(name: str) -> str | None:
-    """Repository path of the module implementing loss ``name``."""
-    module = declared_names().get(name)
-    return LOSS_SOURCE.format(module=module) if module else None
 
 
 @cache

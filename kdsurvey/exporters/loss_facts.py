@@ -1,0 +1,111 @@
+"""What the README and the site say about a loss, read from the losses' manifest (torch-free).
+
+``kdsurvey/losses/manifest.json`` is the one source of truth for the facts about a loss: its class,
+module and line, how far it is proven, its inputs and hyperparameters with their meanings, and its
+implementation notes. Nothing here reads or imports a loss module, so catalogue, README and site
+never need torch. A loss's family is the category of the paper record it cites.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from kdsurvey.losses import manifest
+from kdsurvey.losses.evidence import LEVELS as EVIDENCE  # level -> one-sentence description
+from kdsurvey.records.catalogue import Catalogue
+
+__all__ = ["EVIDENCE", "LossFacts", "Param", "evidence_counts", "facts", "loss_facts", "source"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A hyperparameter: keyword argument of the loss's constructor."""
+
+    name: str
+    annotation: str  # its type, as written in the manifest ("float", "str | None", ...)
+    default: str | None  # Python source of the default; None when it is required
+    doc: str  # its meaning (one line)
+
+
+@dataclass(frozen=True)
+class LossFacts:
+    """One manifest entry, shaped for the templates."""
+
+    name: str
+    cls: str
+    module: str  # repository path of the module, kdsurvey/losses/<name>.py
+    line: int  # of the class in that module
+    paper: str  # the id of the paper record it implements
+    evidence: str  # a key of EVIDENCE
+    params: tuple[Param, ...]
+    inputs: tuple[str, ...]  # forward() arguments a call must pass, in order
+    summary: str
+    notes: str  # implementation notes (Markdown): what was checked against what, or inferred
+    reference: dict | None  # the stored cases and the official code they came from
+    family: str | None = None  # the category of the paper record, when the catalogue has it
+
+
+def _literal(value) -> str:
+    """A JSON default as the Python source a reader would type."""
+    if isinstance(value, list):
+        return "(" + ", ".join(map(_literal, value)) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+@lru_cache(maxsize=512)
+def facts(name: str) -> LossFacts | None:
+    """The manifest's facts about loss ``name``; None for a name the manifest lacks."""
+    entry = manifest.entry(name)
+    if entry is None:
+        return None
+    params = tuple(
+        Param(
+            name=h["name"],
+            annotation=h.get("type") or "",
+            default=None if h.get("required") or "default" not in h else _literal(h["default"]),
+            doc=h.get("meaning") or "",
+        )
+        for h in entry.get("hyperparameters", ())
+    )
+    return LossFacts(
+        name=entry["name"],
+        cls=entry["class"],
+        module=entry["module"],
+        line=int(entry["line"]),
+        paper=entry.get("paper", ""),
+        evidence=entry["evidence"],
+        params=params,
+        inputs=tuple(i["name"] for i in entry.get("inputs", ()) if not i.get("optional")),
+        summary=entry.get("summary") or "",
+        notes=(entry.get("notes") or "").strip(),
+        reference=entry.get("reference"),
+    )
+
+
+def loss_facts(catalogue: Catalogue) -> dict[str, LossFacts | None]:
+    """Every loss the catalogue's papers name -> its facts, with the family joined on ``paper``."""
+    category = {p.id: p.category.value for p in catalogue.papers}
+    found: dict[str, LossFacts | None] = {}
+    for p in catalogue.papers:
+        for name in p.loss:
+            if name not in found:
+                info = facts(name)
+                if info is not None:
+                    info = replace(info, family=category.get(info.paper))
+                found[name] = info
+    return found
+
+
+def source(name: str) -> str | None:
+    """Repository path of the module implementing loss ``name``."""
+    info = facts(name)
+    return info.module if info else None
+
+
+def evidence_counts(catalogue: Catalogue) -> tuple[int, Counter]:
+    """How many losses the catalogue names (and the manifest knows), and how many per evidence."""
+    known = manifest.names()
+    named = {name for p in catalogue.papers for name in p.loss if name in known}
+    return len(named), Counter(facts(name).evidence for name in named)

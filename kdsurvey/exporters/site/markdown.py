@@ -1,0 +1,86 @@
+"""Escaping: record text into Markdown, HTML attributes, URLs and front matter, shown as written."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from functools import lru_cache
+from urllib.parse import quote
+
+from kdsurvey.records.model import Task
+
+TASK_LABELS = {
+    Task.detection_3d.value: "3D detection",
+    Task.nlp.value: "NLP",
+}
+
+# Python-Markdown's backslash escapes (tables add ``|``); ``& < > "`` become entities instead.
+_MD_TABLE = str.maketrans(
+    {
+        **{c: "\\" + c for c in "\\`*_{}[]()#+-.!|"},
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+    }
+)
+_SPACE = re.compile(r"\s\s|[^\S ]")  # whitespace other than single spaces
+_SPACES = re.compile(r"\s+")
+_DOC_CODE = re.compile(r"(?::\w+:)?``?([^`]+?)``?")
+
+
+def md_text(value) -> str:
+    """User text as Markdown that Python-Markdown renders exactly as written, on one line.
+
+    Markdown syntax is backslash-escaped and ``& < > "`` become entities, so no markup, link,
+    HTML or snippet directive in a record survives as anything but text.
+    """
+    text = str(value)
+    if _SPACE.search(text):
+        text = _SPACES.sub(" ", text)
+    return text.translate(_MD_TABLE)
+
+
+@lru_cache(maxsize=4096)
+def doc_text(value) -> str:
+    """One line of the losses' own prose: ``code`` and :role:`code` become code spans."""
+    parts = _DOC_CODE.split(_SPACES.sub(" ", str(value)))
+    return "".join(md_text(part) if i % 2 == 0 else f"`{part}`" for i, part in enumerate(parts))
+
+
+def doc_paragraphs(value, indent: int = 0) -> str:
+    """Several paragraphs of the losses' prose (:func:`doc_text` each), blank-line separated; the
+    lines after the first indented by ``indent`` spaces (inside an admonition)."""
+    paragraphs = [doc_text(p) for p in re.split(r"\n\s*\n", str(value)) if p.strip()]
+    return ("\n\n" + " " * indent).join(paragraphs)
+
+
+def fence(code: str) -> str:
+    """A code fence longer than any run of backticks in ``code``, so nothing in it closes it."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def html_text(value) -> str:
+    """User text for raw HTML (tables, attributes): every special character an entity."""
+    return html.escape(" ".join(str(value).split()), quote=True)
+
+
+def url(value) -> str:
+    """An external URL safe inside Markdown ``(...)`` and HTML attributes (percent-encoded)."""
+    return quote(str(value), safe=":/?#@!$&'*+,;=%~-._[]")
+
+
+def front_matter(value) -> str:
+    """A YAML scalar for the front matter (JSON strings are YAML); HTML-escaped like a title."""
+    return json.dumps(html_text(value), ensure_ascii=False)
+
+
+def task_label(task) -> str:
+    value = getattr(task, "value", task)
+    return TASK_LABELS.get(value, value.replace("-", " ").capitalize())
+
+
+def slug(key: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "-", key.lower()).strip("-") or "venue"

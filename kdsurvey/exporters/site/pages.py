@@ -1,0 +1,230 @@
+"""The generated pages: the catalogue rendered through ``kdsurvey/templates/site/``, then written.
+
+:func:`render_pages` is pure (catalogue in, ``{relative path: text}`` out, same input, same bytes);
+:func:`generate` writes the pages into ``<docs_dir>/catalogue/``, only those whose text changed,
+and removes the pages of records that are gone, so ``mkdocs serve`` and dirty builds stay cheap.
+A loss's block on the paper pages comes from the losses' manifest (:mod:`..loss_facts`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
+from kdsurvey.exporters.render import environment, newest_first
+from kdsurvey.exporters.site.chart import chart
+from kdsurvey.exporters.site.links import Links
+from kdsurvey.exporters.site.markdown import (
+    doc_paragraphs,
+    doc_text,
+    fence,
+    front_matter,
+    html_text,
+    md_text,
+    slug,
+    task_label,
+    url,
+)
+from kdsurvey.exporters.site.related import newest_additions, related
+from kdsurvey.files import write_atomic
+from kdsurvey.records.catalogue import Catalogue
+from kdsurvey.records.model import Paper
+
+GENERATED = "catalogue"  # folder of generated pages inside docs_dir (git-ignored)
+INCLUDES = "_include"  # snippets of the home page, inside GENERATED (excluded from the pages)
+
+
+@dataclass
+class Generated:
+    """What :func:`generate` did: relative paths written, unchanged and removed."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # rendering and writing the pages
+    site_seconds: float = 0.0  # MkDocs, when :func:`build` ran it
+
+
+def _site_env():
+    env = environment().overlay()
+    env.filters = dict(env.filters)
+    env.filters.update(
+        text=md_text,
+        doc=doc_text,
+        paragraphs=doc_paragraphs,
+        html=html_text,
+        url=url,
+        fm=front_matter,
+        fence=fence,
+        task=task_label,
+        slug=slug,
+    )
+    env.globals = dict(env.globals)
+    return env
+
+
+def _bibtex(catalogue: Catalogue) -> tuple[dict[str, str], str] | None:
+    """Per-id BibTeX entries and the whole file, from :mod:`kdsurvey.exporters.citations`."""
+    try:
+        from kdsurvey.exporters.citations import bibtex
+    except ImportError:
+        return None
+    text = bibtex(catalogue, catalogue.papers)
+    entries = {}
+    for chunk in re.split(r"\n(?=@)", text):
+        match = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", chunk)
+        if match:
+            entries[match.group(1)] = chunk.strip() + "\n"
+    return entries, text if text.endswith("\n") else text + "\n"
+
+
+def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, str]:
+    """Every generated file: path relative to the generated folder -> text. Pure and ordered."""
+    links = links or Links()
+    env = _site_env()
+    t_paper = env.get_template("site/paper.md.j2")
+    t_list = env.get_template("site/list.md.j2")
+    venues = catalogue.venues
+    by_year = newest_first(catalogue.papers)
+    related_papers = related(catalogue)
+    cites = _bibtex(catalogue)
+    categories = catalogue.categories
+    venue_slugs: dict[str, str] = {}
+    for key in sorted(venues):
+        s = slug(key)
+        while s in venue_slugs.values():
+            s += "-"
+        venue_slugs[key] = s
+    losses = loss_facts(catalogue)
+    t_loss = env.get_template("site/loss.md.j2")
+    loss_blocks = {
+        name: t_loss.render(name=name, info=info, source=links.blob, evidence=EVIDENCE).strip("\n")
+        for name, info in losses.items()
+    }
+    common = {
+        "venues": venues,
+        "categories": categories,
+        "venue_slugs": venue_slugs,
+        "links": links,
+        "losses": losses,
+        "loss_blocks": loss_blocks,
+    }
+    pages: dict[str, str] = {}
+
+    row = env.get_template("site/_table.html.j2").module.row
+    rows = {p.id: str(row(p, venues[p.venue], venue_slugs[p.venue])) for p in by_year}
+    by_category = {key: [p for p in by_year if p.category.value == key] for key in categories}
+    for key, info in categories.items():
+        pages[f"categories/{key}.md"] = t_list.render(
+            common,
+            kind="category",
+            key=key,
+            info=info,
+            rows=[rows[p.id] for p in by_category[key]],
+            edit_url=links.edit(catalogue.root / "categories.yaml"),
+        )
+
+    by_venue: dict[str, list[Paper]] = defaultdict(list)
+    by_task: dict[str, list[Paper]] = defaultdict(list)
+    for p in by_year:
+        by_venue[p.venue].append(p)
+        for t in p.tasks:
+            by_task[t.value].append(p)
+    for key, papers in by_venue.items():
+        pages[f"venues/{venue_slugs[key]}.md"] = t_list.render(
+            common,
+            kind="venue",
+            key=key,
+            info=venues[key],
+            rows=[rows[p.id] for p in papers],
+            edit_url=links.edit(catalogue.root / "venues.yaml"),
+        )
+    for key, papers in by_task.items():
+        pages[f"tasks/{key}.md"] = t_list.render(
+            common,
+            kind="task",
+            key=key,
+            info=None,
+            rows=[rows[p.id] for p in papers],
+            edit_url=None,
+        )
+    index = env.get_template("site/index.md.j2")
+    venue_rows = sorted(by_venue.items(), key=lambda kv: (-len(kv[1]), venues[kv[0]].short))
+    pages["venues/index.md"] = index.render(common, kind="venue", rows=venue_rows)
+    task_rows = sorted(by_task.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    pages["tasks/index.md"] = index.render(common, kind="task", rows=task_rows)
+
+    for p in catalogue.papers:
+        entry = cites[0].get(p.id) if cites else None
+        pages[f"papers/{p.id}.md"] = t_paper.render(
+            common,
+            p=p,
+            venue=venues[p.venue],
+            category=categories[p.category.value],
+            related=related_papers[p.id],
+            bibtex=entry,
+            edit_url=links.edit(catalogue.path_of(p)),
+        )
+        if entry:
+            pages[f"papers/{p.id}.bib"] = entry
+    if cites:
+        pages["kdsurvey.bib"] = cites[1]
+
+    home = env.get_template("site/home.md.j2")
+    years = [p.year for p in catalogue.papers]
+    stats = {
+        "papers": len(catalogue.papers),
+        "categories": len(categories),
+        "venues": len(by_venue),
+        "with_code": sum(1 for p in catalogue.papers if p.links.code),
+        "losses": len({n for p in catalogue.papers for n in p.loss}),
+        "first": min(years, default=None),
+        "last": max(years, default=None),
+    }
+    for part in ("stats", "chart", "newest", "cite"):
+        pages[f"{INCLUDES}/home-{part}.md"] = home.render(
+            common,
+            part=part,
+            stats=stats,
+            chart=chart(catalogue),
+            by_category=by_category,
+            newest=newest_additions(catalogue),
+            has_bib=cites is not None,
+        )
+    return pages
+
+
+def generate(catalogue: Catalogue, docs_dir: Path | str, links: Links | None = None) -> Generated:
+    """Write the generated pages into ``docs_dir/catalogue``: changed files only, stale removed."""
+    start = time.perf_counter()
+    out = Path(docs_dir) / GENERATED
+    pages = render_pages(catalogue, links)
+    result = Generated()
+    existing = (
+        {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+        if out.is_dir()
+        else set()
+    )
+    for rel, text in pages.items():
+        path = out / rel
+        if rel in existing:
+            try:
+                if path.read_text(encoding="utf-8") == text:
+                    result.unchanged += 1
+                    continue
+            except (OSError, UnicodeDecodeError):
+                pass
+        write_atomic(path, text)
+        result.written.append(rel)
+    for rel in sorted(existing - pages.keys()):
+        (out / rel).unlink()
+        result.removed.append(rel)
+    for folder in sorted((d for d in out.rglob("*") if d.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    result.seconds = time.perf_counter() - start
+    return result
