@@ -64,9 +64,10 @@ def _links_arguments(p) -> None:
     )
     p.add_argument(
         "--site",
-        default="site",
+        default="kdsurvey/website/docs",
         metavar="DIR",
-        help="also check the links of the site's hand-written pages (default: site)",
+        help="also check the links of the site's hand-written pages "
+        "(default: kdsurvey/website/docs)",
     )
     p.add_argument("--no-site", action="store_true", help="check the records only")
     p.add_argument("--workers", type=int, default=16, help="checks in flight (default 16)")

@@ -115,7 +115,12 @@ def _entry(name: str) -> dict:
 
     cls = get(name)
     doc = _parse(cls.__doc__)
-    description, math = _split_math(doc.long_description or "")
+    summary, rest = doc.short_description or "", doc.long_description or ""
+    if rest and not doc.blank_after_short_description:
+        # The parser's short description is the first line only; the summary is the paragraph.
+        first, _, rest = rest.partition("\n\n")
+        summary = f"{summary} {first}"
+    description, math = _split_math(rest)
     notes = next((m.description for m in doc.meta if m.args == ["notes"]), "") or ""
     meanings = {p.arg_name: p.description for p in doc.params}
     hyper = [
@@ -151,7 +156,7 @@ def _entry(name: str) -> dict:
         "paper": cls.paper,
         "evidence": cls.evidence,
         "reference": _reference(name),
-        "summary": _oneline(doc.short_description),
+        "summary": _oneline(summary),
         "description": description,
         "math": math,
         "inputs": inputs,
