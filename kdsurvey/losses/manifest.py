@@ -30,6 +30,7 @@ CASES = ROOT / "tests" / "fixtures" / "official_cases"
 # Size parameters and the values ``learned`` builds a loss with (one layer, or two for lists).
 _SIZES = {
     "student_channels": 8,
+    "channels": 8,
     "teacher_channels": 16,
     "num_classes": 10,
     "teacher_dim": 16,
