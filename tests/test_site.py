@@ -265,7 +265,9 @@ def test_generate_writes_only_changes_and_removes_stale_pages(tmp_path):
 
 
 def site_data_files():
-    return {"venues.yaml", "categories.yaml", "doi_prefixes.yaml"}
+    from kdsurvey.records.reading import DATA_FILES
+
+    return set(DATA_FILES)
 
 
 def test_generation_is_deterministic():

@@ -108,6 +108,8 @@ def _reference(name: str) -> dict | None:
         "cases": path.relative_to(ROOT).as_posix(),
         "count": len(case["cases"]),
         **{k: source.get(k) for k in ("repo", "path", "commit", "function")},
+        # the other repositories whose code the cases were also run against
+        "cross_checked": sorted({c["repo"] for c in source.get("cross_checked_against") or ()}),
     }
 
 

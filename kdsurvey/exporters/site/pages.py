@@ -31,6 +31,7 @@ from kdsurvey.exporters.site.markdown import (
 )
 from kdsurvey.exporters.site.related import newest_additions, related
 from kdsurvey.files import write_atomic
+from kdsurvey.records import libraries
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.model import Paper
 
@@ -174,6 +175,8 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     if cites:
         pages["kdsurvey.bib"] = cites[1]
 
+    pages["libraries.md"] = _libraries_page(env, catalogue, links, common)
+
     home = env.get_template("site/home.md.j2")
     years = [p.year for p in catalogue.papers]
     stats = {
@@ -196,6 +199,41 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             has_bib=cites is not None,
         )
     return pages
+
+
+def _libraries_page(env, catalogue: Catalogue, links: Links, common: dict) -> str:
+    """The library coverage page, from ``libraries.yaml`` beside the records (empty without one).
+
+    The evidence of each match comes from the losses' manifest (:func:`libraries.rows`).
+    """
+    path = catalogue.root / libraries.LIBRARIES_FILE
+    groups = []
+    if path.is_file():
+        found = libraries.load(path)
+        rows = libraries.rows(found)
+        # a loss links to its block on the page of its paper, when this catalogue has that paper
+        pages_of = {p.id for p in catalogue.papers}
+        for lib in found:
+            mine = [
+                (r, f"papers/{info.paper}.md#loss-{slug(r.loss)}")
+                if r.loss and (info := common["losses"].get(r.loss)) and info.paper in pages_of
+                else (r, None)
+                for r in rows
+                if r.library == lib.name
+            ]
+            covered = sum(1 for r, _ in mine if r.loss)
+            groups.append(
+                {
+                    "name": lib.name,
+                    "repo": lib.repo,
+                    "commit": lib.commit,
+                    "rows": mine,
+                    "covered": covered,
+                }
+            )
+    return env.get_template("site/libraries.md.j2").render(
+        common, libraries=groups, edit_url=links.edit(path) if path.is_file() else None
+    )
 
 
 def generate(catalogue: Catalogue, docs_dir: Path | str, links: Links | None = None) -> Generated:
