@@ -21,8 +21,11 @@ VENUES_FILE = "venues.yaml"
 CATEGORIES_FILE = "categories.yaml"
 DOI_PREFIXES_FILE = "doi_prefixes.yaml"
 ROBOT_HOSTS_FILE = "robot_hosts.yaml"
+BENCHMARKS_FILE = "benchmarks.yaml"  # read by kdsurvey.records.results
 #: The files of a catalogue folder that are not records.
-DATA_FILES = frozenset({VENUES_FILE, CATEGORIES_FILE, DOI_PREFIXES_FILE, ROBOT_HOSTS_FILE})
+DATA_FILES = frozenset(
+    {VENUES_FILE, CATEGORIES_FILE, DOI_PREFIXES_FILE, ROBOT_HOSTS_FILE, BENCHMARKS_FILE}
+)
 
 _DOI_PREFIX = re.compile(r"^10\.\d{4,9}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
