@@ -111,7 +111,7 @@ def test_record_yaml_rewrites_every_real_record_to_the_same_data(tmp_path):
     catalogue = load(PAPERS, check_losses=False)
     out = tmp_path / "papers"
     out.mkdir()
-    for name in ("venues.yaml", "categories.yaml"):
+    for name in ("venues.yaml", "categories.yaml", "benchmarks.yaml"):
         shutil.copy(PAPERS / name, out / name)
     for paper in catalogue.papers:
         text = record_yaml(paper.model_dump(mode="json", exclude_none=True))

@@ -1,5 +1,5 @@
 """``kdsurvey export bibtex|csl-json|json|csv``: citations of the selected records, to stdout or,
-atomically, to ``-o FILE``."""
+atomically, to ``-o FILE``; ``kdsurvey export results``: the numbers the records report."""
 
 from __future__ import annotations
 
@@ -45,8 +45,34 @@ def run(args) -> None:
         sys.stdout.write(text)
 
 
+def run_results(args) -> None:
+    """The selected results (``--benchmark``, ``--paper``) as JSON or CSV."""
+    from kdsurvey.exporters import results_export
+
+    catalogue = load_catalogue(args)
+    try:
+        selected = results_export.rows(catalogue, args.benchmark, args.paper)
+    except KeyError as exc:
+        raise Failure(exc.args[0], 2) from None
+    if args.format == "json":
+        text = results_export.as_json(selected)
+    else:
+        text = results_export.as_csv(selected)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+
+
 def register(subparsers) -> None:
-    export = group(subparsers, "export", "citations of the records: BibTeX, CSL-JSON, JSON or CSV")
+    from kdsurvey.exporters import results_export
+
+    export = group(
+        subparsers,
+        "export",
+        "citations of the records (BibTeX, CSL-JSON, JSON, CSV) or the results they report",
+    )
+    results_export.add_arguments(command(export, "results", run_results, results_export.HELP))
     for name, what in FORMATS:
         p = command(export, name, run, f"export {what}")
         p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")

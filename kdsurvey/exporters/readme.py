@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 
+from kdsurvey.exporters.leaderboard import readme_tables, site_url
 from kdsurvey.exporters.loss_facts import evidence_counts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.records.catalogue import Catalogue
@@ -32,6 +33,7 @@ def render(catalogue: Catalogue) -> str:
             years=sorted(years.items()),
             losses=losses,
             evidence=evidence,
+            results=readme_tables(catalogue, site_url()),
         )
     )
 

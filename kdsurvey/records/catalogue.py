@@ -33,6 +33,7 @@ from kdsurvey.records.reading import (
     read_table,
     validate_model,
 )
+from kdsurvey.records.results import Vocabulary, load_vocabulary, result_problems
 from kdsurvey.records.yamlsource import FastLoader, line_of, parse
 
 # Catalogues this large are parsed in parallel; below it, starting processes costs more than it saves.
@@ -70,6 +71,7 @@ class Catalogue:
     doi_prefixes: dict[str, str] = field(default_factory=dict)  # publisher -> "10.NNNN"
     robot_hosts: list[str] = field(default_factory=list)  # hosts that refuse link checkers
     _sources: dict[str, dict] = field(default_factory=dict, repr=False)
+    benchmarks: Vocabulary = field(default_factory=Vocabulary, repr=False)
 
     def path_of(self, paper: Paper) -> Path:
         return self.root / f"{paper.id}.yaml"
@@ -166,6 +168,8 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
     doi_prefixes = read_doi_prefixes(root / DOI_PREFIXES_FILE, problems)
     robot_hosts = read_hosts(root / ROBOT_HOSTS_FILE, problems)
     losses = loss_names() if check_losses else None
+    vocabulary = load_vocabulary(root, problems)
+    losses = (losses, vocabulary)  # the record rules need both: passed on together
     papers = []
     seen: dict[tuple[str, str], str] = {}  # (kind, normalised value) -> first file
     paths = record_paths(root)
@@ -179,11 +183,16 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
             paper, found = _check_record(path, shown, venues, losses, seen, loader)
             problems.extend(found)
         if paper is not None:
+            if paper.results:  # canonical architecture names
+                results = [vocabulary.normalised(r) for r in paper.results]
+                paper = paper.model_copy(update={"results": results})
             papers.append(paper)
     if problems:
         raise CatalogueError(problems, len(paths), len(categories))
     papers.sort(key=lambda p: p.id)
-    return Catalogue(root, papers, venues, categories, doi_prefixes, robot_hosts)
+    return Catalogue(
+        root, papers, venues, categories, doi_prefixes, robot_hosts, benchmarks=vocabulary
+    )
 
 
 def _parse_chunk(paths: list[Path], shown_root: str, loader: type, venues, losses) -> list:
@@ -257,6 +266,12 @@ def _record_rules(data, path, shown, venues, losses):
 
     def at(*loc):
         return line_of(data, loc)
+
+    # :func:`_load` passes (loss names, results vocabulary) together; a new record is checked
+    # without a vocabulary (its results are checked when the catalogue loads).
+    losses, vocabulary = losses if isinstance(losses, tuple) else (losses, None)
+    for loc, message in result_problems(data, shown, vocabulary) if vocabulary else ():
+        yield Problem(shown, at(*loc), field_name(loc), message)
 
     record_id, title, authors = _text(data, "id"), _text(data, "title"), data.get("authors")
     if record_id is not None and record_id != path.stem:

@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from kdsurvey.records.results import Result
+
 MIN_YEAR = 1980
 MAX_YEAR = 2030
 
@@ -228,6 +230,9 @@ class Paper(BaseModel):
     pages: str | None = Field(default=None, pattern=r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
     summary: Line = Field(description="one plain sentence: what is distilled and how")
     notes: str | None = None
+    results: list[Result] = Field(
+        default_factory=list, description="numbers the paper reports (kdsurvey.records.results)"
+    )
 
     @field_validator("loss", mode="before")
     @classmethod

@@ -22,9 +22,17 @@ CATEGORIES_FILE = "categories.yaml"
 DOI_PREFIXES_FILE = "doi_prefixes.yaml"
 ROBOT_HOSTS_FILE = "robot_hosts.yaml"
 LIBRARIES_FILE = "libraries.yaml"  # code libraries -> kdsurvey losses (kdsurvey.records.libraries)
+BENCHMARKS_FILE = "benchmarks.yaml"  # read by kdsurvey.records.results
 #: The files of a catalogue folder that are not records.
 DATA_FILES = frozenset(
-    {VENUES_FILE, CATEGORIES_FILE, DOI_PREFIXES_FILE, ROBOT_HOSTS_FILE, LIBRARIES_FILE}
+    {
+        VENUES_FILE,
+        CATEGORIES_FILE,
+        DOI_PREFIXES_FILE,
+        ROBOT_HOSTS_FILE,
+        LIBRARIES_FILE,
+        BENCHMARKS_FILE,
+    }
 )
 
 _DOI_PREFIX = re.compile(r"^10\.\d{4,9}$")

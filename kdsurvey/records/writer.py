@@ -127,6 +127,13 @@ def record_yaml(fields: dict) -> str:
         elif key == "loss":
             names = [value] if isinstance(value, str) else list(value)
             out.append(f"loss: {_scalar(names[0]) if len(names) == 1 else _flow(names)}")
+        elif key == "results":
+            out.append("results:")
+            for result in value:
+                shown = [(k, v) for k, v in result.items() if not _missing(v)]
+                for index, (k, v) in enumerate(shown):
+                    text = json.dumps(str(v)) if k == "value" else _scalar(_plain(v))
+                    out.append(("  - " if index == 0 else "    ") + f"{k}: {text}")
         elif key in ("summary", "notes"):
             out.extend(_text(key, str(value), fold=key == "summary"))
         elif key in QUOTED:
@@ -162,6 +169,8 @@ def _check_round_trip(text: str, fields: dict) -> None:
 
 
 def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not _missing(v)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, (bool, int)):

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdsurvey.exporters import leaderboard
 from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.exporters.site.chart import chart
@@ -169,6 +170,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             related=related_papers[p.id],
             bibtex=entry,
             edit_url=links.edit(catalogue.path_of(p)),
+            results=leaderboard.paper_rows(catalogue, p),
         )
         if entry:
             pages[f"papers/{p.id}.bib"] = entry
@@ -198,6 +200,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             newest=newest_additions(catalogue),
             has_bib=cites is not None,
         )
+    pages.update(leaderboard.pages(catalogue, env))
     return pages
 
 

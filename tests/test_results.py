@@ -1,0 +1,352 @@
+"""Reported results: vocabulary, validation, ranking, gains, spreads, pages, README and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from decimal import Decimal
+
+import pytest
+from conftest import PAPERS
+
+from kdsurvey.cli import main
+from kdsurvey.exporters import leaderboard, readme, results_export, site
+from kdsurvey.records.catalogue import CatalogueError, load
+from kdsurvey.records.results import architecture_key
+
+DKD = """\
+# yaml-language-server: $schema=schema.json
+id: zhao2022decoupled
+title: Decoupled Knowledge Distillation
+authors: ["Zhao, Borui"]
+year: 2022
+venue: cvpr
+category: logit
+tasks: [classification]
+links:
+  paper: https://example.org/dkd
+loss: dkd
+summary: Target and non-target parts of KD, reweighted.
+"""
+
+
+def result(
+    teacher="resnet32x4",
+    student="resnet8x4",
+    value="76.32",
+    method="DKD",
+    role="proposed",
+    baseline=None,
+    benchmark="cifar100",
+    metric="top1",
+    split=None,
+    note=None,
+):
+    lines = [
+        f"  - benchmark: {benchmark}",
+        f"    teacher: {teacher}",
+        f"    student: {student}",
+        f"    metric: {metric}",
+        f'    value: "{value}"' if isinstance(value, str) else f"    value: {value}",
+        f"    method: {method}",
+        f"    role: {role}",
+        "    source: Table 2",
+    ]
+    if split:
+        lines.append(f"    split: {split}")
+    if baseline:
+        lines.append(f"    baseline: {baseline}")
+    if note:
+        lines.append(f"    note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def papers(catalogue_dir):
+    shutil.copy(PAPERS / "benchmarks.yaml", catalogue_dir / "benchmarks.yaml")
+    return catalogue_dir
+
+
+def write(papers, record_id, text, *results):
+    body = text + ("results:\n" + "".join(results) if results else "")
+    (papers / f"{record_id}.yaml").write_text(body, encoding="utf-8")
+
+
+def problems(papers):
+    with pytest.raises(CatalogueError) as info:
+        load(papers)
+    return [str(p) for p in info.value.problems]
+
+
+# -- vocabulary and normalisation ---------------------------------------------------------------
+
+
+def test_architecture_key_and_aliases(papers):
+    assert architecture_key("WRN_40_2") == architecture_key("wrn-40-2") == "wrn402"
+    assert architecture_key("ResNet-32x4") == "resnet32x4"
+    assert architecture_key("DeepLabV3+-ResNet101") != architecture_key("deeplabv3-resnet101")
+    write(
+        papers,
+        "zhao2022decoupled",
+        DKD,
+        result("ResNet-32x4", "resnet_8x4"),
+        result("wrn_40_2", "MobileNet-V2"),
+        result("R34", "R18", benchmark="imagenet"),
+    )
+    c = load(papers)
+    pairs = [(r.teacher, r.student) for r in c.papers[-1].results]
+    assert pairs == [
+        ("resnet32x4", "resnet8x4"),
+        ("wrn-40-2", "mobilenetv2"),
+        ("resnet34", "resnet18"),
+    ]
+    vocab = c.benchmarks
+    assert vocab.architecture("MBV2") == "mobilenetv2" and vocab.architecture("unknown") is None
+
+
+def test_real_vocabulary_covers_the_classic_pairs():
+    c = load(PAPERS)
+    cifar = c.benchmarks.benchmarks["cifar100"]
+    assert ("resnet32x4", "resnet8x4") in [tuple(p) for p in cifar.pairs] and len(cifar.pairs) == 13
+    assert [tuple(p) for p in c.benchmarks.benchmarks["imagenet"].pairs] == [
+        ("resnet34", "resnet18"),
+        ("resnet50", "mobilenetv1"),
+    ]
+
+
+# -- validation: every rule, located ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "words"),
+    [
+        (result(benchmark="mnist"), "results[0].benchmark", "unknown benchmark 'mnist'"),
+        (result(metric="miou"), "results[0].metric", "cifar100 has no metric 'miou'"),
+        (result(teacher="unknown"), "results[0].teacher", "unknown architecture 'unknown'"),
+        (result(student="resnet9000"), "results[0].student", "unknown architecture"),
+        (result(value="101.5"), "results[0].value", "outside the range"),
+        (result(value="72.7%"), "results[0].value", "not a decimal number"),
+        (result(value=76.3), "results[0].value", "quoted as a string"),
+        (result(role="baseline"), "results[0].role", "must name it in `baseline:`"),
+        (result(baseline="kd"), "results[0].baseline", "only a result with role baseline"),
+        (result(split="train"), "results[0].split", "cifar100 has no split 'train'"),
+        (result(role="winner"), "results[0].role", "proposed"),
+    ],
+)
+def test_each_rule_is_reported_at_its_line(papers, row, field, words):
+    write(
+        papers,
+        "zhao2022decoupled",
+        DKD,
+        result(value="70.00", method="KD", role="baseline", baseline="kd"),
+        row,
+    )
+    found = problems(papers)
+    field = field.replace("results[0]", "results[1]")
+    lines = (papers / "zhao2022decoupled.yaml").read_text().split("\n")
+    key = field.split(".")[-1] + ":"
+    line = max(i for i, ln in enumerate(lines, 1) if ln.strip().lstrip("- ").startswith(key))
+    assert any(f"zhao2022decoupled.yaml:{line}: {field}: " in p and words in p for p in found), (
+        line,
+        found,
+    )
+
+
+def test_duplicates_and_splits(papers):
+    write(
+        papers,
+        "zhao2022decoupled",
+        DKD,
+        result(
+            benchmark="cityscapes",
+            teacher="pspnet-resnet101",
+            student="pspnet-resnet18",
+            metric="miou",
+            value="74.0",
+        ),
+        result(
+            benchmark="cityscapes",
+            teacher="PSPNet-R101",
+            student="pspnet-resnet18",
+            metric="miou",
+            value="73.1",
+        ),
+    )
+    found = problems(papers)
+    assert any(
+        "results[1]: same benchmark, teacher, student, method, metric and split as results[0]" in p
+        for p in found
+    )
+    write(
+        papers,
+        "zhao2022decoupled",
+        DKD,
+        result(
+            benchmark="cityscapes",
+            teacher="pspnet-resnet101",
+            student="pspnet-resnet18",
+            metric="miou",
+            value="74.0",
+        ),
+        result(
+            benchmark="cityscapes",
+            teacher="pspnet-resnet101",
+            student="pspnet-resnet18",
+            metric="miou",
+            value="73.1",
+            split="test",
+        ),
+    )
+    assert len(load(papers).papers[-1].results) == 2
+
+
+def test_every_problem_at_once_and_no_benchmarks_file(catalogue_dir):
+    write(catalogue_dir, "zhao2022decoupled", DKD, result(), result(method="X"))
+    found = problems(catalogue_dir)
+    assert len([p for p in found if "unknown benchmark" in p]) == 2
+    assert "none: the catalogue has no benchmarks.yaml" in found[0]
+
+
+# -- ranking, direction, gains, spreads -------------------------------------------------------
+
+
+def board_catalogue(papers, metric="top1", values=("76.30", "77.10", "76.3", "75.00")):
+    ids = ["alpha2020ranked", "beta2021ranked", "gamma2019ranked", "delta2022ranked"]
+    years = [2020, 2021, 2019, 2022]
+    kd = ["73.33", "74.00", "73.00", None]
+    for rid, year, value, k in zip(ids, years, values, kd, strict=True):
+        text = DKD.replace("zhao2022decoupled", rid).replace(
+            "Zhao, Borui", f"{rid[:-10].title()}, A"
+        )
+        text = text.replace("year: 2022", f"year: {year}")
+        text = text.replace(
+            "Decoupled Knowledge Distillation", f"Ranked Distillation {rid[:-10].title()}"
+        )
+        rows = [result(value=value, method=rid[:-10].upper(), metric=metric)]
+        if k:
+            rows.append(result(value=k, method="KD", role="baseline", baseline="kd", metric=metric))
+        rows.append(
+            result(
+                value="72.50", method="Student", role="baseline", baseline="student", metric=metric
+            )
+        )
+        write(papers, rid, text, *rows)
+    return load(papers)
+
+
+def test_ranking_order_ties_and_gain(papers):
+    c = board_catalogue(papers)
+    board = leaderboard.boards(c)["cifar100"][0]
+    got = [(e.rank, e.paper.id, e.result.value, e.gain) for e in board.entries]
+    assert got == [
+        (1, "beta2021ranked", "77.10", Decimal("3.10")),
+        (2, "gamma2019ranked", "76.3", Decimal("3.30")),  # 76.3 == 76.30: a tie, oldest first
+        (2, "alpha2020ranked", "76.30", Decimal("2.97")),
+        (4, "delta2022ranked", "75.00", None),  # reports no KD of its own
+    ]
+    by_id = {p.id: p for p in c.papers}
+    alpha, gamma = by_id["alpha2020ranked"], by_id["gamma2019ranked"]
+    tie = leaderboard.rank(
+        [
+            leaderboard.Entry(alpha, alpha.results[0].model_copy(update={"value": "76.30"})),
+            leaderboard.Entry(gamma, gamma.results[0].model_copy(update={"value": "76.3"})),
+        ],
+        True,
+    )
+    assert [e.rank for e in tie] == [1, 1] and [e.paper.year for e in tie] == [2019, 2020]
+    assert (
+        leaderboard.signed(Decimal("2.99")) == "+2.99"
+        and leaderboard.signed(Decimal("-0.4")) == "−0.4"
+    )
+    kd = next(s for s in board.spreads if s.baseline == "kd")
+    assert (kd.low, kd.high, kd.count) == (Decimal("73.00"), Decimal("74.00"), 3)
+    assert [p.id for p in kd.papers] == ["gamma2019ranked", "alpha2020ranked", "beta2021ranked"]
+    student = next(s for s in board.spreads if s.baseline == "student")
+    assert student.count == 4 and student.low == student.high
+
+
+def test_error_metrics_rank_lowest_first(papers):
+    c = board_catalogue(papers, metric="top1_err", values=("23.5", "22.0", "24.1", "21.9"))
+    board = leaderboard.boards(c)["cifar100"][0]
+    assert not board.higher
+    assert [e.result.value for e in board.entries] == ["21.9", "22.0", "23.5", "24.1"]
+    beta = next(e for e in board.entries if e.paper.id == "beta2021ranked")
+    assert beta.gain == Decimal("52.00")  # KD error 74.00 - 22.0: lower error is a positive gain
+    assert leaderboard.gain(Decimal("20"), Decimal("25"), higher=False) == Decimal("5")
+
+
+# -- pages, README, export --------------------------------------------------------------------
+
+
+def test_rendered_tables_match_the_data(papers):
+    c = board_catalogue(papers)
+    pages = site.render_pages(c)
+    page = pages["leaderboards/cifar100.md"]
+    body = page[page.index("<tbody>") : page.index("</tbody>")]
+    rows = [r for r in body.split("\n") if r.startswith("<tr>")]
+    board = leaderboard.boards(c)["cifar100"][0]
+    assert len(rows) == len(board.entries)
+    for row, e in zip(rows, board.entries, strict=True):
+        assert row.startswith(f"<tr><td>{e.rank}</td>")
+        assert f'href="../../papers/{e.paper.id}/#loss-dkd"' in row
+        assert f'href="../../papers/{e.paper.id}/"' in row
+        assert f">{e.result.value}</td>" in row and leaderboard.signed(e.gain) in row
+    assert "<svg" in page and page.count('class="kd-board-dot"') == 4  # one dot per proposed result
+    assert "| Baseline, across papers |" in page and "| 73.00 | 74.00 | 1.00 | 3 |" in page
+    assert (
+        "leaderboards/index.md" in pages
+        and "[CIFAR\\-100](cifar100.md)" in pages["leaderboards/index.md"]
+    )
+    paper_page = pages["papers/beta2021ranked.md"]
+    assert "## Reported results" in paper_page and "| 77.10 |" in paper_page
+    text = readme.render(c)
+    assert "### CIFAR-100: ResNet-32x4 → ResNet-8x4" in text
+    assert "| 1 | BETA |" in text and "catalogue/leaderboards/cifar100/" in text
+
+
+def test_no_results_still_builds_an_index(catalogue_dir):
+    pages = site.render_pages(load(catalogue_dir))
+    assert "No record reports results yet." in pages["leaderboards/index.md"]
+    assert "## Reported results" not in readme.render(load(catalogue_dir))
+
+
+def test_export_round_trips(papers, capsys):
+    c = board_catalogue(papers)
+    rows = results_export.rows(c)
+    assert main(["export", "results", "--papers", str(papers)]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert [r["value"] for r in back] == [float(r["value"]) for r in rows]
+    assert back == [{**r, "value": float(r["value"])} for r in rows]
+    assert (
+        main(
+            [
+                "export",
+                "results",
+                "--format",
+                "csv",
+                "--papers",
+                str(papers),
+                "--benchmark",
+                "cifar100",
+            ]
+        )
+        == 0
+    )
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(p["paper"], Decimal(p["value"]), p["baseline"] or None) for p in parsed] == [
+        (r["paper"], r["value"], r["baseline"]) for r in rows
+    ]
+    assert set(parsed[0]) == set(results_export.COLUMNS)
+    assert main(["export", "results", "--papers", str(papers), "--paper", "beta2021ranked"]) == 0
+    assert {r["paper"] for r in json.loads(capsys.readouterr().out)} == {"beta2021ranked"}
+    assert main(["export", "results", "--papers", str(papers), "--benchmark", "mnist"]) == 2
+
+
+def test_real_catalogue_results_are_normalised_and_exported():
+    c = load(PAPERS)
+    rows = results_export.rows(c)
+    assert len(rows) > 1000
+    names = set(c.benchmarks.architectures)
+    assert all(r["teacher"] in names and r["student"] in names for r in rows)
