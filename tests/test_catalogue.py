@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import GOOD, PAPERS
+from conftest import GOOD, PAPERS, ROOT
 
 from kdsurvey.records.catalogue import CatalogueError, load, validate_record
 from kdsurvey.records.model import citation_key
@@ -246,3 +246,22 @@ def test_validate_record_checks_one_text_without_a_catalogue(tmp_path):
     assert [(p.line, p.field) for p in found] == [(9, "venue"), (15, "loss")]
     assert "no loss 'nope'" in found[1].message
     assert [p.field for p in validate_record("", path, venues)] == ["file"]
+
+
+def test_unknown_loss_says_what_to_do_next(catalogue_dir):
+    write(catalogue_dir, "hinton2015distilling.yaml", edit("loss: kd", "loss: kdd"))
+    [(name, line, field, message)] = problems_of(catalogue_dir)
+    assert (name, line, field) == ("hinton2015distilling.yaml", 15, "loss")
+    assert "no loss 'kdd'" in message and "did you mean 'kd'" in message
+    # a loss that does not exist yet: where the contributor reads how to add one, and the step
+    # that makes it known to the catalogue
+    for step in (
+        "kdsurvey losses list",
+        'CONTRIBUTING.md, "A new loss"',
+        "kdsurvey losses manifest",
+    ):
+        assert step in message
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert "\n## A new loss\n" in contributing
+    for fact in ("cites the record id", "evidence.py", "official_cases/README.md"):
+        assert fact in contributing

@@ -95,6 +95,7 @@ def expected(paper, venue) -> dict[str, str]:
         want["journal"] = venue.name
     else:
         want.update(
+            howpublished=f"arXiv preprint arXiv:{paper.links.arxiv}",
             eprint=paper.links.arxiv,
             archivePrefix="arXiv",
             primaryClass=paper.links.arxiv_class or "cs.CV",
@@ -187,6 +188,11 @@ def test_ascii_refuses_what_has_no_latex_spelling(tricky):
             r"\textasciitilde{} x\textasciicircum{}2 \textbackslash{} y",
         ),
         ("Unbalanced } and { braces", r"Unbalanced \textbraceright{} and \textbraceleft{} braces"),
+        (
+            "Weak-to-Strong 3D Detection with X-Ray Distillation",
+            "Weak-to-Strong {3D} Detection with {X-Ray} Distillation",
+        ),
+        ("U-Net, k-Means, X-ray and T-{Rex}", "{U-Net}, k-Means, {X-ray} and T-{Rex}"),
     ],
 )
 def test_title_protection_and_escaping(title, latex):
@@ -418,3 +424,57 @@ def test_latex_compiles_without_warnings(tmp_path, real, tricky, both, tool, asc
     bib = citations.bibtex(real, ascii=ascii) + "\n" + citations.bibtex(tricky, ascii=ascii)
     problems = compile_bibliography(tmp_path / "doc", bib, both, tool)
     assert not problems, problems
+
+
+CLASSIC_DOC = r"""\documentclass{article}
+\usepackage[utf8]{inputenc}
+\usepackage{url}
+\begin{document}
+Cited: \cite{%s}.
+\bibliographystyle{%s}
+\bibliography{refs}
+\end{document}
+"""
+
+
+def rendered_bbl(folder: Path, bib: str, keys: list[str], style: str) -> str:
+    """The .bbl that ``style`` (a classic .bst, or ``biblatex``) makes of ``keys``."""
+    folder.mkdir()
+    (folder / "refs.bib").write_text(bib, encoding="utf-8")
+    biblatex = style == "biblatex"
+    doc = BIBER_DOC % ",".join(keys) if biblatex else CLASSIC_DOC % (",".join(keys), style)
+    (folder / "main.tex").write_text(doc, encoding="utf-8")
+    _run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main"], folder)
+    _run(["biber", "main"] if biblatex else ["bibtex", "main"], folder)
+    return (folder / "main.bbl").read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.mark.tex
+@needs_tex
+@pytest.mark.parametrize("style", ["plain", "IEEEtran", "biblatex"])
+def test_rendered_bibliography_keeps_arxiv_ids_and_capitals(tmp_path, real, style):
+    """What a reader sees: an arXiv-only paper shows its arXiv id in classic styles too (they
+    ignore ``eprint``), and "X-Ray" stays capitalised where a style lowercases titles."""
+    if style != "biblatex" and not _kpsewhich(f"{style}.bst"):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"{style}.bst is required under CI: .ci/run installs it")
+        pytest.skip(f"{style}.bst is not installed (apt-get install texlive-publishers)")
+    preprints = [p for p in real.papers if real.venues[p.venue].kind == VenueKind.preprint]
+    preprint = next(p for p in preprints if p.links.arxiv)
+    xray = next(p for p in real.papers if "X-Ray" in p.title)
+    keys = [preprint.id, xray.id]
+    bib = citations.bibtex(real, [preprint, xray], ascii=True)
+    bbl = " ".join(rendered_bbl(tmp_path / style, bib, keys, style).split())
+    if style == "biblatex":
+        assert f"\\verb {preprint.links.arxiv}" in bbl or f"{{{preprint.links.arxiv}}}" in bbl
+    else:
+        assert f"arXiv:{preprint.links.arxiv}" in bbl
+    assert "X-Ray" in bbl
+    assert "x-ray" not in bbl  # what plain's sentence case makes of an unprotected "X-Ray"
+
+
+def _kpsewhich(name: str) -> str:
+    if not shutil.which("kpsewhich"):
+        return ""
+    found = subprocess.run(["kpsewhich", name], capture_output=True, text=True)
+    return found.stdout.strip()

@@ -186,11 +186,10 @@ def test_403_to_head_and_get_is_an_inconclusive_bot_wall(server, sleeps):
 
 def test_slow_reply_times_out_after_retries(server, sleeps):
     server.route("/slow", Reply(200, delay=1.5))
-    started = time.monotonic()
     result = check(server, sleeps, server.url("/slow"), timeout=0.2, retries=1)
+    # the timeout decided it: had the client waited for the reply, it would be ok
     assert (result.verdict, result.attempts, result.status) == (INCONCLUSIVE, 2, None)
     assert "timed out" in result.message
-    assert time.monotonic() - started < 1.4
     assert sleeps == [0.5]
 
 
@@ -436,23 +435,69 @@ def test_unreadable_cache_is_ignored(tmp_path, capsys):
 
 
 def test_per_host_limit_and_polite_delay(sleeps):
+    # End to end: every link of two hosts checked, never more than two at a time per host (as the
+    # scheduler counted: the fake servers' own counts race with their handler threads' ends).
     with FakeServer() as one, FakeServer() as two:
         urls = []
         for server in (one, two):
-            server.prefix("/", lambda r: Reply(200, delay=0.1))
+            server.prefix("/", lambda r: Reply(200, delay=0.02))
             urls += [server.url(f"/{i}") for i in range(6)]
-        checker = LinkChecker(Settings(workers=8, per_host=2, delay=0.05, timeout=2, sleep=sleeps))
-        started = time.monotonic()
+        checker = LinkChecker(Settings(workers=8, per_host=2, delay=0.01, timeout=5, sleep=sleeps))
         results = checker.run([Target("url", u, u) for u in urls])
-        elapsed = time.monotonic() - started
         checker.close()
         assert all(r.verdict == OK for r in results.values())
-        for server in (one, two):
-            assert server.peak <= 2
-            starts = sorted(r.started for r in server.log)
-            assert all(b - a >= 0.045 for a, b in zip(starts, starts[1:], strict=False))
-        # 6 requests of 0.1 s, two at a time, per host, both hosts at once: ~0.3 s, not 1.2 s
-        assert elapsed < 0.9
+        assert len(results) == 12
+        assert len(checker.peak) == 2  # one count per host
+        assert max(checker.peak.values()) <= 2
+        assert all(len(server.log) == 6 for server in (one, two))
+
+
+class FakeClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_scheduler_decides_limit_delay_and_interleaving_on_its_clock():
+    """What the scheduler decides, on a clock the test owns: no assertion depends on how fast
+    the machine is (the end-to-end test above only checks the outcome)."""
+    from kdsurvey.checks.scheduler import Scheduler, Task
+
+    tasks = [Task(host, [], lambda: {}) for host in ["a"] * 3 + ["b"] * 2]
+    clock = FakeClock()
+    scheduler = Scheduler(tasks, lambda host: 2, lambda host: 0.5, clock)
+
+    def ready() -> bool:
+        """Whether take() would hand out a task now (without blocking the test)."""
+        with scheduler.cond:
+            return any(
+                scheduler.active[h] < scheduler.limit(h)
+                and scheduler.next_start.get(h, 0.0) <= clock.now
+                for h in scheduler.queues
+            )
+
+    # t=0: both hosts start at once (host "a" first: it has the most work left)
+    first, second = scheduler.take(), scheduler.take()
+    assert [first.host, second.host] == ["a", "b"]
+    assert not ready()  # each host's next start is 0.5 s away
+    clock.now = 0.49
+    assert not ready()
+    clock.now = 0.5
+    third, fourth = scheduler.take(), scheduler.take()
+    assert [third.host, fourth.host] == ["a", "b"]
+    assert scheduler.peak == {"a": 2, "b": 2}
+    # host "b" is done; host "a" has two in flight: its limit holds even after its delay
+    clock.now = 5.0
+    assert not ready()
+    scheduler.done(first)
+    assert ready()
+    assert scheduler.take().host == "a"
+    assert scheduler.take() is None  # no work left
+    assert scheduler.next_start == {"a": 5.5, "b": 1.0}
 
 
 def test_site_pages_links_with_lines(tmp_path):

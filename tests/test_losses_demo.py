@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -13,8 +12,8 @@ from kdsurvey.losses import available  # noqa: E402
 from kdsurvey.losses.demo import demo  # noqa: E402
 
 NAMES = available()
-# Generous: a demo takes well under a second on an idle CPU; shared CI runners are slower.
-TIME_LIMIT_S = 10.0
+# How long a demo takes is measured by benchmarks/demo.py, not asserted here: a test must not
+# depend on the machine's speed or load.
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,13 +23,10 @@ def _warm_up():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_demo_loss_decreases(name):
-    start = time.perf_counter()
     values = demo(name)
-    elapsed = time.perf_counter() - start
     assert len(values) == 30
     assert all(math.isfinite(v) for v in values)
     assert values[-1] < values[0], f"{name}: {values[0]:.4g} -> {values[-1]:.4g}"
-    assert elapsed < TIME_LIMIT_S
 
 
 def test_demo_logs_every_step_and_is_deterministic():

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from html.parser import HTMLParser
@@ -392,10 +393,20 @@ def test_search_index_escapes_titles(small):
 # -- command line -----------------------------------------------------------------------------
 
 
+def _temporary_entries() -> set[str]:
+    """What MkDocs and the site build could leave in the system's temporary directory."""
+    return {
+        entry.name
+        for entry in os.scandir(tempfile.gettempdir())
+        if entry.name.startswith(("mkdocs_", "kdsurvey-"))
+    }
+
+
 def test_cli_build_runs_every_stage(tmp_path, capsys):
     papers = write_catalogue(tmp_path / "papers", 8)
     config = site.copy_project(tmp_path / "project")
     readme = tmp_path / "README.md"
+    before = _temporary_entries()
     code = main(
         [
             "build",
@@ -412,6 +423,7 @@ def test_cli_build_runs_every_stage(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert readme.exists() and (tmp_path / "out/index.html").exists()
     assert capsys.readouterr().err == ""  # quiet on success
+    assert _temporary_entries() - before == set()  # nothing left in the temporary directory
 
 
 def build_cli(tmp_path: Path, papers: Path, config: Path) -> int:
@@ -454,6 +466,8 @@ def _get(url: str) -> str:
 
 def test_serve_regenerates_when_a_record_changes(tmp_path):
     papers = write_catalogue(tmp_path / "papers", 5)
+    tmp = tmp_path / "tmp"  # the server's temporary directory
+    tmp.mkdir()
     config = site.copy_project(tmp_path / "project")
     port = _free_port()
     record = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())[0]
@@ -474,7 +488,7 @@ def test_serve_regenerates_when_a_record_changes(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)},
     )
     url = f"http://127.0.0.1:{port}/kdsurvey/catalogue/papers/{record.stem}/"
     try:
@@ -504,6 +518,8 @@ def test_serve_regenerates_when_a_record_changes(tmp_path):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+    # stopped with SIGTERM, the server leaves no mkdocs_* (or other) folder in its TMPDIR
+    assert sorted(p.name for p in tmp.iterdir()) == []
 
 
 # -- Zensical ---------------------------------------------------------------------------------

@@ -25,12 +25,16 @@ class Scheduler:
     host's task instead."""
 
     def __init__(
-        self, tasks: list[Task], limit: Callable[[str], int], delay: Callable[[str], float]
+        self,
+        tasks: list[Task],
+        limit: Callable[[str], int],
+        delay: Callable[[str], float],
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.queues: dict[str, deque[Task]] = {}
         for task in tasks:
             self.queues.setdefault(task.host, deque()).append(task)
-        self.limit, self.delay = limit, delay
+        self.limit, self.delay, self.clock = limit, delay, clock
         self.active: Counter[str] = Counter()
         self.next_start: dict[str, float] = {}
         self.cond = threading.Condition()
@@ -41,7 +45,7 @@ class Scheduler:
             while True:
                 if not self.queues:
                     return None
-                now, wait, best = time.monotonic(), None, None
+                now, wait, best = self.clock(), None, None
                 for host, queue in self.queues.items():
                     if self.active[host] >= self.limit(host):
                         continue

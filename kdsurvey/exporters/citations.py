@@ -4,11 +4,14 @@ BibTeX is built as a :class:`bibtexparser.Library` of :class:`bibtexparser.model
 serialised by bibtexparser's writer; this module only turns record values into correct LaTeX:
 
 * entry types by venue kind: ``@inproceedings`` + ``booktitle`` (conferences), ``@article`` +
-  ``journal`` (journals), ``@misc`` + ``eprint``/``archivePrefix``/``primaryClass`` (preprints);
+  ``journal`` (journals), ``@misc`` + ``eprint``/``archivePrefix``/``primaryClass`` (preprints,
+  for biblatex) and ``howpublished = {arXiv preprint arXiv:<id>}`` (for classic styles such as
+  ``plain`` and ``IEEEtran``, which ignore ``eprint``);
   the key is the record id; ``doi`` and ``url`` (the record's paper link) where known;
 * authors as ``Family, Given and ...``;
 * words of a title that a style must not lowercase are braced (``{KD}``, ``{CNN}``, ``{FitNets}``,
-  ``{3D}``); a ``{...}`` group already in a record's title is kept as it is, not braced again;
+  ``{3D}``, ``{X-Ray}``); a ``{...}`` group already in a record's title is kept as it is, not
+  braced again;
 * LaTeX specials are escaped (``\\&``, ``\\%``, ``\\_``, ``\\#``, ...). Non-ASCII letters stay UTF-8
   (what biber expects), or become LaTeX accents (``{\\"o}``) with ``ascii=True`` for classic
   bibtex. Symbols that LaTeX cannot typeset from UTF-8 (``α``, ``×``) become macros in both modes.
@@ -63,6 +66,9 @@ _SPECIALS = {
     "}": r"\textbraceright{}",
 }
 _WORD = re.compile(r"[^\W_]+")
+# A hyphenated compound with a one-capital part (``X-Ray``, ``U-Net``, ``K-Means``): classic styles
+# would lowercase it to "x-ray", and no part alone has two capitals, so the whole is braced.
+_LETTER_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 _DOTLESS_I = re.compile(r"\\([`'^\"~])\\i(?![A-Za-z])")
 
 _encoder = None
@@ -176,12 +182,24 @@ def latex_title(title: str, ascii: bool = False) -> str:
             out.append("{" + _group_text(part, ascii) + "}")
             continue
         last = 0
-        for match in _WORD.finditer(part):
-            out.append(latex_text(part[last : match.start()], ascii))
-            word = latex_text(match.group(), ascii)
-            out.append("{" + word + "}" if needs_protection(match.group()) else word)
-            last = match.end()
-        out.append(latex_text(part[last:], ascii))
+        for match in _LETTER_COMPOUND.finditer(part):
+            if any(len(w) == 1 and w.isupper() for w in match.group().split("-")):
+                out.append(_protect_words(part[last : match.start()], ascii))
+                out.append("{" + latex_text(match.group(), ascii) + "}")
+                last = match.end()
+        out.append(_protect_words(part[last:], ascii))
+    return "".join(out)
+
+
+def _protect_words(text: str, ascii: bool) -> str:
+    """``text`` escaped, its case-sensitive words braced."""
+    out, last = [], 0
+    for match in _WORD.finditer(text):
+        out.append(latex_text(text[last : match.start()], ascii))
+        word = latex_text(match.group(), ascii)
+        out.append("{" + word + "}" if needs_protection(match.group()) else word)
+        last = match.end()
+    out.append(latex_text(text[last:], ascii))
     return "".join(out)
 
 
@@ -233,6 +251,10 @@ def entry(paper: Paper, venue: Venue, ascii: bool = False) -> model.Entry:
         ("author", " and ".join(latex_name(a, ascii) for a in paper.authors)),
         ("title", latex_title(paper.title, ascii)),
     ]
+    if venue.kind == VenueKind.preprint and paper.links.arxiv:
+        # Classic styles (plain, IEEEtran, natbib's) ignore `eprint`: without this an arXiv-only
+        # entry would print no identifier at all. The wording is Google Scholar's.
+        fields.append(("howpublished", f"arXiv preprint arXiv:{paper.links.arxiv}"))
     if venue.kind == VenueKind.conference:
         fields.append(("booktitle", latex_text(venue.name, ascii)))
     elif venue.kind == VenueKind.journal:

@@ -6,6 +6,7 @@ All problems of all files are collected before anything is reported, each locate
 
 from __future__ import annotations
 
+import difflib
 import gc
 import multiprocessing
 import os
@@ -136,6 +137,18 @@ def record_paths(root: Path) -> list[Path]:
     return [root / name for name in names]
 
 
+def unread_paths(root: Path) -> list[Path]:
+    """Files of a catalogue folder that look like records but are not read (``x.yml``,
+    ``x.YAML``): only ``*.yaml`` files are records, so these would be silently left out."""
+    return sorted(
+        root / entry.name
+        for entry in os.scandir(root)
+        if entry.name.lower().endswith((".yml", ".yaml"))
+        and not entry.name.endswith(".yaml")
+        and entry.is_file()
+    )
+
+
 def load(root: Path | str = "papers", loader: type = FastLoader, check_losses: bool = True):
     """Load and validate a catalogue folder; :class:`CatalogueError` lists every problem."""
     # Loading creates many objects and frees few: the cyclic garbage collector would rescan the
@@ -167,6 +180,10 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
         )
     doi_prefixes = read_doi_prefixes(root / DOI_PREFIXES_FILE, problems)
     robot_hosts = read_hosts(root / ROBOT_HOSTS_FILE, problems)
+    for path in unread_paths(root):
+        problems.append(
+            Problem(display_path(path), 1, "file", "not read: records must end in .yaml")
+        )
     losses = loss_names() if check_losses else None
     vocabulary = load_vocabulary(root, problems)
     losses = (losses, vocabulary)  # the record rules need both: passed on together
@@ -301,7 +318,19 @@ def _record_rules(data, path, shown, venues, losses):
     for index, name in enumerate(names if isinstance(names, list) else [names]):
         if losses is not None and isinstance(name, str) and name not in losses:
             loc = ("loss", index) if isinstance(names, list) else ("loss",)
-            yield Problem(shown, at(*loc), field_name(loc), f"no loss {name!r} in kdsurvey.losses")
+            yield Problem(shown, at(*loc), field_name(loc), unknown_loss(name, losses))
+
+
+def unknown_loss(name: str, losses) -> str:
+    """The message for a ``loss`` that is not in the manifest: what to do next."""
+    close = difflib.get_close_matches(name, sorted(losses), n=3, cutoff=0.75)
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return (
+        f"no loss {name!r} in kdsurvey.losses: {hint}`kdsurvey losses list` shows the losses; "
+        'a paper whose loss is not implemented yet needs one (CONTRIBUTING.md, "A new loss": '
+        "a module in kdsurvey/losses/ whose docstring cites this record, an evidence level, "
+        "then `kdsurvey losses manifest`)"
+    )
 
 
 _IDENTITY_FIELDS = {"title": ("title",), "arXiv id": ("links", "arxiv"), "DOI": ("links", "doi")}

@@ -35,6 +35,10 @@ DATA_FILES = frozenset(
     }
 )
 
+#: The largest file of a catalogue folder that is read (a record is about 1 KB; ``notes`` are a
+#: few sentences): a larger one is refused before it is read or parsed.
+MAX_RECORD_BYTES = 256 * 1024
+
 _DOI_PREFIX = re.compile(r"^10\.\d{4,9}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 
@@ -49,7 +53,14 @@ def display_path(path: Path) -> str:
 
 
 def read_text(path: Path, shown: str, problems: list[Problem]) -> str | None:
-    """The file as text, or None with a located problem when it is not UTF-8."""
+    """The file as text, or None with a located problem when it is not UTF-8 or too large."""
+    size = path.stat().st_size
+    if size > MAX_RECORD_BYTES:
+        limit = f"{MAX_RECORD_BYTES // 1024} KB"
+        problems.append(
+            Problem(shown, 1, "file", f"is {size:,} bytes: a file may be at most {limit}")
+        )
+        return None
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8")

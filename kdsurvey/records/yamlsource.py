@@ -24,6 +24,13 @@ _STR, _INT, _BOOL, _NULL = _TAG + "str", _TAG + "int", _TAG + "bool", _TAG + "nu
 _safe = SafeConstructor()  # only its stateless scalar constructors are used
 
 
+#: How many nodes a document's aliases may expand to. A record has well under a hundred; an alias
+#: that refers to a list of aliases of lists... (a "billion laughs") would expand to billions.
+MAX_EXPANDED_NODES = 10_000
+#: How deep collections may nest (a record nests three levels: record, links, a list).
+MAX_DEPTH = 50
+
+
 class YamlProblem(Exception):
     """A file that is not the YAML a record must be; ``line`` is 1-based."""
 
@@ -117,14 +124,74 @@ def parse(text: str, loader: type = FastLoader, located: bool = True):
         raise YamlProblem(line, f"invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"invalid YAML: {exc}") from None
+    except RecursionError:  # the pure-Python composer on deeply nested collections
+        raise YamlProblem(1, f"collections nest deeper than {MAX_DEPTH} levels") from None
     finally:
         reader.dispose()
     if node is None:
         return None
+    check_bounds(node)
     try:
         return _convert(node, set(), located)
     except yaml.YAMLError as exc:  # a scalar PyYAML cannot construct (bad timestamp...)
         raise YamlProblem(node.start_mark.line + 1, f"invalid YAML: {exc}") from None
+
+
+def check_bounds(
+    root: yaml.Node, max_nodes: int = MAX_EXPANDED_NODES, max_depth: int = MAX_DEPTH
+) -> None:
+    """Refuse a composed document before it is converted: ``YamlProblem`` when its aliases expand
+    to more than ``max_nodes`` nodes or its collections nest deeper than ``max_depth``.
+
+    Composing is linear in the text (an alias is a second reference to the same node); converting
+    copies every reference, so a small document of nested aliases would expand exponentially. The
+    expanded size of each node is counted once (memoised), iteratively (no recursion limit to
+    hit). The line reported is that of the innermost collection whose expansion passes the limit
+    through aliases. A document without aliases is bounded by the record size limit instead.
+    """
+    size: dict[int, int] = {}  # id(node) -> nodes it expands to, itself included
+    aliases: set[int] = set()  # collections with an alias inside
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            size[key] = 1
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value
+        if done:  # every child is counted
+            on_path.discard(key)
+            seen: set[int] = set()
+            total = 1
+            for child in children:
+                total += size.get(id(child), 1)
+                if id(child) in seen or id(child) in aliases:
+                    aliases.add(key)
+                seen.add(id(child))
+            size[key] = total
+            if total > max_nodes and key in aliases:
+                raise YamlProblem(
+                    node.start_mark.line + 1,
+                    f"YAML aliases expand to more than {max_nodes:,} nodes",
+                )
+            continue
+        if key in size or key in on_path:  # counted already / an alias to its own ancestor
+            continue
+        if depth > max_depth:
+            raise YamlProblem(
+                node.start_mark.line + 1, f"collections nest deeper than {max_depth} levels"
+            )
+        on_path.add(key)
+        stack.append((node, depth, True))
+        for child in reversed(children):
+            if id(child) in size:
+                aliases.add(key)  # a second reference to a node counted elsewhere
+            else:
+                stack.append((child, depth + 1, False))
 
 
 def line_of(data, path: tuple) -> int:

@@ -66,9 +66,12 @@ def serve(
     from watchdog.observers import Observer
 
     from kdsurvey.records.catalogue import load
+    from kdsurvey.tempdirs import private_tempdir
 
     papers = Path(papers).resolve()
-    with project(config_file) as (config_file, _):
+    # MkDocs builds into a tempfile.mkdtemp("mkdocs_") folder: keep it, and any other temporary
+    # folder, in one of ours that goes even when the server is stopped with SIGTERM
+    with private_tempdir("kdsurvey-serve-"), project(config_file) as (config_file, _):
         config = load_config(config_file)
         docs_dir = Path(config.docs_dir)
         links = Links.from_config(config)
