@@ -11,6 +11,7 @@ from collections import Counter
 from kdsurvey.exporters.loss_facts import evidence_counts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.records.catalogue import Catalogue
+from kdsurvey.records.unknowns import help_url
 
 
 def render(catalogue: Catalogue) -> str:
@@ -32,6 +33,8 @@ def render(catalogue: Catalogue) -> str:
             years=sorted(years.items()),
             losses=losses,
             evidence=evidence,
+            unconfirmed=sum(1 for p in catalogue.papers if p.unconfirmed),
+            help_url=help_url(),
         )
     )
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdsurvey.exporters.help_page import render_help
 from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.exporters.site.chart import chart
@@ -173,6 +174,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             pages[f"papers/{p.id}.bib"] = entry
     if cites:
         pages["kdsurvey.bib"] = cites[1]
+    pages["help.md"] = render_help(env, catalogue, links)
 
     home = env.get_template("site/home.md.j2")
     years = [p.year for p in catalogue.papers]
@@ -182,6 +184,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         "venues": len(by_venue),
         "with_code": sum(1 for p in catalogue.papers if p.links.code),
         "losses": len({n for p in catalogue.papers for n in p.loss}),
+        "unconfirmed": sum(1 for p in catalogue.papers if p.unconfirmed),
         "first": min(years, default=None),
         "last": max(years, default=None),
     }
