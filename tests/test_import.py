@@ -254,16 +254,22 @@ def test_authors_and_latex():
     assert authors(
         r"Borui Zhao and van der Maaten, Laurens and M{\"u}ller, J{\"o}rg and "
         r"Jos\'{e} Garc{\'\i}a and Jian Sun 0001 and Samira Ebrahimi Kahou"
-    ) == [
-        "Zhao, Borui",
-        "van der Maaten, Laurens",
-        "Müller, Jörg",
-        "García, José",
-        "Sun, Jian",
-        "Kahou, Samira Ebrahimi",
-    ]
-    with pytest.raises(ValueError, match="and others"):
-        authors("A. Author and others")
+    ) == (
+        [
+            "Zhao, Borui",
+            "van der Maaten, Laurens",
+            "Müller, Jörg",
+            "García, José",
+            "Sun, Jian",
+            "Kahou, Samira Ebrahimi",
+        ],
+        False,
+    )
+    # a partial list (what export writes when unconfirmed.authors calls it incomplete)
+    assert authors("A. Author and others") == (["Author, A."], True)
+    assert authors("") == ([], False)
+    with pytest.raises(ValueError, match="only last"):
+        authors("A. Author and others and B. Other")
     assert (
         latex_to_text(r"{\c{C}}elik \& Dvo{\v{r}}{\'a}k: {KD} for 100\% of {CNN}s")
         == "Çelik & Dvořák: KD for 100% of CNNs"
@@ -443,6 +449,9 @@ def test_export_then_import_gives_the_records_back(empty_dir, source, ascii):
         got = records[paper.key]
         assert got["title"] == paper.title.replace("{", "").replace("}", ""), paper.id
         assert got["authors"] == paper.authors, paper.id
+        # a partial or empty list comes back with a sentence saying so, never an invented name
+        assert ("authors" in got.get("unconfirmed", {})) == ("authors" in paper.unconfirmed)
+        assert yaml.safe_load(record_yaml(got))["authors"] == paper.authors, paper.id
         assert (got["year"], got["venue"]) == (paper.year, paper.venue), paper.id
         for name in ("volume", "number", "pages"):
             assert got.get(name) == getattr(paper, name), (paper.id, name)
@@ -462,7 +471,8 @@ def test_import_failure_lists_every_problem(empty_dir, venues):
     with pytest.raises(ImportFailure) as exc:
         import_bibtex(bad, empty_dir, venues, Options(), source="x.bib")
     text = str(exc.value)
-    assert "entry 'a': no author; no year (or not a number: '20x')" in text
+    # no author field is no problem (the record says so in unconfirmed.authors); no year is
+    assert "entry 'a': no year (or not a number: '20x')" in text
     assert "entry 'b': unknown venue 'Nowhere Conference'" in text
     assert "entry 'c': no booktitle or journal, and no arXiv id" in text
     assert "x.bib:4: cannot read '@article{m{': Expected comma after entry key" in text
@@ -481,3 +491,27 @@ def test_a_venue_alias_is_one_line_of_data(tmp_path):
     text = text[:at] + f"    - {spelling}\n" + text[at:]
     (folder / "venues.yaml").write_text(text, encoding="utf-8")
     assert match_venue(spelling, load(folder, check_losses=False).venues) == "iclr"
+
+
+def test_partial_and_missing_author_lists_import_as_valid_records(tmp_path, empty_dir):
+    """What ``export bibtex`` writes for incomplete author lists imports back: the known names
+    and an ``unconfirmed.authors`` sentence, never a made-up name; the records validate."""
+    entries = (
+        "@inproceedings{partial, author={Tao Liu and others}, title={Rethinking Raw Features}, "
+        "booktitle={IEEE/CVF Winter Conference on Applications of Computer Vision}, year={2024}, url={https://example.org/a}}",
+        "@article{anon, title={Local structure consistency}, journal={Applied Intelligence}, "
+        "year={2023}, key={Local structure consistency}, note={Authors unknown}, url={https://example.org/b}}",
+    )
+    args = ["--category", "feature", "--task", "segmentation", "--loss", "kd", "--summary", "S."]
+    for i, text in enumerate(entries):
+        path = bib_file(tmp_path, text, f"in{i}.bib")
+        assert main(["import", "bibtex", path, "--papers", str(empty_dir), *args]) == 0
+    records = {p.id: p for p in load(empty_dir).papers}
+    assert sorted(records) == ["liu2024rethinking", "unknown2023local"]
+    partial, anon = records["liu2024rethinking"], records["unknown2023local"]
+    assert partial.authors == ["Liu, Tao"] and "incomplete" in partial.unconfirmed["authors"]
+    assert anon.authors == [] and "incomplete" in anon.unconfirmed["authors"]
+    written = (empty_dir / "unknown2023local.yaml").read_text(encoding="utf-8")
+    assert "authors: []\n" in written and "TODO" not in written
+    # and a complete list gets no unconfirmed mapping at all (no empty "unconfirmed: {}")
+    assert "unconfirmed" not in record_yaml({"id": "a2020b", "unconfirmed": {}})

@@ -305,7 +305,7 @@ def test_command_exit_codes_and_output(papers, capsys, monkeypatch):
     assert main(["check", "metadata", "--papers", str(papers)]) == 0
     out = capsys.readouterr().out
     assert ":3: title: warning: title casing" in out
-    assert out.strip().endswith("1 records: 0 error(s), 1 warning(s)")
+    assert out.strip().endswith("1 records: 0 error(s), 1 warning(s), 0 unconfirmed field(s)")
     assert main(["check", "metadata", "--papers", str(papers), "--strict"]) == 1
 
     (papers / "hinton2015distilling.yaml").unlink()
@@ -458,7 +458,7 @@ def test_online_command(papers, capsys, monkeypatch):
         )
     assert code == 0
     assert len(server.arxiv_batches) == 1
-    assert "1 records: 0 error(s), 0 warning(s)" in capsys.readouterr().out
+    assert "1 records: 0 error(s), 0 warning(s), 0 unconfirmed field(s)" in capsys.readouterr().out
 
 
 def test_online_arxiv_primary_category_of_a_preprint(papers):
@@ -480,7 +480,7 @@ def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):
     assert main(["check", "metadata", "--papers", str(papers), "--changed-since", "HEAD"]) == 1
     out = capsys.readouterr().out
     assert "hinton2020another.yaml:9: venue:" in out and "title casing" not in out
-    assert out.strip().endswith("1 records: 1 error(s), 0 warning(s)")
+    assert out.strip().endswith("1 records: 1 error(s), 0 warning(s), 0 unconfirmed field(s)")
 
 
 @pytest.mark.parametrize("command", [["check"], ["check", "links"], ["check", "metadata"], ["new"]])

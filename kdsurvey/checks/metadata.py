@@ -332,5 +332,8 @@ class Checker:
 
 def check(catalogue, papers=None, today: date | None = None) -> list[Problem]:
     """The offline findings for ``papers`` (default: all), compared against the whole catalogue."""
+    from kdsurvey.records.unknowns import findings as unconfirmed
+
     papers = catalogue.papers if papers is None else papers
-    return Checker(catalogue, papers, today or date.today()).run()
+    found = Checker(catalogue, papers, today or date.today()).run()
+    return sorted(found + unconfirmed(catalogue, papers, WARNING))

@@ -30,6 +30,7 @@ from kdsurvey.importers.arxiv import ARXIV_INTERVAL, ArxivClient
 from kdsurvey.importers.crossref import CrossrefClient
 from kdsurvey.importers.httpclient import Http, RetryPolicy
 from kdsurvey.problems import ERROR, WARNING
+from kdsurvey.records import unknowns
 
 LINKS_HELP = "check every link of the records (and of the site's pages): ok, dead or inconclusive"
 METADATA_HELP = (
@@ -238,11 +239,17 @@ def metadata(args) -> None:
             http.close()
     errors = [f for f in findings if f.severity == ERROR or args.strict]
     warnings = [f for f in findings if f not in errors]
+    unconfirmed = unknowns.count(findings)
     if args.format == "json":
-        print(json.dumps(problems.as_json(errors, warnings, records=len(papers)), indent=2))
+        report = problems.as_json(errors, warnings, records=len(papers))
+        report["unconfirmed"] = unconfirmed
+        print(json.dumps(report, indent=2))
     else:
         sys.stdout.write(problems.text(findings))
-        print(f"{len(papers)} records: {len(errors)} error(s), {len(warnings)} warning(s)")
+        print(
+            f"{len(papers)} records: {len(errors)} error(s), {len(warnings)} warning(s), "
+            f"{unconfirmed} unconfirmed field(s)"
+        )
     if os.environ.get("GITHUB_ACTIONS") == "true":
         out = sys.stderr if args.format == "json" else sys.stdout
         for finding in findings:

@@ -8,6 +8,7 @@ import sys
 from kdsurvey.commands.common import Failure, command, group, load_catalogue
 from kdsurvey.files import write_atomic
 from kdsurvey.records.model import Category
+from kdsurvey.records.unknowns import export_warnings
 
 FORMATS = (
     ("bibtex", "BibTeX (UTF-8 for biber; --ascii for classic bibtex)"),
@@ -31,6 +32,8 @@ def run(args) -> None:
     try:
         if args.export_command == "bibtex":
             text = citations.bibtex(catalogue, papers, ascii=args.ascii)
+            for line in export_warnings(papers):
+                print(line, file=sys.stderr)
         else:
             text = {
                 "csl-json": citations.csl_json,

@@ -35,6 +35,7 @@ from bibtexparser.middlewares import default_unparse_stack
 
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.model import Paper, Venue, VenueKind, family_name
+from kdsurvey.records.unknowns import bibtex_authors, no_author_fields
 
 #: ``primaryClass`` of a preprint whose record gives no ``links.arxiv_class``: the catalogue is
 #: about vision-first distillation.
@@ -247,8 +248,9 @@ def _venue(catalogue: Catalogue, paper: Paper) -> Venue:
 
 def entry(paper: Paper, venue: Venue, ascii: bool = False) -> model.Entry:
     """The BibTeX entry of one record."""
+    names, partial = bibtex_authors(paper)
     fields: list[tuple[str, str]] = [
-        ("author", " and ".join(latex_name(a, ascii) for a in paper.authors)),
+        ("author", " and ".join([*(latex_name(a, ascii) for a in names), *["others"] * partial])),
         ("title", latex_title(paper.title, ascii)),
     ]
     if venue.kind == VenueKind.preprint and paper.links.arxiv:
@@ -273,6 +275,7 @@ def entry(paper: Paper, venue: Venue, ascii: bool = False) -> model.Entry:
             ("archivePrefix", "arXiv"),
             ("primaryClass", paper.links.arxiv_class or PRIMARY_CLASS),
         ]
+    fields += no_author_fields(paper, latex_text(paper.title, ascii))
     fields.append(("doi", paper.links.doi))
     fields.append(("url", str(paper.links.paper)))
     fields = [(key, value) for key, value in fields if value]
@@ -333,6 +336,8 @@ def csl_item(paper: Paper, venue: Venue) -> dict:
         ],
         "issued": {"date-parts": [[paper.year]]},
     }
+    if paper.unconfirmed:
+        item["unconfirmed"] = dict(paper.unconfirmed)  # not CSL: citeproc ignores it
     if venue.kind == VenueKind.preprint:
         item["publisher"] = venue.name
         if paper.links.arxiv:
@@ -396,6 +401,7 @@ CSV_COLUMNS = (
     "pages",
     "summary",
     "notes",
+    "unconfirmed",
 )
 
 
@@ -428,6 +434,8 @@ def csv_row(paper: Paper, venue: Venue) -> dict:
         "pages": text(paper.pages),
         "summary": paper.summary,
         "notes": text(paper.notes),
+        # ``field: sentence`` pairs, one per line
+        "unconfirmed": "\n".join(f"{k}: {v}" for k, v in paper.unconfirmed.items()),
     }
 
 

@@ -12,6 +12,7 @@ from kdsurvey.exporters.leaderboard import readme_tables, site_url
 from kdsurvey.exporters.loss_facts import evidence_counts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.records.catalogue import Catalogue
+from kdsurvey.records.unknowns import help_url
 
 
 def render(catalogue: Catalogue) -> str:
@@ -34,6 +35,8 @@ def render(catalogue: Catalogue) -> str:
             losses=losses,
             evidence=evidence,
             results=readme_tables(catalogue, site_url()),
+            unconfirmed=sum(1 for p in catalogue.papers if p.unconfirmed),
+            help_url=help_url(),
         )
     )
 

@@ -34,6 +34,8 @@ def display_name(author: str) -> str:
 def author_list(authors: list[str], limit: int | None = None) -> str:
     """Authors for reading: ``A, B and C``; ``A, B, C et al.`` past ``limit``."""
     names = [display_name(a) for a in authors]
+    if not names:
+        return ""
     if limit and len(names) > limit:
         return ", ".join(names[:limit]) + " et al."
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -86,13 +86,18 @@ def _unescape(value: str) -> str:
 # -- authors ----------------------------------------------------------------------------------
 
 
-def authors(value: str) -> list[str]:
-    """A BibTeX author field as ``Family, Given`` names. ``ValueError`` for an incomplete list."""
+def authors(value: str) -> tuple[list[str], bool]:
+    """A BibTeX author field as ``Family, Given`` names, and whether the list ends with
+    ``and others`` (partial, as ``kdsurvey export bibtex`` writes a list that ``unconfirmed.authors``
+    calls incomplete). ``ValueError`` for ``others`` anywhere but last, or an unreadable name."""
     names = []
-    for raw in split_multiple_persons_names(value):
-        raw = " ".join(raw.split())
+    raws = [" ".join(raw.split()) for raw in split_multiple_persons_names(value)]
+    partial = bool(raws) and raws[-1].lower() == "others"
+    if partial:
+        raws.pop()
+    for raw in raws:
         if raw.lower() == "others":
-            raise ValueError("the author list ends with 'and others': give every author")
+            raise ValueError("'others' stands for the rest of the list: only last")
         raw = _DBLP_NUMBER.sub("", raw)
         try:
             parts = parse_single_name_into_parts(raw)
@@ -101,7 +106,19 @@ def authors(value: str) -> list[str]:
         family = latex_to_text(" ".join(parts.von + parts.last + parts.jr))
         given = latex_to_text(" ".join(parts.first))
         names.append(f"{family}, {given}" if given else family)
-    return names
+    return names, partial
+
+
+def unconfirmed_authors(names: list[str], entry_key: str = "") -> str:
+    """The ``unconfirmed.authors`` sentence of an entry whose author list is partial (``and
+    others``) or missing: what the import saw, and that the list is incomplete."""
+    entry = f"The BibTeX entry {entry_key}" if entry_key else "The BibTeX entry"
+    if names:
+        return (
+            f"{entry} lists {len(names)} author{'s' if len(names) != 1 else ''} and then 'and "
+            "others': the author list is incomplete; only the names given are recorded."
+        )
+    return f"{entry} has no author field: the author list is incomplete (no name is known)."
 
 
 # -- venues -----------------------------------------------------------------------------------
@@ -235,13 +252,13 @@ def record_fields(
     title = latex_to_text(f.get("title", ""))
     if not title:
         problems.append("no title")
+    # No author field, or a list ending in "and others": the known names, and an
+    # unconfirmed.authors sentence, never an invented name (what `export bibtex` writes reads back).
     try:
-        names = authors(f.get("author", ""))
+        names, partial = authors(f.get("author", ""))
     except ValueError as exc:
         problems.append(str(exc))
-        names = []
-    if not names and not any("author" in p for p in problems):
-        problems.append("no author")
+        names, partial = [], False
     year_text = latex_to_text(f.get("year", ""))
     year = int(year_text) if year_text.isdigit() else None
     if year is None:
@@ -267,7 +284,7 @@ def record_fields(
 
     doi_value = doi(f)
     record: dict = {
-        "id": citation_key(names[0], year, title),
+        "id": citation_key(names[0] if names else None, year, title),
         "title": title,
         "authors": names,
         "year": year,
@@ -289,6 +306,8 @@ def record_fields(
             record["pages"] = _pages(f["pages"])
     if entry_key:
         record["notes"] = f"Imported from the BibTeX entry {entry_key}."
+    if partial or not names:
+        record["unconfirmed"] = {"authors": unconfirmed_authors(names, entry_key)}
     return record
 
 

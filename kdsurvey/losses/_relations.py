@@ -39,3 +39,10 @@ def cosine_matrix(a: Tensor, b: Tensor | None = None) -> Tensor:
     a = F.normalize(flatten_samples(a), dim=1)
     b = a if b is None else F.normalize(flatten_samples(b), dim=1)
     return a @ b.t()
+
+
+def position_affinity(x: Tensor) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, HW, HW)``: cosine similarity between every two positions of each
+    map (channel vectors L2-normalised), so student and teacher widths may differ."""
+    v = F.normalize(flatten_positions(x), dim=1)
+    return v.transpose(1, 2) @ v

@@ -298,18 +298,17 @@ def _record_rules(data, path, shown, venues, losses):
         and title
         and isinstance(data.get("year"), int)
         and isinstance(authors, list)
-        and authors
-        and isinstance(authors[0], str)
+        and (not authors or isinstance(authors[0], str))
     ):
-        key = citation_key(authors[0], data["year"], title)
+        key = citation_key(authors[0] if authors else None, data["year"], title)
         suffix = record_id[len(key) :]
         if not record_id.startswith(key) or suffix not in _COLLISION_SUFFIXES:
             yield Problem(
                 shown,
                 at("id"),
                 "id",
-                f"must be {key!r} (first author's family name + year + first title word; "
-                "a letter suffix only to break a collision)",
+                f"must be {key!r} (first author's family name, or 'unknown' with no author, + year "
+                "+ first title word; a letter suffix only to break a collision)",
             )
     venue = _text(data, "venue")
     if venues and venue is not None and venue not in venues:

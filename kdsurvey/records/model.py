@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
@@ -127,9 +128,16 @@ def family_name(author: str) -> str:
     return author.split(",", 1)[0].strip()
 
 
-def citation_key(first_author: str, year: int, title: str) -> str:
-    """The id a record must have: family name + year + first non-stopword of the title."""
-    family = re.sub(r"[^a-z]", "", ascii_fold(family_name(first_author)).lower())
+#: The id's first part when no author is known (``unknown2023local``); rename once one is.
+NO_AUTHOR = "unknown"
+
+
+def citation_key(first_author: str | None, year: int, title: str) -> str:
+    """The id a record must have: family name + year + first non-stopword of the title.
+
+    With no known author (``first_author`` None) the family name is :data:`NO_AUTHOR`.
+    """
+    family = re.sub(r"[^a-z]", "", ascii_fold(family_name(first_author or NO_AUTHOR)).lower())
     words = re.findall(r"[a-z0-9]+", ascii_fold(title).lower())
     word = next((w for w in words if w not in STOPWORDS), "")
     return f"{family}{year}{word}"
@@ -198,6 +206,31 @@ class Links(BaseModel):
         return value
 
 
+#: The fields an ``unconfirmed`` entry may name: every record field (top level or ``links``)
+#: that holds a fact about the paper, not the record's own bookkeeping.
+UnconfirmedField = Literal[
+    "title",
+    "authors",
+    "year",
+    "venue",
+    "category",
+    "survey_category",
+    "tasks",
+    "loss",
+    "volume",
+    "number",
+    "pages",
+    "summary",
+    "paper",
+    "arxiv",
+    "arxiv_class",
+    "doi",
+    "code",
+    "code_official",
+    "project",
+]
+
+
 class Paper(BaseModel):
     """One paper of the catalogue: ``papers/<id>.yaml``, fields in the order records write them."""
 
@@ -205,10 +238,18 @@ class Paper(BaseModel):
 
     id: str = Field(pattern=r"^[a-z]+[0-9]{4}[a-z0-9]+$", description="citation key, == file name")
     title: Line
-    authors: list[Author] = Field(min_length=1, description="complete, in order, 'Family, Given'")
+    authors: list[Author] = Field(
+        description="complete, in order, 'Family, Given'; only the confirmed names (or none) when "
+        "unconfirmed.authors says why"
+    )
     year: int = Field(ge=MIN_YEAR, le=MAX_YEAR, description="year of the cited (venue) version")
     venue: str = Field(description="key into papers/venues.yaml")
     category: Category
+    survey_category: Category | None = Field(
+        default=None,
+        description="the survey's section, only when it differs from category (what the method "
+        "actually distils)",
+    )
     tasks: list[Task] = Field(min_length=1)
     links: Links
     loss: Annotated[
@@ -230,9 +271,33 @@ class Paper(BaseModel):
     pages: str | None = Field(default=None, pattern=r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
     summary: Line = Field(description="one plain sentence: what is distilled and how")
     notes: str | None = None
+    unconfirmed: dict[UnconfirmedField, Line] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="field name -> one sentence: what was searched and why the value is missing "
+        "or only partly known",
+    )
     results: list[Result] = Field(
         default_factory=list, description="numbers the paper reports (kdsurvey.records.results)"
     )
+
+    @field_validator("unconfirmed")
+    @classmethod
+    def _authors_explained(cls, value: dict, info: ValidationInfo) -> dict:
+        # ``authors`` comes first, so it is validated by now (absent from info.data if invalid).
+        if info.data.get("authors") == [] and "authors" not in value:
+            raise ValueError(
+                "authors is empty: say in unconfirmed.authors what was searched and why no name "
+                "is known"
+            )
+        return value
+
+    @field_validator("survey_category")
+    @classmethod
+    def _differs(cls, value: Category | None, info: ValidationInfo) -> Category | None:
+        if value is not None and value == info.data.get("category"):
+            raise ValueError("equals category: give survey_category only when the two differ")
+        return value
 
     @field_validator("loss", mode="before")
     @classmethod
@@ -249,7 +314,7 @@ class Paper(BaseModel):
     @property
     def key(self) -> str:
         """The id the key rule gives (without a collision suffix)."""
-        return citation_key(self.authors[0], self.year, self.title)
+        return citation_key(self.authors[0] if self.authors else None, self.year, self.title)
 
 
 class Venue(BaseModel):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdsurvey.exporters import leaderboard
+from kdsurvey.exporters.help_page import render_help
 from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.exporters.site.chart import chart
@@ -176,6 +177,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             pages[f"papers/{p.id}.bib"] = entry
     if cites:
         pages["kdsurvey.bib"] = cites[1]
+    pages["help.md"] = render_help(env, catalogue, links)
 
     pages["libraries.md"] = _libraries_page(env, catalogue, links, common)
 
@@ -187,6 +189,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         "venues": len(by_venue),
         "with_code": sum(1 for p in catalogue.papers if p.links.code),
         "losses": len({n for p in catalogue.papers for n in p.loss}),
+        "unconfirmed": sum(1 for p in catalogue.papers if p.unconfirmed),
         "first": min(years, default=None),
         "last": max(years, default=None),
     }
