@@ -1,15 +1,18 @@
 """Real HTTP servers on 127.0.0.1 for the link and metadata checks: no test reaches the internet.
 
 A :class:`FakeServer` answers by path with a :class:`Reply` (status, headers, body, a delay before
-answering, or a dropped connection), a list of replies (one per request, the last one repeating) or
+answering, a dropped connection, or a tarpit that drips its status line and headers byte by byte),
+a list of replies (one per request, the last one repeating) or
 a function of the request. It logs every request with its start time and tracks how many were in
-flight at once. ``arxiv_api``, ``crossref_api``, ``github_api`` and ``doi_handles`` build fake
+flight at once (``peak``). ``clock`` (time.monotonic unless a test injects one) stamps the log.
+:class:`FakeResolver` answers host-name lookups instead of the DNS. ``arxiv_api``, ``crossref_api``, ``github_api`` and ``doi_handles`` build fake
 services that speak the same formats as the real ones.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +29,7 @@ class Reply:
     body: bytes | str = b""
     delay: float = 0.0  # seconds to wait before answering
     drop: bool = False  # close the connection without answering
+    drip: float = 0.0  # a tarpit: seconds between the bytes of the status line and headers
 
     @classmethod
     def json(cls, data, status: int = 200, **headers) -> Reply:
@@ -55,6 +59,7 @@ class FakeServer:
         self.counts: dict[str, int] = {}
         self.inflight = 0
         self.peak = 0
+        self.clock: Callable[[], float] = time.monotonic
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
@@ -131,7 +136,7 @@ def _handler(server: FakeServer):
                 parts.path,
                 parse_qs(parts.query),
                 {k.lower(): v for k, v in self.headers.items()},
-                time.monotonic(),
+                server.clock(),
             )
             with server._lock:
                 server.log.append(request)
@@ -143,6 +148,20 @@ def _handler(server: FakeServer):
                     time.sleep(reply.delay)
                 if reply.drop:
                     self.close_connection = True
+                    return
+                if reply.drip:
+                    self.close_connection = True
+                    head = f"HTTP/1.1 {reply.status} OK\r\n" + "".join(
+                        f"{name}: {value}\r\n" for name, value in reply.headers.items()
+                    )
+                    head += "X-Tarpit: " + "x" * 200 + "\r\n\r\n"
+                    try:
+                        for byte in head.encode():
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(reply.drip)
+                    except OSError:
+                        pass  # the client gave up: what a tarpit is for
                     return
                 body = reply.body.encode() if isinstance(reply.body, str) else reply.body
                 self.send_response(reply.status)
@@ -281,3 +300,32 @@ def github_api(
 
     server.prefix(f"{path}/", answer)
     return server.url(path)
+
+
+# -- a DNS of our own ------------------------------------------------------------------------------
+
+
+class FakeResolver:
+    """Stands in for ``socket.getaddrinfo`` (install with ``monkeypatch``): ``names`` maps a host
+    name to ``"127.0.0.1"`` or to a getaddrinfo error number (``socket.EAI_AGAIN``...). Numeric
+    addresses and ``localhost`` go to the real resolver (no network needed); any other name is an
+    error (``EAI_NONAME``), so no test ever asks the real DNS."""
+
+    def __init__(self, real: Callable, names: dict[str, object] | None = None):
+        self.real = real
+        self.names: dict[str, object] = dict(names or {})
+        self.asked: list[str] = []
+
+    def __call__(self, host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name == "localhost" or name.replace(".", "").isdigit():
+            return self.real(host, port, *args, **kwargs)
+        self.asked.append(name)
+        answer = self.names.get(name, socket.EAI_NONAME)
+        if isinstance(answer, str):
+            return self.real(answer, port, *args, **kwargs)
+        messages = {
+            socket.EAI_AGAIN: "Temporary failure in name resolution",
+            socket.EAI_NONAME: "Name or service not known",
+        }
+        raise socket.gaierror(answer, messages.get(answer, "lookup failed"))

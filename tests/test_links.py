@@ -16,6 +16,7 @@ import pytest
 import requests
 from conftest import GOOD, ROOT, git
 from httpfake import (
+    FakeResolver,
     FakeServer,
     Reply,
     arxiv_api,
@@ -30,6 +31,7 @@ from kdsurvey.checks.linkreport import annotations, markdown, summary, table
 from kdsurvey.checks.linkresults import DEAD, INCONCLUSIVE, OK, Cache, Result, verdicts
 from kdsurvey.checks.linktargets import Source, Target, classify, site_targets, urls_in_text
 from kdsurvey.cli import main
+from kdsurvey.commands.check import links_exit_code
 from kdsurvey.gitrepo import changed_files
 from kdsurvey.importers.httpclient import Throttle, classify_exception, retry_after
 from kdsurvey.records.catalogue import load
@@ -711,3 +713,393 @@ def test_default_endpoints_are_the_public_apis():
     assert settings.arxiv_api == "https://export.arxiv.org/api/query"
     assert settings.crossref_api == "https://api.crossref.org"
     assert settings.github_api == "https://api.github.com"
+
+
+# -- hostile networks: DNS, tarpits, rate limits, fan-in ------------------------------------------
+
+
+ELSEWHERE = "http://127.0.0.2:9/api/query"  # never asked
+
+
+class Clock:
+    """A clock that moves only when slept on (``sleep``), recording the sleeps; ``lag`` real
+    seconds pass inside each sleep, so other threads get the time to misbehave."""
+
+    def __init__(self, lag: float = 0.0):
+        self.now = 1000.0
+        self.lag = lag
+        self.sleeps = Sleeps()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps(seconds)
+        if self.lag:
+            time.sleep(self.lag)
+        self.now += seconds
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    fake = FakeResolver(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return fake
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_temporary_dns_failure_is_not_host_not_found():
+    again = requests.exceptions.ConnectionError(
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    )
+    kind, message = classify_exception(again)
+    assert kind == "dns-temporary" and "host not found" not in message
+    none = requests.exceptions.ConnectionError(
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    )
+    assert classify_exception(none) == ("dns", "host not found")
+
+
+def test_eai_again_through_the_resolver_is_inconclusive(server, sleeps, resolver):
+    resolver.names["flaky-dns.kdsurvey.net"] = socket.EAI_AGAIN
+    result = check(server, sleeps, "http://flaky-dns.kdsurvey.net/paper")
+    assert result.verdict == INCONCLUSIVE and result.error_kind == "dns-temporary"
+    assert "host not found" not in result.message
+    assert resolver.asked.count("flaky-dns.kdsurvey.net") == 3  # retried like any network error
+
+
+def test_tarpit_is_cut_by_the_total_deadline(server, sleeps):
+    # 230 header bytes, 50 ms apart: each read is quick, the whole answer takes 11 s
+    url = server.route("/tarpit", Reply(200, drip=0.05))
+    result = check(server, sleeps, url, timeout=0.5, deadline=0.4, retries=0)
+    assert (result.verdict, result.status, result.error_kind) == (INCONCLUSIVE, None, "deadline")
+    assert "no complete answer within 0.4 s" in result.message
+
+
+def test_network_down_is_reported_once_and_nothing_is_dead(server, sleeps, resolver):
+    urls = [f"http://h{i}.kdsurvey-offline.net/p" for i in range(6)]  # EAI_NONAME, all of them
+    checker = make(server, sleeps)
+    results = checker.run([Target("url", u, u) for u in urls])
+    checker.close()
+    assert "6 of 6 hosts could not be reached" in checker.network_down
+    assert {r.verdict for r in results.values()} == {INCONCLUSIVE}
+    assert all("network is down" in r.message for r in results.values())
+
+
+def test_one_missing_host_among_answering_ones_is_still_dead(server, sleeps, resolver):
+    resolver.names["up.kdsurvey.net"] = "127.0.0.1"
+    server.route("/p", Reply(200))
+    urls = [f"http://up.kdsurvey.net:{server.port}/p", "http://gone.kdsurvey.net/p"]
+    checker = make(server, sleeps)
+    results = checker.run([Target("url", u, u) for u in urls])
+    checker.close()
+    assert checker.network_down is None
+    assert results["url:http://gone.kdsurvey.net/p"].verdict == DEAD
+
+
+def test_command_offline_exits_3_says_so_once(server, catalogue_dir, capsys, clean_env, resolver):
+    record = GOOD.replace(
+        '  arxiv: "1503.02531"\n',
+        '  arxiv: "1503.02531"\n'
+        "  code: http://code.kdsurvey-offline.net/x\n"
+        "  project: http://project.kdsurvey-offline.net/\n",
+    )
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(record)
+    args = cli_args(server, catalogue_dir, "--format", "json", "-q", "--retries", "0")
+    args[args.index("--arxiv-api") + 1] = "http://export.kdsurvey-offline.net/api/query"
+    assert main(args) == 3
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["summary"]["dead"] == 0 and data["summary"]["network_down"]
+    assert captured.err.count("network looks down") == 1 and "exit 3" in captured.err
+
+
+def test_429_pauses_the_whole_host(server):
+    clock = Clock(lag=0.3)  # the retrying thread "sleeps" 0.3 s of real time
+    server.clock = clock
+    answered: list[int] = []  # how many requests the server had seen when it sent the 429
+
+    def first_busy(request):
+        if not answered:
+            answered.append(len(server.log))
+            return Reply(429, {"Retry-After": "5"})
+        return Reply(200)
+
+    server.route("/p0", first_busy)
+    server.prefix("/p", lambda r: Reply(200, delay=0.02))
+    urls = [server.url(f"/p{i}") for i in range(12)]
+    # (the fake arXiv API elsewhere: the server's own host would get arXiv's one-at-a-time limit)
+    checker = make(
+        server, clock.sleeps, per_host=3, sleep=clock.sleep, clock=clock, arxiv_api=ELSEWHERE
+    )
+    results = checker.run([Target("url", u, u) for u in urls])
+    checker.close()
+    assert all(r.verdict == OK for r in results.values())
+    assert clock.sleeps == [5.0] and server.peak <= 3
+    # the decisions: after the pause, the gate let nothing through to the host before it ended
+    host = f"127.0.0.1:{server.port}"
+    pauses = [e for e in checker.gate.events if e[0] == "pause"]
+    assert pauses == [("pause", host, 1005.0)]
+    after = checker.gate.events[checker.gate.events.index(pauses[0]) + 1 :]
+    assert after and all(at >= 1005.0 for _, h, at in after if h == host)
+    # and what the server saw: after the 429, only the two requests already let through (the
+    # host's other slots) came before the pause was over; without the pause, all 11 others do
+    early = [r for r in server.log[answered[0] :] if r.started < 1005.0]
+    assert len(early) <= 2 and "/p0" not in [r.path for r in early]
+
+
+def test_redirect_fan_in_keeps_the_limit_of_the_host_it_lands_on(resolver):
+    with FakeServer() as origin, FakeServer() as target:
+        target.route("/landing", Reply(200, delay=0.05))
+        resolver.names["landing.kdsurvey.net"] = "127.0.0.1"
+        landing = f"http://landing.kdsurvey.net:{target.port}/landing"
+        origin.prefix("/go", lambda r: Reply.redirect(landing, 302))
+        urls = []
+        for i in range(30):
+            resolver.names[f"s{i}.kdsurvey.net"] = "127.0.0.1"
+            urls.append(f"http://s{i}.kdsurvey.net:{origin.port}/go{i}")
+        clock = Clock()
+        checker = LinkChecker(
+            Settings(workers=16, per_host=2, delay=0.0, timeout=2, sleep=clock.sleep)
+        )
+        results = checker.run([Target("url", u, u) for u in urls])
+        checker.close()
+    assert all(r.verdict == OK for r in results.values())
+    assert len(target.log) == 30
+    assert target.peak <= 2
+    assert checker.peak[f"landing.kdsurvey.net:{target.port}"] == 2
+
+
+# -- the fault suite: every kind of trouble, its verdict and the exit code -------------------------
+
+
+class Faults:
+    """What a fault needs: two fake servers, the fake DNS, and a few helpers."""
+
+    def __init__(self, server, other, resolver):
+        self.server, self.other, self.resolver = server, other, resolver
+
+    def host(self, name: str, answer: object = "127.0.0.1", port: int | None = None) -> str:
+        """``http://name:port``, with ``name`` resolving to ``answer`` (an address or an EAI_*)."""
+        self.resolver.names[name] = answer
+        return f"http://{name}:{self.server.port if port is None else port}"
+
+
+FAULTS = []
+
+
+def fault(verdict: str, code: int | None = None, **settings):
+    def register(setup):
+        exit_code = (1 if verdict == DEAD else 0) if code is None else code
+        name = setup.__name__.replace("_", "-")
+        FAULTS.append(pytest.param(setup, verdict, exit_code, settings, id=name))
+        return setup
+
+    return register
+
+
+@fault(OK)
+def ok_200(f):
+    return [f.server.route("/ok", Reply(200))]
+
+
+@fault(OK)
+def permanent_redirect_chain(f):
+    f.server.route("/old", Reply.redirect("/older", 301))
+    f.server.route("/older", Reply.redirect("/new", 308))
+    f.server.route("/new", Reply(200))
+    return [f.server.url("/old")]
+
+
+@fault(OK)
+def temporary_redirect(f):
+    f.server.route("/login", Reply(200))
+    return [f.server.route("/t", Reply.redirect("/login", 302))]
+
+
+@fault(DEAD)
+def redirect_loop(f):
+    f.server.route("/pong", Reply.redirect("/ping", 302))
+    return [f.server.route("/ping", Reply.redirect("/pong", 302))]
+
+
+@fault(DEAD)
+def too_many_redirects(f):
+    f.server.prefix("/r", lambda r: Reply.redirect(f"/r{int(r.path[2:]) + 1}", 302))
+    return [f.server.url("/r0")]
+
+
+@fault(DEAD)
+def not_found_404(f):
+    return [f.server.route("/x", Reply(404))]
+
+
+@fault(DEAD)
+def gone_410(f):
+    return [f.server.route("/x", Reply(410))]
+
+
+@fault(OK)
+def head_404_but_get_200(f):
+    return [f.server.route("/x", lambda r: Reply(404 if r.method == "HEAD" else 200))]
+
+
+@fault(OK)
+def rate_limited_429_then_ok(f):
+    return [f.server.route("/busy", [Reply(429, {"Retry-After": "7"}), Reply(200)])]
+
+
+@fault(INCONCLUSIVE)
+def retry_after_past_the_limit(f):
+    return [f.server.route("/busy", Reply(429, {"Retry-After": "3600"}))]
+
+
+@fault(INCONCLUSIVE)
+def rate_limited_every_time(f):
+    return [f.server.route("/busy", Reply(429, {"Retry-After": "1"}))]
+
+
+@fault(OK)
+def per_host_429_pause(f):
+    f.server.route("/p0", [Reply(429, {"Retry-After": "3"}), Reply(200)])
+    f.server.prefix("/p", lambda r: Reply(200))
+    return [f.server.url(f"/p{i}") for i in range(8)]
+
+
+@fault(OK)
+def server_error_503_then_ok(f):
+    return [f.server.route("/flaky", [Reply(503), Reply(200)])]
+
+
+@fault(INCONCLUSIVE)
+def server_error_every_time(f):
+    return [f.server.route("/down", Reply(503))]
+
+
+@fault(INCONCLUSIVE)
+def not_implemented_501(f):
+    return [f.server.route("/x", Reply(501))]
+
+
+@fault(OK)
+def head_405_falls_back_to_get(f):
+    return [f.server.route("/x", lambda r: Reply(405 if r.method == "HEAD" else 200))]
+
+
+@fault(INCONCLUSIVE)
+def bot_wall_403(f):
+    return [f.server.route("/wall", Reply(403))]
+
+
+@fault(INCONCLUSIVE)
+def redirect_without_location(f):
+    return [f.server.route("/x", Reply(301))]
+
+
+@fault(INCONCLUSIVE, timeout=0.2)
+def slow_past_the_timeout(f):
+    return [f.server.route("/slow", Reply(200, delay=1.0))]
+
+
+@fault(INCONCLUSIVE, timeout=0.5, deadline=0.3, retries=0)
+def tarpit_past_the_deadline(f):
+    return [f.server.route("/tarpit", Reply(200, drip=0.05))]
+
+
+@fault(INCONCLUSIVE)
+def dropped_every_time(f):
+    return [f.server.route("/drop", Reply(drop=True))]
+
+
+@fault(OK)
+def dropped_once(f):
+    return [f.server.route("/once", [Reply(drop=True), Reply(200)])]
+
+
+@fault(INCONCLUSIVE)
+def connection_refused(f):
+    return [f"http://127.0.0.1:{closed_port()}/"]
+
+
+@fault(INCONCLUSIVE, policies={"127.0.0.1": HostPolicy(blocks_robots=True, method="GET")})
+def robot_wall_host(f):
+    return [f.server.route("/doc", Reply(403))]
+
+
+@fault(INCONCLUSIVE, policies={"walled.kdsurvey.net": HostPolicy(blocks_robots=True)})
+def redirect_to_a_robot_wall(f):
+    f.server.route("/wall", Reply(403))
+    return [f.server.route("/go", Reply.redirect(f.host("walled.kdsurvey.net") + "/wall"))]
+
+
+@fault(INCONCLUSIVE, policies={"127.0.0.1": HostPolicy(skip=True)})
+def skipped_host(f):
+    return [f.server.route("/doc", Reply(200))]
+
+
+@fault(DEAD)
+def no_such_host(f):
+    return ["http://nxdomain.kdsurvey.net/", f.server.route("/ok", Reply(200))]
+
+
+@fault(DEAD)
+def redirect_to_no_such_host(f):
+    f.server.route("/ok", Reply(200))
+    return [
+        f.server.route("/go", Reply.redirect("http://nxdomain.kdsurvey.net/")),
+        f.server.url("/ok"),
+    ]
+
+
+@fault(INCONCLUSIVE)
+def dns_temporary_failure_eai_again(f):
+    return [f.host("flaky.kdsurvey.net", socket.EAI_AGAIN) + "/", f.server.route("/ok", Reply(200))]
+
+
+@fault(INCONCLUSIVE, code=3)
+def network_down_no_dns(f):
+    return [f"http://h{i}.kdsurvey-offline.net/" for i in range(5)]
+
+
+@fault(INCONCLUSIVE, code=3)
+def network_down_dns_temporary(f):
+    return [f.host(f"h{i}.kdsurvey.net", socket.EAI_AGAIN) + "/" for i in range(5)]
+
+
+@fault(INCONCLUSIVE, code=3)
+def network_down_connections_refused(f):
+    port = closed_port()
+    return [f.host(f"h{i}.kdsurvey.net", port=port) + "/" for i in range(5)]
+
+
+@fault(OK)
+def redirect_fan_in(f):
+    f.other.route("/landing", Reply(200))
+    landing = f"http://landing.kdsurvey.net:{f.other.port}/landing"
+    f.resolver.names["landing.kdsurvey.net"] = "127.0.0.1"
+    f.server.prefix("/go", lambda r: Reply.redirect(landing, 302))
+    return [f.host(f"s{i}.kdsurvey.net") + f"/go{i}" for i in range(10)]
+
+
+def test_the_fault_suite_has_every_kind():
+    assert len(FAULTS) >= 28
+
+
+@pytest.mark.parametrize(("setup", "verdict", "code", "settings"), FAULTS)
+def test_fault(setup, verdict, code, settings, resolver):
+    clock = Clock()
+    with FakeServer() as server, FakeServer() as other:
+        urls = setup(Faults(server, other, resolver))
+        checker = make(server, clock.sleeps, sleep=clock.sleep, clock=clock, **settings)
+        results = checker.run([Target("url", u, u) for u in urls])
+        checker.close()
+    counts = {DEAD: sum(r.verdict == DEAD for r in results.values())}
+    counts["network_down"] = checker.network_down
+    assert results[f"url:{urls[0]}"].verdict == verdict, results[f"url:{urls[0]}"].message
+    assert links_exit_code(counts) == code
+    assert checker.gate.active.total() == 0  # every slot given back

@@ -2,9 +2,13 @@
 DOIs, GitHub repositories) through their APIs. See :meth:`LinkChecker.run`.
 
 Checks run on a bounded pool of threads with a per-host limit and a polite delay between requests
-to the same host; retries back off on 429/5xx and honour ``Retry-After``. Verdicts are ``ok``,
-``dead`` (404/410, no such id, host not found, redirect loop) and ``inconclusive`` (bot walls,
-timeouts and server errors after retries, hosts known to block robots: "unverified").
+to the same host, kept for every request (redirect hops land under the limits of the host they
+reach); retries back off on 429/5xx and honour ``Retry-After``, and a 429 pauses its whole host.
+Each attempt has a total deadline besides the per-read timeout. Verdicts are ``ok``, ``dead``
+(404/410, no such id, a host name that definitely does not exist, redirect loop) and
+``inconclusive`` (bot walls, timeouts and server errors after retries, temporary DNS failures,
+hosts known to block robots: "unverified"). When most hosts cannot be reached at all the network
+is down: :attr:`LinkChecker.network_down` says so, and no link is called dead for it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from kdsurvey.checks.hosts import HostPolicy, host_policies, policy_for
 from kdsurvey.checks.linkresults import DEAD, INCONCLUSIVE, OK, Cache, Result
 from kdsurvey.checks.linktargets import Target
-from kdsurvey.checks.scheduler import Scheduler, Task
+from kdsurvey.checks.scheduler import HostGate, Scheduler, Task
 from kdsurvey.importers.apis import (
     DEFAULT_ARXIV_API,
     DEFAULT_CROSSREF_API,
@@ -30,7 +34,7 @@ from kdsurvey.importers.apis import (
 from kdsurvey.importers.arxiv import ARXIV_BATCH, ARXIV_INTERVAL, ArxivClient
 from kdsurvey.importers.crossref import CrossrefClient, DoiClient
 from kdsurvey.importers.github import GitHubClient
-from kdsurvey.importers.httpclient import Http, RetryPolicy, SourceError
+from kdsurvey.importers.httpclient import NETWORK_KINDS, Http, RetryPolicy, SourceError
 
 HEAD_REFUSED = frozenset({403, 405, 501})
 DEAD_STATUSES = frozenset({404, 410})
@@ -46,6 +50,7 @@ class Settings:
     per_host: int = 2
     delay: float = 0.5
     timeout: float = 15.0
+    deadline: float | None = None  # per attempt; None: four times the timeout
     retries: int = 2
     backoff: float = 1.0
     max_retry_after: float = 60.0
@@ -60,6 +65,7 @@ class Settings:
     mailto: str | None = None
     policies: dict[str, HostPolicy] = field(default_factory=host_policies)
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic  # the host gate's (delays, pauses)
 
 
 class LinkChecker:
@@ -69,17 +75,21 @@ class LinkChecker:
         self.settings = s = settings or Settings()
         policy = RetryPolicy(
             timeout=s.timeout,
+            deadline=s.deadline,
             retries=s.retries,
             backoff=s.backoff,
             max_wait=s.max_retry_after,
             sleep=s.sleep,
         )
-        self.http = Http(policy, pool=max(4, s.workers))
+        self.gate = HostGate(self._limit, self._delay, s.clock)
+        self.http = Http(policy, pool=max(4, s.workers), gate=self.gate)
         self.arxiv = ArxivClient(self.http, s.arxiv_api, s.arxiv_interval, s.arxiv_batch)
         self.crossref = CrossrefClient(self.http, s.crossref_api, s.mailto)
         self.doi = DoiClient(self.http, s.doi_api)
         self.github = GitHubClient(self.http, s.github_api, s.github_token)
         self.peak: Counter[str] = Counter()
+        #: Why the last run could not check its links (None: the network was there).
+        self.network_down: str | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -123,7 +133,8 @@ class LinkChecker:
                     progress(done, total, target, results[target.cache_key])
         tasks = self._tasks(pending)
         lock = threading.Lock()
-        scheduler = Scheduler(tasks, self._limit, self._delay)
+        scheduler = Scheduler(tasks, gate=self.gate)
+        reached: dict[str, bool] = {}  # host -> did any request get an answer from it
 
         def finish(task: Task, found: dict[str, Result]) -> None:
             nonlocal done
@@ -134,6 +145,11 @@ class LinkChecker:
                     )
                     result.checked_at = result.checked_at or time.time()
                     results[target.cache_key] = result
+                    host = task.host
+                    if target.kind == "url" and result.final_url:
+                        host = urlsplit(result.final_url).netloc.lower() or host
+                    answered = result.error_kind not in NETWORK_KINDS
+                    reached[host] = reached.get(host, False) or answered
                     if cache:
                         cache.store(target.cache_key, result)
                     done += 1
@@ -162,6 +178,12 @@ class LinkChecker:
         for thread in threads:
             thread.join()
         self.peak = scheduler.peak
+        self.network_down = _network_down(reached)
+        if self.network_down:
+            for result in results.values():
+                if result.error_kind in NETWORK_KINDS and result.verdict == DEAD:
+                    result.verdict = INCONCLUSIVE
+                    result.message = f"not checked, the network is down ({result.message})"
         return results
 
     def _tasks(self, targets: list[Target]) -> list[Task]:
@@ -196,11 +218,20 @@ class LinkChecker:
             return Result(
                 INCONCLUSIVE, message=f"unverified: {host} blocks automated checks (not requested)"
             )
+        owned = self.gate.held() is None  # called outside a run: take and give back slots here
+        try:
+            return self._follow(url, host, policy)
+        finally:
+            if owned:
+                self.gate.release()
+
+    def _follow(self, url: str, host: str, policy: HostPolicy) -> Result:
         method, current = policy.method, url
         hops: list[tuple[int, str]] = []
         visits = Counter([url])
         attempts = 0
         while True:
+            self.gate.hold(urlsplit(current).netloc.lower())  # the limits of the host it lands on
             outcome = self.http.request(method, current, stream=method == "GET")
             attempts += outcome.attempts
             response = outcome.response
@@ -268,11 +299,12 @@ class LinkChecker:
     @staticmethod
     def _failed(outcome, current, hops, attempts, policy, host) -> Result:
         message = f"{outcome.error} after {attempts} attempt(s)"
-        if outcome.error_kind == "dns":
-            return Result(DEAD, None, current, hops, attempts, outcome.error)
+        kind = outcome.error_kind
+        if kind == "dns":  # a definite "no such name", not EAI_AGAIN
+            return Result(DEAD, None, current, hops, attempts, outcome.error, error_kind=kind)
         if policy.blocks_robots:
             message = f"unverified: {host} blocks automated checks ({message})"
-        return Result(INCONCLUSIVE, None, current, hops, attempts, message)
+        return Result(INCONCLUSIVE, None, current, hops, attempts, message, error_kind=kind)
 
     # identifiers -----------------------------------------------------------------------------
 
@@ -294,9 +326,7 @@ class LinkChecker:
             if i in found:
                 results[f"arxiv:{i}"] = _arxiv_ok(found[i])
             elif error is not None:
-                results[f"arxiv:{i}"] = Result(
-                    INCONCLUSIVE, error.status, attempts=error.attempts, message=error.message
-                )
+                results[f"arxiv:{i}"] = _unknown(error)
             else:
                 results[f"arxiv:{i}"] = Result(
                     DEAD, 200, attempts=1, message="arXiv API: no paper with this id"
@@ -307,7 +337,7 @@ class LinkChecker:
         try:
             work = self.crossref.work(doi)
         except SourceError as exc:
-            return Result(INCONCLUSIVE, exc.status, attempts=exc.attempts, message=exc.message)
+            return _unknown(exc)
         if work is not None:
             return Result(
                 OK,
@@ -319,12 +349,7 @@ class LinkChecker:
         try:
             registered = self.doi.exists(doi)
         except SourceError as exc:
-            return Result(
-                INCONCLUSIVE,
-                exc.status,
-                attempts=exc.attempts,
-                message=f"not in Crossref; {exc.message}",
-            )
+            return _unknown(exc, f"not in Crossref; {exc.message}")
         if registered:
             return Result(
                 OK,
@@ -340,7 +365,7 @@ class LinkChecker:
         try:
             repo = self.github.repo(owner, name)
         except SourceError as exc:
-            return Result(INCONCLUSIVE, exc.status, attempts=exc.attempts, message=exc.message)
+            return _unknown(exc)
         if repo is None:
             return Result(DEAD, 404, attempts=1, message="GitHub: no such repository")
         if repo.disabled:
@@ -358,6 +383,28 @@ class LinkChecker:
             notes.append(f"last push {repo.pushed_at[:10]}")
         result.message = "GitHub: " + ", ".join(notes) if notes else "GitHub"
         return result
+
+
+def _unknown(error: SourceError, message: str | None = None) -> Result:
+    return Result(
+        INCONCLUSIVE,
+        error.status,
+        attempts=error.attempts,
+        message=message or error.message,
+        error_kind=error.kind,
+    )
+
+
+def _network_down(reached: dict[str, bool]) -> str | None:
+    """Most hosts (at least two) could not be reached at all, by name or by connection: the
+    machine is offline (or its DNS is down), which says nothing about the links."""
+    lost = sorted(host for host, answered in reached.items() if not answered)
+    if len(lost) >= 2 and 2 * len(lost) > len(reached):
+        return (
+            f"the network looks down: {len(lost)} of {len(reached)} hosts could not be "
+            "reached (name lookups or connections failed); their links are inconclusive"
+        )
+    return None
 
 
 def _one(check: Callable[[str], Result], target: Target, argument: str) -> dict[str, Result]:

@@ -67,6 +67,8 @@ def markdown(rows: list[Verdict], counts: dict) -> str:
         f"{counts[INCONCLUSIVE]} inconclusive.",
         "",
     ]
+    if counts.get("network_down"):
+        lines += [f"**Not checked: {counts['network_down']}.**", ""]
     for verdict, heading in ((DEAD, "Dead"), (INCONCLUSIVE, "Inconclusive")):
         chosen = [r for r in rows if r.verdict == verdict]
         if not chosen:
@@ -89,6 +91,6 @@ def markdown(rows: list[Verdict], counts: dict) -> str:
         lines += [f"## Moved ({len(moved)})", ""]
         lines += [f"- `{r.source}:{r.line}`: <{r.url}> -> <{r.suggestion}>" for r in moved]
         lines.append("")
-    if not counts[DEAD]:
+    if not counts[DEAD] and not counts.get("network_down"):
         lines += ["No dead links.", ""]
     return "\n".join(lines)

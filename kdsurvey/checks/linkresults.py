@@ -30,6 +30,7 @@ class Result:
     suggestion: str | None = None  # the URL to write instead (permanent redirect, moved repo)
     cached: bool = False
     checked_at: float = 0.0
+    error_kind: str | None = None  # no answer at all: Outcome.error_kind (dns, refused, ...)
 
 
 @dataclass

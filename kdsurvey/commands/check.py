@@ -33,6 +33,14 @@ from kdsurvey.problems import ERROR, WARNING
 from kdsurvey.records import unknowns
 
 LINKS_HELP = "check every link of the records (and of the site's pages): ok, dead or inconclusive"
+#: ``check links``' exit code when most hosts could not be reached: nothing is known.
+NETWORK_DOWN = 3
+LINKS_EPILOG = f"""exit codes:
+  0  no dead link (inconclusive ones are warnings)
+  1  dead links (404/410, no such id, a host name that does not exist, redirect loop)
+  2  bad usage
+  {NETWORK_DOWN}  the network (or DNS) is down: most hosts could not be reached, every link
+     of theirs is inconclusive; nothing was found dead or alive, try again later"""
 METADATA_HELP = (
     "check the records beyond the schema: years, venues, links, duplicates, names, casing"
 )
@@ -80,8 +88,24 @@ def _links_arguments(p) -> None:
         metavar="S",
         help="polite delay between requests to one host (default 0.5 s)",
     )
-    p.add_argument("--timeout", type=float, default=15.0, metavar="S")
-    p.add_argument("--retries", type=int, default=2, help="retries on 429/5xx/network errors")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="longest wait for each read from a server (default 15 s)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="longest time one attempt may take in all, however slowly the server answers "
+        "(default: four times --timeout)",
+    )
+    p.add_argument(
+        "--retries", type=int, default=2, help="retries on 429/5xx/network errors (default 2)"
+    )
     p.add_argument(
         "--backoff",
         type=float,
@@ -115,6 +139,7 @@ def settings_from(args, robot_hosts=()) -> Settings:
         per_host=max(1, args.per_host),
         delay=max(0.0, args.delay),
         timeout=args.timeout,
+        deadline=args.deadline,
         retries=max(0, args.retries),
         backoff=max(0.0, args.backoff),
         max_retry_after=args.max_retry_after,
@@ -171,6 +196,8 @@ def links(args) -> None:
     rows = verdicts(targets, results)
     counts = summary(rows, cache.hits if cache else 0)
     counts["seconds"] = round(time.monotonic() - started, 2)
+    if checker.network_down:
+        counts["network_down"] = checker.network_down
     if args.markdown:
         write_atomic(args.markdown, markdown(rows, counts))
     shown = [r for r in rows if r.verdict != OK or r.suggestion] if args.only_problems else rows
@@ -188,8 +215,19 @@ def links(args) -> None:
         )
         if in_actions:
             sys.stdout.write(annotations(rows))
-    if counts[DEAD]:
-        raise Failure(f"{counts[DEAD]} dead link(s)", 1)
+    code = links_exit_code(counts)
+    if code == NETWORK_DOWN:
+        raise Failure(f"{checker.network_down} (exit {NETWORK_DOWN}: try again later)", code)
+    if code:
+        raise Failure(f"{counts[DEAD]} dead link(s)", code)
+
+
+def links_exit_code(counts: dict) -> int:
+    """0: no dead link; 1: dead links; 3: the network was down, nothing is known (that wins:
+    a link called dead while most hosts could not be reached is not to be trusted)."""
+    if counts.get("network_down"):
+        return NETWORK_DOWN
+    return 1 if counts[DEAD] else 0
 
 
 # -- metadata --------------------------------------------------------------------------------------
@@ -260,5 +298,8 @@ def metadata(args) -> None:
 
 def register(subparsers) -> None:
     checks = group(subparsers, "check", "checks beyond validation: dead links, metadata")
-    _links_arguments(command(checks, "links", links, LINKS_HELP, (PAPERS, FORMAT)))
+    links_parser = command(checks, "links", links, LINKS_HELP, (PAPERS, FORMAT))
+    links_parser.epilog = LINKS_EPILOG
+    links_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _links_arguments(links_parser)
     _metadata_arguments(command(checks, "metadata", metadata, METADATA_HELP, (PAPERS, FORMAT)))

@@ -119,7 +119,9 @@ class ArxivClient:
         outcome = self.http.request("GET", self.base, params=params, allow_redirects=True)
         response = outcome.response
         if response is None:
-            raise SourceError(f"arXiv API: {outcome.error}", None, outcome.attempts)
+            raise SourceError(
+                f"arXiv API: {outcome.error}", None, outcome.attempts, outcome.error_kind
+            )
         if response.status_code != 200:
             raise SourceError(
                 f"arXiv API: HTTP {response.status_code}", response.status_code, outcome.attempts

@@ -50,7 +50,9 @@ class GitHubClient:
             outcome = self.http.request("GET", url, headers=headers, allow_redirects=True)
             response = outcome.response
             if response is None:
-                raise SourceError(f"GitHub API: {outcome.error}", None, outcome.attempts)
+                raise SourceError(
+                    f"GitHub API: {outcome.error}", None, outcome.attempts, outcome.error_kind
+                )
             if response.status_code == 403 and response.headers.get("X-RateLimit-Remaining") == "0":
                 reset = float(response.headers.get("X-RateLimit-Reset") or 0)
                 wait = max(0.0, reset - time.time())

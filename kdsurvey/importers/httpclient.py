@@ -8,7 +8,10 @@ imported when a session is made, so importing this module stays cheap for the co
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import errno
+import heapq
 import re
 import socket
 import threading
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timezone
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import requests
@@ -26,24 +30,38 @@ from kdsurvey import __version__
 USER_AGENT = f"kdsurvey/{__version__} (catalogue checks; python-requests)"
 
 
+class _PastDeadline(Exception):
+    """An attempt's watchdog shut its connection down."""
+
+
 class SourceError(Exception):
     """A service could not answer (network, rate limit, server error): the result is unknown."""
 
-    def __init__(self, message: str, status: int | None = None, attempts: int = 0):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        attempts: int = 0,
+        kind: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.attempts = attempts
+        self.kind = kind  # the network error kind (see Outcome.error_kind), if any
 
 
 @dataclass
 class RetryPolicy:
-    """How hard to try: timeout per request, retries with backoff, the longest Retry-After honoured.
+    """How hard to try: timeout per read, a total deadline per attempt (a server that drips its
+    answer byte by byte never trips the per-read timeout), retries with backoff, the longest
+    Retry-After honoured. ``deadline`` None is four times the timeout.
 
     ``sleep`` is injectable so that tests run at full speed and can assert the waits.
     """
 
     timeout: float = 15.0
+    deadline: float | None = None
     retries: int = 2
     backoff: float = 1.0
     max_wait: float = 60.0
@@ -57,7 +75,9 @@ class Outcome:
     response: requests.Response | None
     attempts: int
     error: str | None = None
-    error_kind: str | None = None  # timeout | dropped | refused | dns | tls | rate-limited | other
+    #: timeout | deadline | dropped | refused | unreachable | dns (no such name) |
+    #: dns-temporary (EAI_AGAIN and other lookup failures) | tls | rate-limited | other
+    error_kind: str | None = None
     waits: list[float] = field(default_factory=list)
 
 
@@ -83,6 +103,19 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+#: getaddrinfo's definite "no such name" answers; anything else (EAI_AGAIN: the resolver could not
+#: be asked) says nothing about the host.
+NO_SUCH_NAME = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
+
+#: Error kinds that mean the host could not be reached at all (no HTTP answer).
+NETWORK_KINDS = frozenset({"dns", "dns-temporary", "unreachable", "refused", "connect-timeout"})
+
+
 def _chain(exc: BaseException):
     """``exc`` and everything it wraps: causes, contexts, urllib3's ``reason``, exception args."""
     seen: set[int] = set()
@@ -102,14 +135,20 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
     """``(kind, message)`` for a requests exception, looking through the wrapped causes."""
     import requests
 
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect-timeout", "timed out connecting"
     if isinstance(exc, requests.exceptions.Timeout):
         return "timeout", "timed out"
     if isinstance(exc, requests.exceptions.SSLError):
         return "tls", f"TLS error: {_short(exc)}"
     for inner in _chain(exc):
         name = type(inner).__name__
-        if isinstance(inner, socket.gaierror) or name == "NameResolutionError":
-            return "dns", "host not found"
+        if isinstance(inner, socket.gaierror):
+            if inner.errno in NO_SUCH_NAME:
+                return "dns", "host not found"
+            return "dns-temporary", f"host name lookup failed ({_short(inner)})"
+        if isinstance(inner, OSError) and inner.errno in UNREACHABLE:
+            return "unreachable", f"network unreachable ({_short(inner)})"
         if isinstance(inner, ConnectionRefusedError):
             return "refused", "connection refused"
         if isinstance(inner, ConnectionResetError) or name in (
@@ -121,6 +160,8 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
             return "dropped", "connection dropped by the server"
         if isinstance(inner, TimeoutError) or name in ("ReadTimeoutError", "ConnectTimeoutError"):
             return "timeout", "timed out"
+    if any(type(inner).__name__ == "NameResolutionError" for inner in _chain(exc)):
+        return "dns-temporary", "host name lookup failed"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return "other", f"connection failed: {_short(exc)}"
     return "other", _short(exc)
@@ -129,6 +170,119 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+_WATCH = threading.local()
+
+
+class _Watchdog:
+    """A total deadline for one attempt: when it passes, the attempt's connection is shut down, so
+    the read blocked on it fails at once however slowly the server drips its bytes. One daemon
+    thread (:class:`_Watchkeeper`) keeps every deadline: no thread is started per request."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.fired = False
+        self.done = False
+        self.conn = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _Watchdog:
+        _WATCH.current = self
+        _KEEPER.watch(time.monotonic() + self.seconds, self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.done = True
+            self.conn = None
+        _WATCH.current = None
+
+    def arm(self, conn) -> None:
+        with self._lock:
+            self.conn = conn
+            fired = self.fired
+        if fired:
+            _shut(conn)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.fired = True
+            conn = self.conn
+        if conn is not None:
+            _shut(conn)
+
+
+class _Watchkeeper:
+    """Fires the watchdogs whose deadline has passed, from one lazily started daemon thread."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._count = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="http-deadlines", daemon=True
+                )
+                self._thread.start()
+
+    def watch(self, expires: float, dog: _Watchdog) -> None:
+        self.start()
+        with self._cond:
+            self._count += 1
+            heapq.heappush(self._heap, (expires, self._count, dog))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            due = []
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)  # finished in time
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(heapq.heappop(self._heap)[2])
+                if not due:
+                    wait = self._heap[0][0] - now if self._heap else None
+                    self._cond.wait(timeout=wait)
+            for dog in due:
+                dog.fire()
+
+
+_KEEPER = _Watchkeeper()
+
+
+def _shut(conn) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_pools() -> dict:
+    """urllib3 pool classes that hand each request's connection to the thread's watchdog."""
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def _make_request(self, conn, *args, **kwargs):
+        watch = getattr(_WATCH, "current", None)
+        if watch is not None:
+            watch.arm(conn)
+        return type(self).__mro__[1]._make_request(self, conn, *args, **kwargs)
+
+    return {
+        "http": type(
+            "WatchedHTTPConnectionPool", (HTTPConnectionPool,), {"_make_request": _make_request}
+        ),
+        "https": type(
+            "WatchedHTTPSConnectionPool", (HTTPSConnectionPool,), {"_make_request": _make_request}
+        ),
+    }
 
 
 class Http:
@@ -140,14 +294,18 @@ class Http:
         user_agent: str = USER_AGENT,
         pool: int = 32,
         session: requests.Session | None = None,
+        gate=None,
     ):
         import requests
         from requests.adapters import HTTPAdapter
 
         self.policy = policy or RetryPolicy()
+        self.gate = gate  # told of a 429's wait, so that the whole host pauses (HostGate.pause)
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+            adapter.poolmanager.pool_classes_by_scheme = _watched_pools()
+            _KEEPER.start()  # now, not in the first request's time
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         session.headers["User-Agent"] = user_agent
@@ -173,21 +331,33 @@ class Http:
         import requests
 
         policy = self.policy
+        deadline = policy.deadline if policy.deadline is not None else 4 * policy.timeout
         waits: list[float] = []
         attempts = 0
         while True:
             attempts += 1
             last = attempts > policy.retries
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    allow_redirects=allow_redirects,
-                    stream=stream,
-                    headers=headers,
-                    params=params,
-                    timeout=policy.timeout,
-                )
+                with _Watchdog(deadline) as watch:
+                    try:
+                        response = self.session.request(
+                            method,
+                            url,
+                            allow_redirects=allow_redirects,
+                            stream=stream,
+                            headers=headers,
+                            params=params,
+                            timeout=policy.timeout,
+                        )
+                    except requests.exceptions.RequestException:
+                        if watch.fired:
+                            raise _PastDeadline() from None
+                        raise
+            except _PastDeadline:
+                kind, message = "deadline", f"timed out: no complete answer within {deadline:g} s"
+                if last:
+                    return Outcome(None, attempts, message, kind, waits)
+                wait = policy.backoff * 2 ** (attempts - 1)
             except requests.exceptions.RequestException as exc:
                 kind, message = classify_exception(exc)
                 if last or kind == "tls":
@@ -210,6 +380,8 @@ class Http:
                     return Outcome(response, attempts, waits=waits)
                 response.close()
                 wait = asked if asked is not None else policy.backoff * 2 ** (attempts - 1)
+                if response.status_code == 429 and self.gate is not None:
+                    self.gate.pause(urlsplit(url).netloc.lower(), wait)
             waits.append(wait)
             if wait > 0:
                 policy.sleep(wait)
@@ -227,7 +399,9 @@ class Http:
         outcome = self.request("GET", url, params=params, headers=headers, allow_redirects=True)
         response = outcome.response
         if response is None:
-            raise SourceError(f"{name}: {outcome.error}", None, outcome.attempts)
+            raise SourceError(
+                f"{name}: {outcome.error}", None, outcome.attempts, outcome.error_kind
+            )
         if response.status_code in missing:
             return response.status_code, None, outcome
         if response.status_code != 200:
