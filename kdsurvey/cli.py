@@ -1,7 +1,8 @@
 """The ``kdsurvey`` command line: verbs and nouns (``kdsurvey check links``), quiet on success.
 
 This module only assembles the verbs of :mod:`kdsurvey.commands` and maps what escapes them to
-exit codes CI can trust: 0 success, 1 the catalogue (or a check) found problems, 2 bad usage.
+exit codes CI can trust (:data:`kdsurvey.commands.common.EXIT_CODES`): 0 success, 1 the catalogue
+(or a check) found problems, 2 bad usage, 3 the link check could not reach the network.
 Data goes to stdout (``--format json`` for machines); progress and errors go to stderr.
 Heavy modules (torch, mkdocs, requests) are imported inside the command that needs them.
 """
@@ -12,6 +13,7 @@ import argparse
 import os
 import sys
 
+from kdsurvey import __version__
 from kdsurvey.commands import (
     build,
     check,
@@ -24,7 +26,7 @@ from kdsurvey.commands import (
     serve,
     validate,
 )
-from kdsurvey.commands.common import Failure
+from kdsurvey.commands.common import EXIT_CODES, Failure
 
 #: In the order ``kdsurvey --help`` lists them.
 COMMANDS = (validate, readme, build, serve, schema, losses, export, import_, check, new)
@@ -35,7 +37,11 @@ def parser() -> argparse.ArgumentParser:
         prog="kdsurvey",
         description="The knowledge-distillation survey: records, README, site, "
         "citations, checks and reference losses.",
+        epilog="exit codes (every command):\n"
+        + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(subparsers)

@@ -250,7 +250,7 @@ def test_cli_bibtex_stdout_and_file(tmp_path, capsys):
 def test_cli_selection_errors(capsys):
     assert main(["export", "csv", "--papers", str(FIXTURES), "--ids", "nope2020x"]) == 2
     assert "nope2020x" in capsys.readouterr().err
-    assert main(["export", "json", "--papers", str(FIXTURES), "--year-from", "2029"]) == 1
+    assert main(["export", "json", "--papers", str(FIXTURES), "--year-from", "2029"]) == 2
     assert "no record matches" in capsys.readouterr().err
 
 

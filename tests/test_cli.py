@@ -94,3 +94,46 @@ def test_schema_is_json_schema(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "Paper" and "links" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def _parsers(parser, path=("kdsurvey",)):
+    """Every parser of the command line with its path: kdsurvey, kdsurvey check links, ..."""
+    import argparse
+
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_option_with_a_default_says_it_in_its_help():
+    import argparse
+
+    from kdsurvey.cli import parser
+
+    silent = []
+    for path, sub in _parsers(parser()):
+        for action in sub._actions:
+            if not action.option_strings or action.default in (None, argparse.SUPPRESS):
+                continue
+            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                continue
+            if "default" not in (action.help or ""):
+                silent.append(f"{path} {action.option_strings[-1]}")
+    assert silent == []
+
+
+def test_version_and_the_exit_code_table(capsys):
+    from kdsurvey import __version__
+    from kdsurvey.commands.common import EXIT_CODES
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"kdsurvey {__version__}\n"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "exit codes" in text and all(f"  {code} " in text for code, _ in EXIT_CODES)
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert all(f"| {code} |" in contributing for code, _ in EXIT_CODES)

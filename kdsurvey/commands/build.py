@@ -35,7 +35,14 @@ def run(args) -> None:
 
 def register(subparsers) -> None:
     p = command(subparsers, "build", run, "validate, render the README and build the site")
-    p.add_argument("--readme", default="README.md", metavar="FILE", help="README to write")
-    p.add_argument("--config", default="mkdocs.yml", metavar="FILE", help="MkDocs configuration")
+    p.add_argument(
+        "--readme", default="README.md", metavar="FILE", help="README to write (default: README.md)"
+    )
+    p.add_argument(
+        "--config",
+        default="mkdocs.yml",
+        metavar="FILE",
+        help="MkDocs configuration (default: mkdocs.yml)",
+    )
     p.add_argument("--site-dir", metavar="DIR", help="output folder (default: site_dir, public/)")
     p.add_argument("--timings", action="store_true", help="print the time of each stage (stderr)")

@@ -80,7 +80,9 @@ def _links_arguments(p) -> None:
     )
     p.add_argument("--no-site", action="store_true", help="check the records only")
     p.add_argument("--workers", type=int, default=16, help="checks in flight (default 16)")
-    p.add_argument("--per-host", type=int, default=2, help="requests in flight per host (2)")
+    p.add_argument(
+        "--per-host", type=int, default=2, help="requests in flight per host (default 2)"
+    )
     p.add_argument(
         "--delay",
         type=float,
@@ -248,7 +250,13 @@ def _metadata_arguments(p) -> None:
         metavar="S",
         help="seconds between arXiv API requests (default 3)",
     )
-    p.add_argument("--timeout", type=float, default=15.0, metavar="S")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="longest wait for each read from an API (default 15 s)",
+    )
     add_api_options(p, "arxiv", "crossref")
 
 

@@ -13,6 +13,15 @@ from kdsurvey.records.catalogue import Catalogue, CatalogueError, load
 from kdsurvey.records.model import Venue
 from kdsurvey.records.reading import VENUES_FILE, read_table
 
+#: The exit codes of every command (``kdsurvey --help`` shows this table; CONTRIBUTING.md too).
+EXIT_CODES = (
+    (0, "success"),
+    (1, "the catalogue or a check found problems (errors, dead links, a stale README, ...)"),
+    (2, "bad usage: unknown option, missing file, nothing matches the selection, bad revision"),
+    (3, "check links only: the network (or DNS) was down, nothing is known; try again later"),
+    (130, "interrupted (Ctrl-C)"),
+)
+
 
 class Failure(Exception):
     """A command's clean failure: ``message`` goes to stderr, exit with ``code``
@@ -30,7 +39,9 @@ PAPERS.add_argument(
 )
 #: ``--format text|json``: commands whose output machines read.
 FORMAT = argparse.ArgumentParser(add_help=False)
-FORMAT.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+FORMAT.add_argument(
+    "--format", choices=["text", "json"], default="text", help="output format (default: text)"
+)
 
 
 def command(subparsers, name: str, func, help: str, parents=(PAPERS,)):

@@ -28,7 +28,7 @@ def run(args) -> None:
     except KeyError as exc:
         raise Failure(exc.args[0], 2) from None
     if not papers:
-        raise Failure("no record matches the selection (--category, --ids, --year-from)")
+        raise Failure("no record matches the selection (--category, --ids, --year-from)", 2)
     try:
         if args.export_command == "bibtex":
             text = citations.bibtex(catalogue, papers, ascii=args.ascii)

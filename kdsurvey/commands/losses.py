@@ -98,7 +98,9 @@ def register(subparsers) -> None:
         nargs="?",
         help="folder of case files (*.json); default: the repository's tests/fixtures/official_cases",
     )
-    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda")
+    p.add_argument(
+        "--device", default="cpu", help="torch device to run on, e.g. cuda (default: cpu)"
+    )
     p = command(
         losses, "manifest", manifest, "write kdsurvey/losses/manifest.json from the registry", ()
     )
@@ -107,5 +109,5 @@ def register(subparsers) -> None:
     )
     p = command(losses, "demo", demo, "train a tiny student with a loss", ())
     p.add_argument("name", help="registry name, e.g. dkd")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=30, help="training steps (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

@@ -88,7 +88,13 @@ def _add_arguments(p) -> None:
     fields.add_argument("--pages")
     fields.add_argument("--notes")
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")
-    p.add_argument("--timeout", type=float, default=15.0, metavar="S")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="longest wait for each read from an API (default 15 s)",
+    )
     add_api_options(p, "arxiv", "crossref")
 
 

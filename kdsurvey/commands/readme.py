@@ -26,4 +26,10 @@ def run(args) -> None:
 def register(subparsers) -> None:
     p = command(subparsers, "readme", run, "render README.md from the records")
     p.add_argument("--check", action="store_true", help="exit 1 with a diff if the file is stale")
-    p.add_argument("-o", "--output", default="README.md", metavar="FILE")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="README.md",
+        metavar="FILE",
+        help="file to write (default: README.md)",
+    )

@@ -22,6 +22,17 @@ def run(args) -> None:
 
 def register(subparsers) -> None:
     p = command(subparsers, "serve", run, "serve the site locally, rebuilt when a record changes")
-    p.add_argument("--config", default="mkdocs.yml", metavar="FILE", help="MkDocs configuration")
-    p.add_argument("-a", "--dev-addr", default="127.0.0.1:8000", metavar="HOST:PORT")
+    p.add_argument(
+        "--config",
+        default="mkdocs.yml",
+        metavar="FILE",
+        help="MkDocs configuration (default: mkdocs.yml)",
+    )
+    p.add_argument(
+        "-a",
+        "--dev-addr",
+        default="127.0.0.1:8000",
+        metavar="HOST:PORT",
+        help="address to serve on (default: 127.0.0.1:8000)",
+    )
     p.add_argument("--dirty", action="store_true", help="rebuild only the pages that changed")
