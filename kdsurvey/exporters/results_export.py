@@ -89,7 +89,9 @@ def as_csv(selected: list[dict]) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--format", choices=["json", "csv"], default="json", help="output format")
+    parser.add_argument(
+        "--format", choices=["json", "csv"], default="json", help="output format (default: json)"
+    )
     parser.add_argument("--benchmark", metavar="B", help="only this benchmark (e.g. cifar100)")
     parser.add_argument("--paper", metavar="ID", help="only this record")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
