@@ -42,10 +42,10 @@ class PKT(DistillationLoss):
 
     Notes:
         Shapes: ``feat_student`` ``(B, D_s)`` and ``feat_teacher`` ``(B, D_t)`` (any trailing
-        shape is flattened; the widths may differ); returns a scalar. Checked against RepDistiller
-        (HobbitLong/RepDistiller ``distiller_zoo/PKT.py``, ``PKT.cosine_similarity_loss``, commit
-        b84f547) and cross-checked against the authors' passalis/probabilistic_kt
-        ``nn/pkt.py::cosine_similarity_loss`` (commit a58fd1b): bit-identical value and gradient.
+        shape is flattened; the widths may differ); returns a scalar. Checked against the
+        authors' passalis/probabilistic_kt ``nn/pkt.py::cosine_similarity_loss`` (commit a58fd1b)
+        and cross-checked against mdistiller ``pkt_loss``, torchdistill ``PKTLoss`` and
+        RepDistiller ``distiller_zoo/PKT.py`` (``PKT.cosine_similarity_loss``), all identical.
         The paper writes the sum of the KL divergences; the code (and this loss) averages over
         the :math:`B^2` entries and keeps the :math:`j = i` terms; the paper's default kernel is
         this cosine one.
