@@ -35,9 +35,9 @@ DATA_FILES = frozenset(
     }
 )
 
-#: The largest file of a catalogue folder that is read (a record is about 1 KB; ``notes`` are a
-#: few sentences): a larger one is refused before it is read or parsed.
-MAX_RECORD_BYTES = 256 * 1024
+#: The largest file of a catalogue folder that is read: a larger one is refused before it is read
+#: or parsed. Most records are 1-5 KB; the largest, with its reported results, about 100 KB.
+MAX_RECORD_BYTES = 1024 * 1024
 
 _DOI_PREFIX = re.compile(r"^10\.\d{4,9}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
@@ -56,7 +56,7 @@ def read_text(path: Path, shown: str, problems: list[Problem]) -> str | None:
     """The file as text, or None with a located problem when it is not UTF-8 or too large."""
     size = path.stat().st_size
     if size > MAX_RECORD_BYTES:
-        limit = f"{MAX_RECORD_BYTES // 1024} KB"
+        limit = f"{MAX_RECORD_BYTES / 2**20:g} MB"
         problems.append(
             Problem(shown, 1, "file", f"is {size:,} bytes: a file may be at most {limit}")
         )

@@ -24,9 +24,10 @@ _STR, _INT, _BOOL, _NULL = _TAG + "str", _TAG + "int", _TAG + "bool", _TAG + "nu
 _safe = SafeConstructor()  # only its stateless scalar constructors are used
 
 
-#: How many nodes a document's aliases may expand to. A record has well under a hundred; an alias
-#: that refers to a list of aliases of lists... (a "billion laughs") would expand to billions.
-MAX_EXPANDED_NODES = 10_000
+#: How many nodes a document's aliases may expand to. The largest record (reported results) has
+#: about 7,000 nodes; an alias of a list of aliases of lists... (a "billion laughs") of 1 KB would
+#: expand to billions.
+MAX_EXPANDED_NODES = 100_000
 #: How deep collections may nest (a record nests three levels: record, links, a list).
 MAX_DEPTH = 50
 
