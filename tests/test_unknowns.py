@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 from conftest import GOOD, PAPERS
@@ -97,11 +98,14 @@ def real():
 
 def test_catalogue_holds_the_64_seed_papers_each_with_a_loss(real):
     from kdsurvey.losses.manifest import names
+    from kdsurvey.records import survey
 
-    assert len(real.papers) == 64
-    assert all(set(p.loss) <= names() for p in real.papers)
     ids = {p.id for p in real.papers}
-    assert {"unknown2023local", "unknown2024knowledge"} <= ids
+    seed = survey.load(PAPERS / survey.SURVEY_FILE, ids)
+    assert seed.title == "A Comprehensive Survey on Knowledge Distillation"
+    assert len(seed.papers) == len(set(seed.papers)) == 64
+    assert all(set(p.loss) <= names() for p in real.papers)
+    assert {"unknown2023local", "unknown2024knowledge"} <= set(seed.papers)
     rethinking = {p.id: p for p in real.papers}["liu2024rethinking"]
     assert rethinking.authors == ["Liu, Tao"] and "authors" in rethinking.unconfirmed
 
@@ -140,7 +144,7 @@ def test_help_page_lists_exactly_the_unconfirmed_records(real):
 def test_readme_marks_unconfirmed_entries(real):
     text = readme.render(real)
     assert text.count(help_url() + "#") == len(with_unknowns(real.papers))
-    assert "**64 papers**" in text and "from the abstract or the title only" in text
+    assert f"**{len(real.papers)} papers**" in text and "from the abstract or the title only" in text
 
 
 def test_exports_invent_no_name(real):
@@ -209,3 +213,21 @@ def test_inter_intra_relation_by_hand():
     loss = create("inter_intra_relation")
     # G^t - G^s off-diagonals 1, diagonals 0: mean of squares 2/4.
     assert loss(fs, ft).item() == pytest.approx(0.5)
+
+
+def test_survey_file_reports_missing_and_repeated_ids(tmp_path, capsys):
+    from kdsurvey.cli import main
+    from kdsurvey.records import survey
+
+    text = (PAPERS / survey.SURVEY_FILE).read_text(encoding="utf-8")
+    first = survey.load(PAPERS / survey.SURVEY_FILE, {p.id for p in load(PAPERS).papers}).papers[0]
+    bad = text.replace(f"  - {first}\n", f"  - {first}\n  - {first}\n  - nobody2099nothing\n")
+    lines = bad.splitlines()
+    folder = tmp_path / "papers"
+    shutil.copytree(PAPERS, folder)
+    (folder / survey.SURVEY_FILE).write_text(bad, encoding="utf-8")
+    assert main(["validate", "--papers", str(folder)]) == 1
+    err = capsys.readouterr().err
+    twice = lines.index(f"  - {first}") + 2  # the second listing, 1-based
+    assert f"survey.yaml:{twice}: papers[1]: {first} is listed twice" in err
+    assert f"survey.yaml:{twice + 1}: papers[2]: no record papers/nobody2099nothing.yaml" in err

@@ -8,29 +8,39 @@ from pathlib import Path
 
 from kdsurvey import problems
 from kdsurvey.commands.common import FORMAT, PAPERS, Failure, command, load_catalogue
-from kdsurvey.records import libraries
+from kdsurvey.records import libraries, survey
 
 
-def _check_libraries(args, papers: int, categories: int) -> None:
-    """``libraries.yaml`` beside the records, when there is one: known losses, no name twice."""
+def _check_data(args, catalogue) -> None:
+    """The data files beside the records that name records or losses, when they exist:
+    ``libraries.yaml`` (known losses, no name twice) and ``survey.yaml`` (every id a record)."""
+    papers, categories = len(catalogue.papers), len(catalogue.categories)
+    found = []
     path = Path(args.papers) / libraries.LIBRARIES_FILE
-    if not path.is_file():
-        return
-    try:
-        libraries.load(path)
-    except libraries.LibrariesError as exc:
+    if path.is_file():
+        try:
+            libraries.load(path)
+        except libraries.LibrariesError as exc:
+            found += exc.problems
+    path = Path(args.papers) / survey.SURVEY_FILE
+    if path.is_file():
+        try:
+            survey.load(path, (p.id for p in catalogue.papers))
+        except survey.SurveyError as exc:
+            found += exc.problems
+    if found:
         if args.format == "json":
-            shape = problems.as_json(exc.problems, papers=papers, categories=categories)
+            shape = problems.as_json(found, papers=papers, categories=categories)
             print(json.dumps(shape, indent=2))
-            raise Failure("", 1) from None
-        sys.stderr.write(problems.text(exc.problems))
-        raise Failure(f"{len(exc.problems)} error(s)") from None
+            raise Failure("", 1)
+        sys.stderr.write(problems.text(found))
+        raise Failure(f"{len(found)} error(s)")
 
 
 def run(args) -> None:
     catalogue = load_catalogue(args)
     papers, categories = len(catalogue.papers), len(catalogue.categories)
-    _check_libraries(args, papers, categories)
+    _check_data(args, catalogue)
     if args.format == "json":
         print(json.dumps(problems.as_json([], papers=papers, categories=categories)))
     else:

@@ -11,6 +11,7 @@ from collections import Counter
 from kdsurvey.exporters.leaderboard import readme_tables, site_url
 from kdsurvey.exporters.loss_facts import evidence_counts
 from kdsurvey.exporters.render import environment, newest_first
+from kdsurvey.records import survey
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.unknowns import help_url
 
@@ -23,6 +24,8 @@ def render(catalogue: Catalogue) -> str:
     ]
     years = Counter(p.year for p in catalogue.papers)
     losses, evidence = evidence_counts(catalogue)
+    path = catalogue.root / survey.SURVEY_FILE
+    seed = survey.load(path, (p.id for p in catalogue.papers)) if path.is_file() else None
     return (
         environment()
         .get_template("README.md.j2")
@@ -37,6 +40,7 @@ def render(catalogue: Catalogue) -> str:
             results=readme_tables(catalogue, site_url()),
             unconfirmed=sum(1 for p in catalogue.papers if p.unconfirmed),
             help_url=help_url(),
+            survey=seed,
         )
     )
 

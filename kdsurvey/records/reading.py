@@ -23,6 +23,7 @@ DOI_PREFIXES_FILE = "doi_prefixes.yaml"
 ROBOT_HOSTS_FILE = "robot_hosts.yaml"
 LIBRARIES_FILE = "libraries.yaml"  # code libraries -> kdsurvey losses (kdsurvey.records.libraries)
 BENCHMARKS_FILE = "benchmarks.yaml"  # read by kdsurvey.records.results
+SURVEY_FILE = "survey.yaml"  # the survey's papers (kdsurvey.records.survey)
 #: The files of a catalogue folder that are not records.
 DATA_FILES = frozenset(
     {
@@ -32,6 +33,7 @@ DATA_FILES = frozenset(
         ROBOT_HOSTS_FILE,
         LIBRARIES_FILE,
         BENCHMARKS_FILE,
+        SURVEY_FILE,
     }
 )
 
