@@ -298,11 +298,16 @@ def test_arxiv_id(fields):
 def test_dblp_entry_to_record(tmp_path, empty_dir, capsys):
     path = bib_file(tmp_path, DBLP)
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--dry-run"]) == 0
-    assert capsys.readouterr().out == DBLP_YAML
+    captured = capsys.readouterr()
+    assert captured.out == DBLP_YAML
+    assert captured.err == (
+        "zhao2022decoupled: dry run, nothing written; still to fill in: category, tasks, loss, "
+        "summary (the TODO lines), in the record once written\n"
+    )
     assert sorted(p.name for p in empty_dir.iterdir()) == ["categories.yaml", "venues.yaml"]
 
     assert main(["import", "bibtex", path, "--papers", str(empty_dir)]) == 0
-    assert "fill in category, tasks, loss, summary" in capsys.readouterr().err
+    assert "still to fill in: category, tasks, loss, summary" in capsys.readouterr().err
     assert (empty_dir / "zhao2022decoupled.yaml").read_text(encoding="utf-8") == DBLP_YAML
     # The TODO fields fail validation, each at its line, until the contributor fills them in.
     with pytest.raises(CatalogueError) as exc:
@@ -391,24 +396,49 @@ def test_never_overwrites_and_finds_duplicates(tmp_path, catalogue_dir, capsys):
     assert (
         main(["import", "bibtex", bib_file(tmp_path, arxiv), "--papers", str(catalogue_dir)]) == 1
     )
-    assert (
-        "hinton2015distilling.yaml already exists and is not overwritten" in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    # The same paper is named as such: no "save it as hinton2015distillingb.yaml" proposal.
+    assert "already in the catalogue as " in err
+    assert "hinton2015distilling.yaml (same arXiv id)" in err
+    assert "hinton2015distillingb" not in err and "already exists" not in err
     assert record.read_text(encoding="utf-8") == before
+    # Same DOI (a DBLP entry of a catalogued paper) and same title: the same paper too.
+    record.write_text(before.replace("links:\n", "links:\n  doi: 10.1/X\n"), encoding="utf-8")
+    dblp = arxiv.replace("eprint={1503.02531}, archivePrefix={arXiv}, ", "doi={10.1/x}, ")
+    args = ["--papers", str(catalogue_dir), "--venue", "arxiv"]
+    assert main(["import", "bibtex", bib_file(tmp_path, dblp), *args]) == 1
+    err = capsys.readouterr().err
+    assert "hinton2015distilling.yaml (same DOI)" in err and "hinton2015distillingb" not in err
+    titled = dblp.replace("doi={10.1/x}, ", "")  # the title alone
+    assert main(["import", "bibtex", bib_file(tmp_path, titled), *args]) == 1
+    assert "hinton2015distilling.yaml (same title)" in capsys.readouterr().err
+    record.write_text(before, encoding="utf-8")
+    # Another paper whose key is taken: the file is not overwritten, a suffix is proposed.
+    other = r"""@misc{other, title={Distilling Dark Knowledge}, author={Geoffrey Hinton},
+      year={2015}}"""
+    args = ["import", "bibtex", bib_file(tmp_path, other), "--papers", str(catalogue_dir)]
+    assert main([*args, "--venue", "arxiv"]) == 1
+    err = capsys.readouterr().err
+    assert "hinton2015distilling.yaml already exists and is not overwritten" in err
+    assert "hinton2015distillingb.yaml" in err
     # The same paper under another first word of the title (a renamed version): same arXiv id.
     renamed = arxiv.replace("Distilling the Knowledge", "Knowledge Distilling")
     assert (
         main(["import", "bibtex", bib_file(tmp_path, renamed), "--papers", str(catalogue_dir)]) == 1
     )
     err = capsys.readouterr().err
-    assert "already in the catalogue: same arXiv id as " in err
-    assert err.split("same arXiv id as ")[1].split()[0].endswith("/hinton2015distilling.yaml")
+    assert "already in the catalogue as " in err and "(same arXiv id)" in err
+    assert err.split("catalogue as ")[1].split()[0].endswith("/hinton2015distilling.yaml")
 
 
 def test_flag_errors(tmp_path, empty_dir, capsys):
     path = bib_file(tmp_path, DBLP + SCHOLAR)
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--summary", "One."]) == 1
-    assert "--summary describes one paper" in capsys.readouterr().err
+    assert "--summary describe(s) one paper" in capsys.readouterr().err
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "cvpr"]) == 1
+    assert "--venue describe(s) one paper" in capsys.readouterr().err
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "nope"]) == 2
+    assert "--venue nope: not a key of venues.yaml" in capsys.readouterr().err
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--loss", "nope"]) == 2
     assert "no loss nope" in capsys.readouterr().err
     assert (
@@ -420,6 +450,34 @@ def test_flag_errors(tmp_path, empty_dir, capsys):
     )
     assert "no BibTeX entry found" in capsys.readouterr().err
     assert sorted(p.name for p in empty_dir.iterdir()) == ["categories.yaml", "venues.yaml"]
+
+
+def test_import_takes_the_record_flags_of_new(tmp_path, empty_dir, capsys):
+    from kdsurvey.cli import parser
+
+    def options(*words):
+        sub = parser()._subparsers._group_actions[0].choices[words[0]]
+        if len(words) > 1:
+            sub = sub._subparsers._group_actions[0].choices[words[1]]
+        return {(opt, a.dest, a.help, a.metavar) for a in sub._actions for opt in a.option_strings}
+
+    shared = {"--venue", "--paper", "--code", "--official", "--unofficial"}
+    assert {o for o in options("new") if o[0] in shared} == {
+        o for o in options("import", "bibtex") if o[0] in shared
+    } and len({o for o in options("new") if o[0] in shared}) == 5
+
+    path = bib_file(tmp_path, DBLP)
+    flags = ["--venue", "iccv", "--paper", "https://openaccess.thecvf.com/x.html"]
+    flags += ["--code", "https://github.com/megvii-research/mdistiller", "--official"]
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--dry-run", *flags]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)
+    assert data["venue"] == "iccv"
+    assert data["links"] == {
+        "paper": "https://openaccess.thecvf.com/x.html",
+        "doi": "10.1109/CVPR52688.2022.01165",
+        "code": "https://github.com/megvii-research/mdistiller",
+        "code_official": True,
+    }
 
 
 def test_several_entries_and_stdin(tmp_path, empty_dir, capsys, monkeypatch):

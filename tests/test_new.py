@@ -163,11 +163,12 @@ def test_new_from_arxiv_writes_a_valid_record(api, catalogue_dir, capsys):
     assert api.arxiv_batches == [["2203.08679"]]
 
 
-def test_new_without_the_curated_fields_writes_todos_and_fails_validation(
-    api, catalogue_dir, capsys
-):
-    assert new(catalogue_dir, "--arxiv", "2301.00002") == 1
+def test_new_without_the_curated_fields_writes_todos_and_says_so(api, catalogue_dir, capsys):
+    # A draft with TODO fields is a success (exit 0, EXIT_CODES); stderr names the fields.
+    assert new(catalogue_dir, "--arxiv", "2301.00002") == 0
     err = capsys.readouterr().err
+    assert "still to fill in: category, tasks, loss, summary (the TODO lines)" in err
+    assert main(["validate", "--papers", str(catalogue_dir)]) == 1  # until they are filled in
     path = catalogue_dir / "vanderberg2023preprint.yaml"
     text = path.read_text(encoding="utf-8")
     assert "# TODO" in text and "van der Berg, Jane" in text and "venue: arxiv" in text
@@ -186,10 +187,30 @@ def test_new_dry_run_prints_and_writes_nothing(api, catalogue_dir, capsys):
     assert not (catalogue_dir / "zhao2022decoupled.yaml").exists()
 
 
+def test_new_dry_run_with_todos_exits_0_names_the_fields_and_no_file(api, catalogue_dir, capsys):
+    assert new(catalogue_dir, "--arxiv", "2301.00002", "--dry-run") == 0
+    captured = capsys.readouterr()
+    assert "category: null  # TODO" in captured.out
+    assert "dry run, nothing written; still to fill in: category, tasks, loss, summary" in (
+        captured.err
+    )
+    assert "vanderberg2023preprint.yaml" not in captured.err  # no file it did not write
+    assert not (catalogue_dir / "vanderberg2023preprint.yaml").exists()
+
+
+def test_new_dry_run_with_a_real_problem_exits_1(api, catalogue_dir, capsys):
+    bad = ["--dry-run", "--arxiv", "2203.08679", *FLAGS, "--loss", "no-such-loss"]
+    assert new(catalogue_dir, *bad) == 1
+    err = capsys.readouterr().err
+    assert "<stdout>:" in err and "loss" in err and "zhao2022decoupled.yaml" not in err
+
+
 def test_new_json(api, catalogue_dir, capsys):
-    assert new(catalogue_dir, "--arxiv", "2301.00002", "--format", "json", "--dry-run") == 1
+    assert new(catalogue_dir, "--arxiv", "2301.00002", "--format", "json", "--dry-run") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["id"] == "vanderberg2023preprint" and data["written"] is False
+    assert data["path"] is None
+    assert data["todo"] == ["category", "tasks", "loss", "summary"]
     assert {p["field"] for p in data["problems"]} >= {"category", "summary"}
 
 
@@ -205,8 +226,49 @@ def test_new_refuses_a_paper_already_catalogued(api, catalogue_dir, capsys):
         },
     )
     assert new(catalogue_dir, "--arxiv", "1503.02531", *FLAGS) == 1
-    assert "already in the catalogue: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "already in the catalogue as " in err and "hinton2015distilling.yaml (same arXiv id)" in err
+    )
     assert sorted(p.name for p in record_paths(catalogue_dir)) == ["hinton2015distilling.yaml"]
+    assert api.log == []  # refused before any request
+
+
+def test_new_checks_the_catalogue_before_fetching(api, catalogue_dir, capsys):
+    # The fake arXiv API does not know 1503.02531: a request would fail "has no paper".
+    assert new(catalogue_dir, "--arxiv", "arXiv:1503.02531v1", *FLAGS) == 1
+    err = capsys.readouterr().err
+    assert "already in the catalogue as" in err and "has no paper" not in err
+    assert api.log == []
+
+
+def test_new_arxiv_with_the_fields_as_flags_fetches_nothing_and_keeps_the_id(
+    api, catalogue_dir, capsys
+):
+    given = ["--title", "Offline Distillation", "--author", "Jane Doe", "--year", "2024"]
+    assert new(catalogue_dir, "--arxiv", "2405.00001v3", *given, *FLAGS) == 0
+    assert api.log == []  # the fake API does not know this id either
+    paper = next(p for p in load(catalogue_dir).papers if p.id == "doe2024offline")
+    assert paper.links.arxiv == "2405.00001" and paper.venue == "arxiv"
+    assert str(paper.links.paper) == "https://arxiv.org/abs/2405.00001"
+    assert "wrote " in capsys.readouterr().err
+
+
+def test_new_offline(api, catalogue_dir, capsys):
+    assert new(catalogue_dir, "--arxiv", "2203.08679", "--offline", *FLAGS) == 2
+    assert "--offline asks no API: give --title, --author, --year too" in capsys.readouterr().err
+    given = ["--title", "Decoupled KD", "--author", "Borui Zhao", "--year", "2022"]
+    args = ["--arxiv", "2203.08679", "--offline", "--venue", "cvpr", *given, *FLAGS]
+    assert new(catalogue_dir, *args) == 0
+    assert api.log == []
+    paper = next(p for p in load(catalogue_dir).papers if p.id == "zhao2022decoupled")
+    assert (paper.venue, paper.links.arxiv) == ("cvpr", "2203.08679")
+
+
+def test_new_unknown_venue_is_bad_usage(api, catalogue_dir, capsys):
+    assert new(catalogue_dir, "--arxiv", "2203.08679", "--venue", "nope", *FLAGS) == 2
+    assert "--venue nope: not a key of venues.yaml" in capsys.readouterr().err
+    assert api.log == []
 
 
 def test_new_adds_a_letter_when_the_key_is_taken(api, catalogue_dir):

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from kdsurvey import problems
-from kdsurvey.records.catalogue import Catalogue, CatalogueError, load
+from kdsurvey.records.catalogue import Catalogue, CatalogueError, already_message, load
 from kdsurvey.records.model import Venue
 from kdsurvey.records.reading import VENUES_FILE, read_table
 
 #: The exit codes of every command (``kdsurvey --help`` shows this table; CONTRIBUTING.md too).
 EXIT_CODES = (
-    (0, "success"),
+    (0, "success (new, import: also a draft with TODO fields; stderr names them)"),
     (1, "the catalogue or a check found problems (errors, dead links, a stale README, ...)"),
     (2, "bad usage: unknown option, missing file, nothing matches the selection, bad revision"),
     (3, "check links only: the network (or DNS) was down, nothing is known; try again later"),
@@ -69,6 +69,30 @@ def load_catalogue(args) -> Catalogue:
             raise Failure("", 1) from None
         sys.stderr.write(problems.text(exc.problems))
         raise Failure(f"{len(exc.problems)} error(s)") from None
+
+
+def already_catalogued(found: tuple[str, str] | None) -> None:
+    """Fail (exit 1) when ``found`` (:func:`kdsurvey.records.catalogue.same_paper`) names a record:
+    what ``new`` and ``import bibtex`` say instead of writing the same paper twice."""
+    if found:
+        raise Failure(already_message(found))
+
+
+def check_venue(venue: str | None, venues: dict) -> None:
+    """``--venue KEY`` must be a key of venues.yaml (bad usage, exit 2, before anything else)."""
+    if venue is not None and venue not in venues:
+        raise Failure(f"--venue {venue}: not a key of venues.yaml", 2)
+
+
+def todo_note(todo: list[str], written: str | None) -> str:
+    """The stderr line of ``new`` and ``import bibtex`` about a record: where it was written (a
+    dry run names no file) and which fields still need the contributor (marked TODO). Either way
+    the command succeeded (exit 0): ``kdsurvey validate`` fails until the TODO lines are filled."""
+    head = f"wrote {written}" if written else "dry run, nothing written"
+    if not todo:
+        return head
+    then = "then run `kdsurvey validate`" if written else "in the record once written"
+    return f"{head}; still to fill in: {', '.join(todo)} (the TODO lines), {then}"
 
 
 def read_venues(root: Path) -> dict:

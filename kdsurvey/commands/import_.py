@@ -3,13 +3,31 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from kdsurvey.commands.common import Failure, command, group, read_venues
+from kdsurvey.commands.common import (
+    Failure,
+    check_venue,
+    command,
+    group,
+    read_venues,
+    todo_note,
+)
 from kdsurvey.files import write_atomic
 from kdsurvey.records.catalogue import loss_names
-from kdsurvey.records.writer import add_curation_options
+from kdsurvey.records.writer import add_curation_options, add_record_options
+
+EPILOG = """\
+--venue, --paper, --code and --official/--unofficial are those of `kdsurvey new` and win over
+what the entry says (a file of one entry only). An entry that is a paper already in the catalogue
+(same arXiv id, DOI or title) is reported as such and nothing is written.
+
+exit codes: 0 every record was written (or, with --dry-run, printed); fields left as TODO do not
+fail the command, stderr names them and `kdsurvey validate` fails until they are filled in.
+1 an entry cannot be imported (nothing is written); 2 bad usage (a missing file, an unknown
+--loss or --venue)."""
 
 
 def run(args) -> None:
@@ -17,6 +35,7 @@ def run(args) -> None:
     from kdsurvey.importers.bibtex import ImportFailure, Options, import_bibtex
 
     venues = read_venues(Path(args.papers))
+    check_venue(args.venue, venues)
     unknown = sorted(set(args.loss or ()) - loss_names())
     if unknown:
         raise Failure(f"no loss {', '.join(unknown)} in kdsurvey.losses (kdsurvey losses list)", 2)
@@ -30,6 +49,10 @@ def run(args) -> None:
         list(dict.fromkeys(args.task or ())),
         list(dict.fromkeys(args.loss or ())),
         summary,
+        venue=args.venue,
+        paper=args.paper,
+        code=args.code,
+        code_official=args.code_official,
     )
     try:
         records = import_bibtex(text, args.papers, venues, options, source=args.file)
@@ -38,10 +61,11 @@ def run(args) -> None:
     for index, record in enumerate(records):
         if args.dry_run:
             sys.stdout.write(("---\n" if index else "") + record.yaml)
-            continue
-        write_atomic(record.path, record.yaml)
-        todo = f"; fill in {', '.join(record.todo)} (marked TODO)" if record.todo else ""
-        print(f"wrote {record.path}{todo}", file=sys.stderr)
+            note = todo_note(record.todo, None)
+        else:
+            write_atomic(record.path, record.yaml)
+            note = todo_note(record.todo, str(record.path))
+        print(f"{record.fields['id']}: {note}" if args.dry_run else note, file=sys.stderr)
 
 
 def register(subparsers) -> None:
@@ -52,6 +76,9 @@ def register(subparsers) -> None:
         run,
         "turn BibTeX entries (Google Scholar, DBLP, arXiv) into papers/<id>.yaml",
     )
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("file", metavar="FILE", help="a .bib file, or - for stdin")
     add_curation_options(p)
+    add_record_options(p)
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")

@@ -24,9 +24,9 @@ from bibtexparser.middlewares.names import (
     split_multiple_persons_names,
 )
 
-from kdsurvey.records.catalogue import identities, identity_keys
+from kdsurvey.records.catalogue import already_message, identities, same_paper
 from kdsurvey.records.model import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
-from kdsurvey.records.writer import record_yaml
+from kdsurvey.records.writer import record_yaml, todo_fields
 
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.I)
 _ARXIV_IN_TEXT = re.compile(
@@ -240,6 +240,17 @@ class Options:
     tasks: list[str] = field(default_factory=list)
     loss: list[str] = field(default_factory=list)
     summary: str | None = None
+    #: ``--venue``, ``--paper``, ``--code``, ``--official``: win over what the entry says.
+    venue: str | None = None
+    paper: str | None = None
+    code: str | None = None
+    code_official: bool | None = None
+
+    def one_paper(self) -> list[str]:
+        """The flags given that describe one paper (a file of several entries cannot take them)."""
+        named = {"summary": self.summary, "venue": self.venue, "paper": self.paper}
+        named["code"] = self.code
+        return [f"--{name}" for name, value in named.items() if value]
 
 
 def record_fields(
@@ -267,8 +278,10 @@ def record_fields(
     arxiv = arxiv_id(f)
     where = f.get("booktitle") or f.get("journal") or ""
     preprint = _preprint_key(venues)
-    venue = None
-    if where.strip():
+    venue = options.venue
+    if venue:
+        pass  # --venue wins over the entry's booktitle or journal
+    elif where.strip():
         venue = match_venue(where, venues)
         if venue is None:
             problems.append(
@@ -291,10 +304,18 @@ def record_fields(
         "venue": venue,
         "category": options.category,
         "tasks": list(options.tasks),
-        "links": {"paper": paper_link(f, doi_value, arxiv), "arxiv": arxiv, "doi": doi_value},
+        "links": {
+            "paper": options.paper or paper_link(f, doi_value, arxiv),
+            "arxiv": arxiv,
+            "doi": doi_value,
+        },
         "loss": list(options.loss),
         "summary": options.summary,
     }
+    if options.code:
+        record["links"]["code"] = options.code
+    if options.code_official is not None:
+        record["links"]["code_official"] = options.code_official
     if venues[venue].kind != VenueKind.preprint:
         # A proceedings part (AAAI) is exported as biblatex's `part`; biblatex writes `issue`.
         sources = {"volume": ("volume",), "number": ("number", "part", "issue")}
@@ -341,16 +362,17 @@ def import_bibtex(
 ) -> list[Imported]:
     """Records for every entry of ``text``; :class:`ImportFailure` lists every problem.
 
-    Refuses entries whose record file exists or whose title, arXiv id or DOI is already in the
-    catalogue, and entries that would get the same id as another in the same file.
+    Refuses entries whose title, arXiv id or DOI is already in the catalogue (named as such:
+    the same paper is never proposed under an id with a letter suffix), entries whose record
+    file exists, and entries that would get the same id as another in the same file.
     """
     root = Path(root)
     entries, problems = _parse(text, source)
     if not entries and not problems:
         problems.append(f"{source}: no BibTeX entry found")
-    if options.summary and len(entries) > 1:
+    if options.one_paper() and len(entries) > 1:
         problems.append(
-            f"{source}: --summary describes one paper, but the file has "
+            f"{source}: {', '.join(options.one_paper())} describe(s) one paper, but the file has "
             f"{len(entries)} entries: import them one at a time"
         )
     seen = identities(root)
@@ -366,6 +388,12 @@ def import_bibtex(
         except ValueError as exc:
             problems.append(f"{label}: {exc}")
             continue
+        links = record["links"]
+        # The same paper (arXiv id, DOI, title) is reported as such, never given an id suffix.
+        same = same_paper(seen, record["title"], links["arxiv"], links["doi"])
+        if same:
+            problems.append(f"{label}: {already_message(same)}")
+            continue
         path = root / f"{record['id']}.yaml"
         if path.exists():
             problems.append(
@@ -379,19 +407,7 @@ def import_bibtex(
             )
             continue
         ids[record["id"]] = entry.key
-        links = record["links"]
-        clash = [
-            f"same {kind} as {seen[(kind, value)]}"
-            for kind, value in identity_keys(record["title"], links["arxiv"], links["doi"])
-            if (kind, value) in seen
-        ]
-        if clash:
-            problems.append(f"{label}: already in the catalogue: {'; '.join(clash)}")
-            continue
-        todo = [name for name in ("category", "tasks", "loss", "summary") if not record[name]]
-        if not links["paper"]:
-            todo.append("links.paper")
-        results.append(Imported(entry.key, record, path, todo))
+        results.append(Imported(entry.key, record, path, todo_fields(record)))
     if problems:
         raise ImportFailure(problems)
     return results

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from kdsurvey.importers.arxiv import ArxivEntry
 from kdsurvey.importers.crossref import CrossrefWork
-from kdsurvey.records.catalogue import identities, identity_keys
 from kdsurvey.records.model import PARTICLES, ArxivId, citation_key
 
 DEFAULT_ARXIV_CLASS = "cs.CV"  # what a record without links.arxiv_class is taken to be
@@ -129,24 +128,26 @@ def propose_id(root: Path, authors: list[str], year: int | None, title: str | No
     return None
 
 
-def already_catalogued(
-    root: Path, title: str | None, arxiv: str | None, doi: str | None
-) -> str | None:
-    """The record file that already has this title, arXiv id or DOI (read leniently)."""
-    seen = identities(root)
-    return next((seen[key] for key in identity_keys(title, arxiv, doi) if key in seen), None)
-
-
-def build_fields(args, venues: dict, arxiv_client=None, crossref_client=None) -> dict:
-    """The record's fields: fetched metadata, overridden by every flag given."""
+def build_fields(
+    args, venues: dict, arxiv_client=None, crossref_client=None, fetch: bool = True
+) -> dict:
+    """The record's fields: fetched metadata, overridden by every flag given. Without ``fetch``
+    no client is asked: the flags alone, the arXiv id kept (an arXiv preprint unless --venue)."""
     fields: dict = {"links": {}}
-    if args.arxiv:
+    if args.arxiv and not fetch:
+        arxiv_id = clean_arxiv_id(args.arxiv)
+        fields = {
+            "venue": "arxiv" if "arxiv" in venues else None,
+            "links": {"paper": f"https://arxiv.org/abs/{arxiv_id}", "arxiv": arxiv_id},
+            "notes": "Started from flags; the arXiv API was not asked.",
+        }
+    elif args.arxiv:
         arxiv_id = clean_arxiv_id(args.arxiv)
         entry = arxiv_client.fetch([arxiv_id]).get(arxiv_id)
         if entry is None:
             raise NewPaperError(f"the arXiv API has no paper {arxiv_id}")
         fields = fields_from_arxiv(entry, venues)
-    elif args.doi and not (args.title and args.author and args.year):
+    elif args.doi and fetch:
         doi = clean_doi(args.doi)
         work = crossref_client.work(doi)
         if work is None:

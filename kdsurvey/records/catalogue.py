@@ -127,6 +127,20 @@ def identities(root: Path) -> dict[tuple[str, str], str]:
     return seen
 
 
+def same_paper(seen: dict, title, arxiv, doi) -> tuple[str, str] | None:
+    """``(record file, kind)`` of the record in ``seen`` (:func:`identities`) that is the same paper
+    as this title, arXiv id or DOI (the first kind that matches, arXiv id and DOI before the
+    title), or ``None``."""
+    keys = sorted(identity_keys(title, arxiv, doi), key=lambda key: key[0] == "title")
+    return next(((seen[key], key[0]) for key in keys if key in seen), None)
+
+
+def already_message(found: tuple[str, str]) -> str:
+    """What ``new`` and ``import bibtex`` say of a paper :func:`same_paper` found."""
+    path, kind = found
+    return f"already in the catalogue as {path} (same {kind})"
+
+
 def record_paths(root: Path) -> list[Path]:
     """The record files of a catalogue folder, sorted."""
     names = sorted(

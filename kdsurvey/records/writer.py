@@ -160,6 +160,21 @@ def record_yaml(fields: dict) -> str:
     return text
 
 
+def todo_fields(fields: dict) -> list[str]:
+    """The required fields :func:`record_yaml` writes as ``null  # TODO`` for ``fields``: what the
+    contributor still has to fill in (``links.paper`` for the paper link), in the record's order."""
+    todo = [
+        key
+        for key in REQUIRED
+        if key != "links"
+        and _missing(fields.get(key))
+        and not (key == "authors" and _no_author(fields))
+    ]
+    if _missing((fields.get("links") or {}).get("paper")):
+        todo.append("links.paper")
+    return todo
+
+
 def _check_round_trip(text: str, fields: dict) -> None:
     """Refuse to return text that would not read back as ``fields`` (a bug, never user error)."""
     data = yaml.safe_load(text)
@@ -216,3 +231,26 @@ def add_curation_options(parser) -> None:
         help="a loss registry name, main one first (repeat for several)",
     )
     parser.add_argument("--summary", help="one plain sentence: what is distilled and how")
+
+
+def add_record_options(parser) -> None:
+    """``--venue``, ``--paper``, ``--code``, ``--official``/``--unofficial``: fields a contributor
+    often knows better than the API or the BibTeX entry (``kdsurvey new`` and ``kdsurvey import
+    bibtex``; they win over what was fetched or read)."""
+    parser.add_argument("--venue", metavar="KEY", help="a key of papers/venues.yaml")
+    parser.add_argument("--paper", metavar="URL", help="the page a reader should open first")
+    parser.add_argument("--code", metavar="URL", help="https://github.com/<owner>/<repo>")
+    official = parser.add_mutually_exclusive_group()
+    official.add_argument(
+        "--official",
+        dest="code_official",
+        action="store_true",
+        default=None,
+        help="the code is the authors' own",
+    )
+    official.add_argument(
+        "--unofficial",
+        dest="code_official",
+        action="store_false",
+        help="the code is someone else's",
+    )
