@@ -144,7 +144,9 @@ def test_help_page_lists_exactly_the_unconfirmed_records(real):
 def test_readme_marks_unconfirmed_entries(real):
     text = readme.render(real)
     assert text.count(help_url() + "#") == len(with_unknowns(real.papers))
-    assert f"**{len(real.papers)} papers**" in text and "from the abstract or the title only" in text
+    assert (
+        f"**{len(real.papers)} papers**" in text and "from the abstract or the title only" in text
+    )
 
 
 def test_exports_invent_no_name(real):
