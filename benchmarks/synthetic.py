@@ -13,7 +13,7 @@ from string import ascii_lowercase
 
 from kdsurvey.records.catalogue import loss_names
 from kdsurvey.records.model import Category, Task, citation_key
-from kdsurvey.records.reading import DATA_FILES
+from kdsurvey.records.reading import DATA_FILES, SURVEY_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = [
@@ -127,7 +127,7 @@ def write_catalogue(directory: Path, count: int, seed: int = 0) -> Path:
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name in sorted(DATA_FILES):
+    for name in sorted(DATA_FILES - {SURVEY_FILE}):  # the survey names the real records
         shutil.copy(ROOT / "papers" / name, directory / name)
     rng = random.Random(seed)
     losses = sorted(loss_names()) or ["kd"]

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from kdsurvey.commands.common import Failure, command, load_catalogue
+from kdsurvey.commands.common import Failure, check_data_files, command, load_catalogue
 from kdsurvey.files import write_atomic
 
 
@@ -16,6 +16,7 @@ def run(args) -> None:
 
     start = time.perf_counter()
     catalogue = load_catalogue(args)  # validate (loaded once, for the README and the pages)
+    check_data_files(args, catalogue)
     loaded = time.perf_counter()
     write_atomic(Path(args.readme), render(catalogue))
     readme = time.perf_counter()

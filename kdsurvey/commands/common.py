@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kdsurvey import problems
+from kdsurvey.records import libraries, survey
 from kdsurvey.records.catalogue import Catalogue, CatalogueError, already_message, load
 from kdsurvey.records.model import Venue
 from kdsurvey.records.reading import VENUES_FILE, read_table
@@ -69,6 +70,32 @@ def load_catalogue(args) -> Catalogue:
             raise Failure("", 1) from None
         sys.stderr.write(problems.text(exc.problems))
         raise Failure(f"{len(exc.problems)} error(s)") from None
+
+
+def check_data_files(args, catalogue) -> None:
+    """The data files beside the records that name records or losses, when they exist:
+    ``libraries.yaml`` (known losses, no name twice) and ``survey.yaml`` (every id a record)."""
+    papers, categories = len(catalogue.papers), len(catalogue.categories)
+    found = []
+    path = Path(args.papers) / libraries.LIBRARIES_FILE
+    if path.is_file():
+        try:
+            libraries.load(path)
+        except libraries.LibrariesError as exc:
+            found += exc.problems
+    path = Path(args.papers) / survey.SURVEY_FILE
+    if path.is_file():
+        try:
+            survey.load(path, (p.id for p in catalogue.papers))
+        except survey.SurveyError as exc:
+            found += exc.problems
+    if found:
+        if args.format == "json":
+            shape = problems.as_json(found, papers=papers, categories=categories)
+            print(json.dumps(shape, indent=2))
+            raise Failure("", 1)
+        sys.stderr.write(problems.text(found))
+        raise Failure(f"{len(found)} error(s)")
 
 
 def already_catalogued(found: tuple[str, str] | None) -> None:

@@ -24,8 +24,12 @@ def render(catalogue: Catalogue) -> str:
     ]
     years = Counter(p.year for p in catalogue.papers)
     losses, evidence = evidence_counts(catalogue)
-    path = catalogue.root / survey.SURVEY_FILE
-    seed = survey.load(path, (p.id for p in catalogue.papers)) if path.is_file() else None
+    try:  # the sentence about the survey only where its file names this catalogue's records
+        seed = survey.load(catalogue.root / survey.SURVEY_FILE, (p.id for p in catalogue.papers))
+    except survey.SurveyError:
+        seed = (
+            None  # `validate` and `build` report a broken survey file; other catalogues have none
+        )
     return (
         environment()
         .get_template("README.md.j2")
