@@ -15,6 +15,7 @@ import sys
 
 from kdsurvey import __version__
 from kdsurvey.commands import (
+    arena,
     build,
     check,
     export,
@@ -29,7 +30,7 @@ from kdsurvey.commands import (
 from kdsurvey.commands.common import EXIT_CODES, Failure
 
 #: In the order ``kdsurvey --help`` lists them.
-COMMANDS = (validate, readme, build, serve, schema, losses, export, import_, check, new)
+COMMANDS = (validate, readme, build, serve, schema, losses, arena, export, import_, check, new)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -78,6 +78,8 @@ def test_validate_json_errors(catalogue_dir, capsys):
         ["losses"],
         ["losses", "verify"],
         ["losses", "list"],
+        ["arena"],
+        ["arena", "merge"],
     ],
 )
 def test_help_everywhere(command):

@@ -31,7 +31,8 @@ LAYERS = {
     "kdsurvey.commands": 5,
     "kdsurvey.cli": 5,
 }
-#: Libraries beside the catalogue: they may use the foundation and themselves only.
+#: Libraries beside the catalogue, in order: each may use the foundation, itself and the ones
+#: before it (the harness drives the losses, the arena drives the harness), nothing else.
 SEPARATE = ("kdsurvey.losses", "kdsurvey.distill", "kdsurvey.arena")
 #: What the catalogue's layers may read of a separate library (no torch behind them).
 TORCH_FREE = ("kdsurvey.losses.manifest", "kdsurvey.losses.evidence")
@@ -108,8 +109,12 @@ def _violations() -> list[str]:
         for target in sorted(targets):
             there = stage(target)
             if home in SEPARATE:
-                if there not in (home, "kdsurvey") and LAYERS.get(there) != 0:
-                    wrong.append(f"{name} -> {target}: a separate library uses the foundation only")
+                below = SEPARATE[: SEPARATE.index(home)]
+                if there not in (home, "kdsurvey", *below) and LAYERS.get(there) != 0:
+                    wrong.append(
+                        f"{name} -> {target}: a separate library uses the foundation and the "
+                        "separate libraries before it only"
+                    )
             elif there in SEPARATE:
                 if LAYERS[home] < LAYERS["kdsurvey.commands"] and target not in TORCH_FREE:
                     wrong.append(

@@ -23,3 +23,9 @@ def _extra(name: str) -> set[str]:
 def test_losses_extra_brings_numpy():
     # torch warns "Failed to initialize NumPy" on every import when numpy is missing
     assert {"torch", "numpy"} <= _extra("losses")
+
+
+def test_arena_extra_and_the_tests_bring_what_the_arena_needs():
+    needs = {"scikit-learn", "scipy", "tqdm"}
+    assert needs <= _extra("arena") and "kdsurvey" in _extra("arena")  # kdsurvey[losses]
+    assert needs <= _extra("test")  # so tests/test_arena.py never skips under CI

@@ -653,3 +653,57 @@ def test_root_configuration_inherits_the_packaged_skeleton():
     own = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     keys = {line.split(":")[0] for line in own.splitlines() if line and line[0].isalpha()}
     assert keys == {"INHERIT", "docs_dir", "theme"}
+
+
+# -- the arena --------------------------------------------------------------------------------
+
+
+class _ArenaRows(HTMLParser):
+    """(task, loss) -> the numbers (data-kd-value) of its row, in column order."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: dict[tuple[str, str], list[float]] = {}
+        self.current: tuple[str, str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-loss" in attrs:
+            self.current = (attrs["data-task"], attrs["data-loss"])
+            self.rows[self.current] = []
+        elif tag == "td" and self.current and "data-kd-value" in attrs:
+            self.rows[self.current].append(float(attrs["data-kd-value"]))
+
+
+def test_arena_page_rows_are_the_results_file(real):
+    catalogue, _, out = real
+    results = json.loads((ROOT / "results" / "arena.json").read_text(encoding="utf-8"))
+    html = (out / "catalogue" / "arena" / "index.html").read_text(encoding="utf-8")
+    parser = _ArenaRows()
+    parser.feed(html)
+    summary = results["summary"]
+    assert set(parser.rows) == {(t, loss) for t, entries in summary.items() for loss in entries}
+    for (task, loss), numbers in parser.rows.items():
+        e = summary[task][loss]
+        if "mean" not in e:
+            assert numbers == []
+            continue
+        assert numbers[0] == pytest.approx(100 * e["mean"], abs=1e-4)
+        assert numbers[-1] == pytest.approx(e["time_per_epoch_s"], abs=1e-4)
+        for key in ("gain_vs_student", "gain_vs_kd"):
+            if key in e:
+                assert pytest.approx(100 * e[key]["mean"], abs=1e-4) in numbers
+    done, planned = len(results["runs"]), results["plan"]["runs"]
+    assert f"{done} of {planned} planned runs" in html
+    assert "CIFAR-100 or ImageNet" in html and results["command"].split(" &")[0] in html
+    kd_paper = facts("kd").paper
+    paper = (out / "catalogue" / "papers" / kd_paper / "index.html").read_text(encoding="utf-8")
+    assert "Arena" in paper and "../arena/" in paper
+
+
+def test_arena_page_without_results(small):
+    catalogue, _, out, _ = small
+    assert not (catalogue.root.parent / "results").exists()
+    assert "No results file is committed yet" in (out / "catalogue/arena/index.html").read_text(
+        encoding="utf-8"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 
+from kdsurvey.exporters import arena_page
 from kdsurvey.exporters.leaderboard import readme_tables, site_url
 from kdsurvey.exporters.loss_facts import evidence_counts
 from kdsurvey.exporters.render import environment, newest_first
@@ -26,10 +27,10 @@ def render(catalogue: Catalogue) -> str:
     losses, evidence = evidence_counts(catalogue)
     try:  # the sentence about the survey only where its file names this catalogue's records
         seed = survey.load(catalogue.root / survey.SURVEY_FILE, (p.id for p in catalogue.papers))
-    except survey.SurveyError:
-        seed = (
-            None  # `validate` and `build` report a broken survey file; other catalogues have none
-        )
+    except survey.SurveyError:  # `validate` and `build` report it; other catalogues have none
+        seed = None
+    arena = arena_page.load(arena_page.results_path(catalogue))
+    url = site_url()
     return (
         environment()
         .get_template("README.md.j2")
@@ -45,6 +46,8 @@ def render(catalogue: Catalogue) -> str:
             unconfirmed=sum(1 for p in catalogue.papers if p.unconfirmed),
             help_url=help_url(),
             survey=seed,
+            arena=arena_page.completeness(arena) if arena else None,
+            arena_url=f"{url.rstrip('/')}/catalogue/arena/" if url else "",
         )
     )
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdsurvey.exporters import leaderboard
+from kdsurvey.exporters import arena_page, leaderboard
 from kdsurvey.exporters.help_page import render_help
 from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
 from kdsurvey.exporters.render import environment, newest_first
@@ -161,6 +161,9 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     task_rows = sorted(by_task.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     pages["tasks/index.md"] = index.render(common, kind="task", rows=task_rows)
 
+    arena = arena_page.load(arena_page.results_path(catalogue))
+    arena_rows = arena_page.rows(arena, catalogue) if arena else []
+    pages["arena.md"] = arena_page.page(env, catalogue, arena)
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
         pages[f"papers/{p.id}.md"] = t_paper.render(
@@ -172,6 +175,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             bibtex=entry,
             edit_url=links.edit(catalogue.path_of(p)),
             results=leaderboard.paper_rows(catalogue, p),
+            arena=arena_page.paper_rows(arena_rows, p.id),
         )
         if entry:
             pages[f"papers/{p.id}.bib"] = entry
