@@ -175,4 +175,4 @@ def test_the_coverage_page_shows_every_row():
     page = render_pages(load(PAPERS))["libraries.md"]
     for row in libraries.rows(libraries.load(FILE)):
         assert f"`{row.name}`" in page
-    assert "[`crd`](papers/tian2020contrastive.md#loss-crd)" in page
+    assert "[`crd`](losses/crd.md)" in page

@@ -26,8 +26,9 @@ import pytest
 
 from kdsurvey.cli import main
 from kdsurvey.exporters import site
-from kdsurvey.exporters.loss_facts import EVIDENCE, facts
+from kdsurvey.exporters.loss_facts import EVIDENCE, evidence_counts, facts
 from kdsurvey.exporters.site import mkdocs as site_mkdocs
+from kdsurvey.exporters.site.evidence import SCOPE, github_repo
 from kdsurvey.losses import manifest
 from kdsurvey.records.catalogue import load
 from kdsurvey.records.model import citation_key
@@ -148,34 +149,89 @@ def test_every_loss_of_the_manifest_has_its_facts():
         assert info.evidence in EVIDENCE, name
 
 
-def test_paper_pages_say_how_each_loss_was_checked():
+def test_loss_pages_say_how_each_loss_was_checked():
     pages = site.render_pages(load(PAPERS))
-    dkd = pages["papers/zhao2022decoupled.md"]
-    assert "Checked: **reference**. Matches the loss and gradients" in dkd
-    icls = pages["papers/li2024boosting.md"]
-    assert f"Checked: **{facts('icls').evidence}**. " in icls
-    notes = icls.split('??? note "Implementation notes"', 1)[1].split("\n```", 1)[0]
-    assert "\n    UNCERTAIN: no code was released" in notes
-    assert "Checked against mdistiller" in dkd
+    dkd = pages["losses/dkd.md"]
+    assert "**reference**: checked against [`megvii-research/mdistiller`]" in dkd
+    assert "the authors' official code" in dkd
+    icls = pages["losses/icls.md"]
+    assert f"**{facts('icls').evidence}**: " in icls
+    notes = icls.split("## Implementation notes", 1)[1].split("\nSource: ", 1)[0]
+    assert "UNCERTAIN: no code was released" in notes
+    # a paper page links to the loss's page instead of repeating it
+    paper = pages["papers/zhao2022decoupled.md"]
+    assert "](../losses/dkd.md)" in paper and "from kdsurvey.losses import" not in paper
 
 
-def test_hyperparameter_tables_are_the_manifest():
-    """Every row of every paper page's hyperparameter tables is the manifest's, meaning included
-    (read from source, 36 of 62 pages had empty meanings or a neighbour's)."""
+def _official(p) -> str | None:
+    return github_repo(p.links.code) if p.links.code and p.links.code_official else None
+
+
+def test_evidence_never_contradicts_the_paper_page_links():
+    """On every paper page, what a loss was checked against agrees with the page's code link."""
     catalogue = load(PAPERS)
     pages = site.render_pages(catalogue)
+    by_id = {p.id: p for p in catalogue.papers}
     for p in catalogue.papers:
         page = pages[f"papers/{p.id}.md"]
         for name in p.loss:
-            block = page.split(f"### `{name}` {{ #loss-{site.slug(name)} }}", 1)[1]
+            info = facts(name)
+            block = page.split(f"### `{name}` {{ #loss-{site.slug(name)} ", 1)[1]
             block = block.split("\n### ", 1)[0].split("\n## ", 1)[0]
-            rows = [r for r in block.splitlines() if r.startswith("| `")]
-            entry = manifest.entry(name)
-            assert len(rows) == len(entry["hyperparameters"]), (p.id, name)
-            for row, h in zip(rows, entry["hyperparameters"], strict=True):
-                assert row.startswith(f"| `{h['name']}` |"), (p.id, name, row)
-                assert row.endswith(f"| {site.doc_text(h['meaning'])} |"), (p.id, name, row)
-                assert h["meaning"].strip(), (name, h["name"])  # no empty Meaning cell
+            owner = by_id.get(info.paper)
+            official = _official(owner) if owner else None
+            if "the authors' official code" in block:
+                repo = (info.reference or {}).get("repo") or official
+                assert official and official.lower() == repo.lower(), p.id
+            if info.reference and info.reference.get("repo") and official is None:
+                assert "not the authors' code" in block, (p.id, name)
+            if official is None:
+                assert "authors' official code" not in block, (p.id, name)
+            else:
+                assert "no official code is available" not in block.lower(), (p.id, name)
+            if info.evidence in ("paper", "abstract", "title") and official:
+                assert owner.links.code_scope, f"{owner.id}: official code but {info.evidence}"
+                assert SCOPE[owner.links.code_scope] in block, (p.id, name)
+    for pid in ("hinton2015distilling", "feng2021double", "peng2019correlation"):
+        assert "not the authors' code" in pages[f"papers/{pid}.md"], pid
+    for pid in ("gambashidze2024weak", "liu2024bpkd", "yuan2024fakd", "zhang2018better"):
+        assert "no official code is available" not in pages[f"papers/{pid}.md"].lower(), pid
+
+
+def test_home_counts_losses_per_evidence_level():
+    catalogue = load(PAPERS)
+    pages = site.render_pages(catalogue)
+    stats = pages[f"{site.INCLUDES}/home-stats.md"]
+    named, per_level = evidence_counts(catalogue)
+    assert f"<strong>{named}</strong><span>losses</span>" in stats
+    for level, count in per_level.items():
+        assert f"{count} [{level}](catalogue/losses/index.md#{level})" in stats
+    assert "reference losses" not in stats
+
+
+def test_every_manifest_formula_converts_to_mathml():
+    for name in manifest.names():
+        info = facts(name)
+        texts = list(info.math) + re.findall(r"\$([^$]+)\$", info.description + info.notes)
+        for latex in texts:
+            out = site.mathml(latex)
+            assert out.startswith("<math") and "\\" not in out, (name, latex)
+
+
+def test_hyperparameter_tables_are_the_manifest():
+    """Every row of every loss page's hyperparameter table is the manifest's, meaning included."""
+    catalogue = load(PAPERS)
+    pages = site.render_pages(catalogue)
+    names = {n for p in catalogue.papers for n in p.loss}
+    for name in names:
+        page = pages[f"losses/{site.slug(name)}.md"]
+        rows = [r for r in page.splitlines() if r.startswith("| `")]
+        entry = manifest.entry(name)
+        assert len(rows) == len(entry["hyperparameters"]), name
+        for row, h in zip(rows, entry["hyperparameters"], strict=True):
+            assert row.startswith(f"| `{h['name']}` |"), (name, row)
+            assert row.endswith(f"| {site.doc_text(h['meaning'])} |"), (name, row)
+            assert h["meaning"].strip(), (name, h["name"])  # no empty Meaning cell
 
 
 def test_loss_facts_carry_hyperparameters_and_defaults():
@@ -232,19 +288,30 @@ def test_paper_page_has_searchable_metadata_and_edit_link():
     assert f'edit_url: "https://github.com/o/r/edit/main/papers/{DKD}.yaml"' in front
     assert "Borui Zhao" in page and "CVPR" in page and "`dkd`" in page
     assert "arXiv:2203\\.08679" in page  # the rendered text reads arXiv:2203.08679
-    assert "from kdsurvey.losses import DKD" in page
-    assert "https://github.com/o/r/blob/main/kdsurvey/losses/dkd.py#L" in page
+    assert "](../losses/dkd.md)" in page
+    assert "https://github.com/o/r/blob/main/kdsurvey/losses/dkd.py#L" in pages["losses/dkd.md"]
 
 
-def test_related_papers_share_category_and_task():
+def test_related_papers_come_from_real_relations():
+    """A shared loss, a loss built on the other's, or same category and a shared task; and
+    papers building on DKD's loss list DKD first."""
     catalogue = load(PAPERS)
     related = site.related(catalogue)
     by_id = {p.id: p for p in catalogue.papers}
     for pid, others in related.items():
         p = by_id[pid]
         assert len(others) <= site.RELATED
-        for q in others:
-            assert q.id != pid and q.category == p.category and set(q.tasks) & set(p.tasks)
+        for q, why in others:
+            assert q.id != pid and why
+            assert (
+                set(q.loss) & set(p.loss)
+                or "built on" in why
+                or "builds on" in why
+                or (q.category == p.category and set(q.tasks) & set(p.tasks))
+            ), (pid, q.id, why)
+    for pid in ("wei2024scaled", "sun2024logit"):  # SDD and logit standardisation extend DKD
+        assert related[pid][0][0].id == DKD, pid
+        assert "builds on" in related[pid][0][1]
 
 
 def test_generate_writes_only_changes_and_removes_stale_pages(tmp_path):
@@ -288,6 +355,11 @@ def test_real_site_builds_strict_with_expected_pages(real):
         assert (out / "catalogue/categories" / key / "index.html").exists()
     home = (out / "index.html").read_text(encoding="utf-8")
     assert "<svg" in home and "Papers per year" in home
+    for p in catalogue.papers:  # the facts: one flat list (a lost blank line nests them)
+        page = (out / "catalogue/papers" / p.id / "index.html").read_text(encoding="utf-8")
+        facts_html = page.split('<div class="kd-facts">', 1)[1].split("</div>", 1)[0]
+        assert facts_html.count("<dl>") == 1 and "Field" not in facts_html, p.id
+        assert facts_html.count("<dt>") == facts_html.count("<dd>"), p.id
     assert f"<strong>{len(catalogue.papers)}</strong>" in home
 
 
@@ -359,14 +431,69 @@ def test_bibtex_block_and_file_parse(real):
 
 
 def test_search_index_finds_title_author_loss_venue_and_arxiv(real):
-    _, _, out = real
+    catalogue, _, out = real
     index = json.loads((out / "search/search_index.json").read_text(encoding="utf-8"))
     docs = [d for d in index["docs"] if d["location"].startswith(f"catalogue/papers/{DKD}/")]
     text = " ".join(d["title"] + " " + d["text"] for d in docs)
     for needle in ("Decoupled Knowledge Distillation", "Borui Zhao", "dkd", "CVPR", "2203.08679"):
         assert needle in text, needle
     listed = {d["location"].split("#")[0] for d in index["docs"]}
-    assert "catalogue/categories/logit/" not in listed  # tables stay out of the index
+    assert "catalogue/venues/cvpr/" in listed  # venue, task and category pages are found...
+    logit = [d for d in index["docs"] if d["location"].startswith("catalogue/categories/logit/")]
+    assert DKD not in json.dumps(logit)  # ...but their tables stay out of the index
+    curation = next(p for p in catalogue.papers if p.notes)
+    words = " ".join(d["text"] for d in index["docs"] if curation.id in d["location"])
+    assert curation.notes.split(".")[0][:40] not in words  # curation notes are not searched
+
+
+class _Visible(HTMLParser):
+    """The text a reader sees in a page's content (scripts, styles and MathML left out)."""
+
+    SKIP = {"script", "style", "math", "code", "pre", "svg"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.inside, self.parts = 0, 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.depth += 1
+        if tag == "article":
+            self.inside += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP:
+            self.depth = max(0, self.depth - 1)
+        if tag == "article":
+            self.inside -= 1
+
+    def handle_data(self, data):
+        if not self.depth and self.inside:
+            self.parts.append(data)
+
+
+def test_no_raw_latex_or_markdown_shows_as_text(real):
+    """Every built page's visible text: no LaTeX command, no ``$`` math, no literal ``**``."""
+    _, _, out = real
+    bad = re.compile(r"\\[A-Za-z]{2,}|\*\*|\$[^$\s][^$]*\$|\]\(")
+    problems = []
+    for file in sorted(out.rglob("*.html")):
+        parser = _Visible()
+        parser.feed(file.read_text(encoding="utf-8"))
+        text = " ".join(parser.parts)
+        for match in bad.finditer(text):
+            problems.append(
+                f"{file.relative_to(out)}: {text[max(0, match.start() - 30) : match.end() + 30]!r}"
+            )
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_search_index_stays_small(real):
+    """The loss pages hold each loss once; tables, notes and BibTeX stay out of the index."""
+    catalogue, _, out = real
+    size = (out / "search/search_index.json").stat().st_size
+    # 96.6 KB for 68 papers when written (704 KB with every loss section and table indexed)
+    assert size < 1_500 * len(catalogue.papers), size
 
 
 def test_hostile_strings_show_as_text(small):

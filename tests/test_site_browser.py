@@ -251,15 +251,157 @@ def test_paper_page(reader):
     )
     block = page.locator("#bibtex ~ .highlight").first
     assert block.locator("button[data-clipboard-target]").count() == 1  # the copy button
-    library = bibtexparser.parse_string(block.locator("code").inner_text())
+    code = block.locator("code")
+    assert code.evaluate("c => c.scrollWidth <= c.clientWidth + 1")  # wrapped, not clipped
+    library = bibtexparser.parse_string(code.inner_text())
     assert [e.key for e in library.entries] == [DKD] and not library.failed_blocks
-    assert (
-        "from kdsurvey.losses import DKD"
-        in page.locator("#loss-dkd ~ .highlight").first.inner_text()
-    )
+    assert page.locator("a[href$='/losses/dkd/']").count() >= 1  # links to the loss page
+    assert page.locator("a[download]").first.get_attribute("download") == f"{DKD}.bib"
+    notes = page.locator("details", has_text="Curation notes")
+    if notes.count():
+        assert notes.first.get_attribute("open") is None  # collapsed
     edit = page.locator("a[rel=edit]").get_attribute("href")
     assert edit.endswith(f"/papers/{DKD}.yaml")
     reader.screenshot("paper.png")
+
+
+def test_loss_page_shows_usage_and_rendered_equation(reader):
+    page = reader.goto("catalogue/losses/dkd/")
+    assert "from kdsurvey.losses import DKD" in page.locator(".highlight").first.inner_text()
+    formula = page.locator(".kd-math math").first
+    box = formula.bounding_box()
+    assert box and box["height"] > 15 and box["width"] > 100  # MathML drawn, not raw text
+    assert "\\" not in page.locator(".md-content").inner_text()
+    assert page.locator(f"a[href*='papers/{DKD}']").count() >= 1  # which papers use it
+    reader.screenshot("loss.png")
+
+
+# query -> the page its first result must open (the first *paper* result for "DKD": the dkd
+# loss page, whose first line links to the paper, may come before it)
+SEARCHES = [
+    ("decoupled", f"catalogue/papers/{DKD}/"),
+    ("attention transfer", "catalogue/papers/zagoruyko2017paying/"),
+    ("Hinton", "catalogue/papers/hinton2015distilling/"),
+    ("2203.08679", f"catalogue/papers/{DKD}/"),
+    ("Borui Zhao", f"catalogue/papers/{DKD}/"),
+    ("crd", "catalogue/losses/crd/"),
+    ("CVPR", "catalogue/venues/cvpr/"),
+    ("segmentation", None),  # any result: checked below to be a page, not an error
+]
+
+
+def _search(page, query: str) -> list[str]:
+    page.keyboard.press("/")
+    page.locator("input.md-search__input").press_sequentially(query, delay=30)
+    page.locator(".md-search-result__item > a").first.wait_for(timeout=15000)
+    page.wait_for_timeout(300)  # the last keystroke's results replace the earlier ones
+    return page.eval_on_selector_all(
+        ".md-search-result__item > a",
+        "as => as.map(a => new URL(a.href).pathname.replace(/^\\//, ''))",
+    )
+
+
+@pytest.mark.parametrize(("query", "expected"), SEARCHES)
+def test_search_first_result(reader, query, expected):
+    page = reader.goto("")
+    found = _search(page, query)
+    if expected:
+        assert found[0] == expected, found[:4]
+
+
+def test_search_dkd_ranks_the_dkd_paper_above_papers_citing_it(reader):
+    page = reader.goto("")
+    found = _search(page, "DKD")
+    papers = [f for f in found if f.startswith("catalogue/papers/")]
+    assert papers[0] == f"catalogue/papers/{DKD}/", found[:4]
+    assert found[0] in (papers[0], "catalogue/losses/dkd/"), found[:4]
+
+
+def test_table_state_lives_in_the_url(reader, built):
+    catalogue, _ = built
+    page = reader.goto("catalogue/categories/logit/")
+    visible = page.locator("table[data-kd-papers] tbody tr:not([hidden])")
+    page.fill("input[name=q]", "Zhao")  # an author: matches DKD though its row does not show it
+    assert page.locator(f"tbody tr:not([hidden]) a[href$='/papers/{DKD}/']").count() == 1
+    page.locator("th", has_text="Year").locator("button").click()
+    assert "q=Zhao" in page.url and "sort=2%3Aasc" in page.url
+    shown = visible.count()
+    page.locator(f"tbody tr:not([hidden]) a[href$='/papers/{DKD}/']").click()
+    page.wait_for_url(f"**/papers/{DKD}/**")
+    page.go_back()
+    page.wait_for_url("**/categories/logit/**")
+    page.locator(".kd-filters").wait_for()
+    assert page.input_value("input[name=q]") == "Zhao"
+    assert visible.count() == shown
+    assert page.locator("th[aria-sort=ascending]").inner_text().startswith("Year")
+    # a shared link: the arXiv id filter, opened fresh
+    page = reader.goto("catalogue/categories/logit/?q=2203.08679")
+    assert visible.count() == 1
+
+
+def _contrast(page, selector: str) -> float:
+    return page.eval_on_selector(
+        selector,
+        """el => {
+          const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+          const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255;
+            return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+            return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+          let bg = null, node = el;
+          while (node && node.nodeType === 1) {
+            const c = rgb(getComputedStyle(node).backgroundColor);
+            if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) { bg = c; break; }
+            node = node.parentNode;
+          }
+          bg = bg || rgb(getComputedStyle(document.body).backgroundColor);
+          const fg = rgb(getComputedStyle(el).color);
+          const a = lum(fg), b = lum(bg);
+          return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        }""",
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_own_colours_reach_4_5_to_1(browser, base_url, scheme):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto(base_url, wait_until="load")
+        for selector in (".kd-stats strong", ".kd-stats span"):
+            assert _contrast(page, selector) >= 4.5, (scheme, selector)
+        page.goto(base_url + "catalogue/categories/logit/", wait_until="load")
+        page.locator(".kd-filters").wait_for()
+        for selector in (".kd-filters .md-button", ".kd-count", "table[data-kd-papers] td"):
+            assert _contrast(page, selector) >= 4.5, (scheme, selector)
+    finally:
+        context.close()
+
+
+def test_phone_tables_show_every_column_with_large_tap_targets(browser, base_url, built):
+    catalogue, _ = built
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(base_url + "catalogue/categories/logit/", wait_until="load")
+        page.locator(".kd-filters").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        hidden = page.eval_on_selector_all(
+            "table[data-kd-papers] tbody tr:not([hidden]) td",
+            "tds => tds.filter(td => td.textContent.trim() && "
+            "(td.offsetWidth === 0 || td.getBoundingClientRect().right > 390)).length",
+        )
+        assert hidden == 0
+        small = page.eval_on_selector_all(
+            ".kd-filters input, .kd-filters select, .kd-filters button, "
+            "table[data-kd-papers] a, table[data-kd-papers] button",
+            "els => els.filter(e => e.getBoundingClientRect().height < 24)"
+            ".map(e => e.outerHTML.slice(0, 80))",
+        )
+        assert not small, small[:5]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "phone-category.png"), full_page=False)
+    finally:
+        context.close()
 
 
 def test_instant_navigation_keeps_the_tables_working(reader):
@@ -282,3 +424,37 @@ def test_every_page_loads_without_errors_or_outside_requests(reader, built):
         assert reader.page.locator(".md-content h1").count() == 1, path
     reader.page.wait_for_load_state("networkidle")
     reader.check()
+
+
+AXE = ROOT / "tests" / "fixtures" / "axe" / "axe.min.js"  # axe-core 4.14.1 (MPL-2.0), test only
+AXE_PAGES = [
+    "",
+    "catalogue/categories/logit/",
+    f"catalogue/papers/{DKD}/",
+    "catalogue/losses/dkd/",
+    "catalogue/losses/",
+    "catalogue/venues/cvpr/",
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_wcag_violation(browser, base_url, scheme):
+    """axe-core (vendored as a test fixture, never served) on the main page kinds, WCAG 2.2 AA."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        found = {}
+        for path in AXE_PAGES:
+            page.goto(base_url + path, wait_until="load")
+            page.add_script_tag(path=str(AXE))
+            violations = page.evaluate(
+                """async () => (await axe.run(document, {runOnly: {type: 'tag',
+                     values: ['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']}}))
+                   .violations.map(v => v.id + ': ' + v.nodes.slice(0, 3)
+                     .map(n => n.target.join(' ')).join(' | '))"""
+            )
+            if violations:
+                found[path or "/"] = violations
+        assert not found, found
+    finally:
+        context.close()

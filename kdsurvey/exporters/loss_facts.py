@@ -45,6 +45,8 @@ class LossFacts:
     notes: str  # implementation notes (Markdown): what was checked against what, or inferred
     reference: dict | None  # the stored cases and the official code they came from
     family: str | None = None  # the category of the paper record, when the catalogue has it
+    description: str = ""  # what it computes (Markdown, $inline math$)
+    math: tuple[str, ...] = ()  # its defining formulas (LaTeX, one per display block)
 
 
 def _literal(value) -> str:
@@ -81,6 +83,8 @@ def facts(name: str) -> LossFacts | None:
         summary=entry.get("summary") or "",
         notes=(entry.get("notes") or "").strip(),
         reference=entry.get("reference"),
+        description=(entry.get("description") or "").strip(),
+        math=tuple(entry.get("math") or ()),
     )
 
 

@@ -196,6 +196,12 @@ class Links(BaseModel):
     code_official: bool | None = Field(
         default=None, description="True when `code` is the authors' own repository"
     )
+    code_scope: Literal["evaluation", "tools", "placeholder"] | None = Field(
+        default=None,
+        description="what `code` holds when it is not the training code: evaluation (inference or "
+        "evaluation only), tools (data preparation only), placeholder (a README announcing the "
+        "code); absent: the training code",
+    )
     project: Url | None = None
 
     @field_validator("code")

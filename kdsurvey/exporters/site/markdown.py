@@ -27,7 +27,10 @@ _MD_TABLE = str.maketrans(
 )
 _SPACE = re.compile(r"\s\s|[^\S ]")  # whitespace other than single spaces
 _SPACES = re.compile(r"\s+")
-_DOC_CODE = re.compile(r"(?::\w+:)?``?([^`]+?)``?")
+# The losses' own prose (trusted, from the manifest): code spans, $math$, **strong** and *em*.
+_DOC_TOKEN = re.compile(
+    r"(?::\w+:)?``?([^`]+?)``?|\$([^$]+?)\$|\*\*(.+?)\*\*|(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])"
+)
 
 
 def md_text(value) -> str:
@@ -43,10 +46,41 @@ def md_text(value) -> str:
 
 
 @lru_cache(maxsize=4096)
+def mathml(latex: str, display: bool = False) -> str:
+    """LaTeX as MathML on one line (browsers render it natively: no script, no CDN).
+
+    ``|`` becomes an entity so that a formula never splits a Markdown table cell.
+    """
+    from latex2mathml.converter import convert
+
+    out = convert(" ".join(latex.split()), display="block" if display else "inline")
+    # latex2mathml leaves sized delimiters (\Big\rVert, \big\|) as commands: draw them
+    out = re.sub(r">\\(?:[lr]?Vert|\|)<", ">&#x02016;<", out)
+    out = re.sub(r">\\[lr]?vert<", ">&#x0007C;<", out)
+    out = re.sub(r"<mi>\\([A-Za-z]+)</mi>", r"<mi>\1</mi>", out)  # \arg and other function names
+    return out.replace("|", "&#124;").replace("\n", "")
+
+
+@lru_cache(maxsize=4096)
 def doc_text(value) -> str:
-    """One line of the losses' own prose: ``code`` and :role:`code` become code spans."""
-    parts = _DOC_CODE.split(_SPACES.sub(" ", str(value)))
-    return "".join(md_text(part) if i % 2 == 0 else f"`{part}`" for i, part in enumerate(parts))
+    """One line of the losses' own prose: ``code`` and :role:`code` become code spans, ``$x$``
+    MathML, ``**x**`` and ``*x*`` strong and emphasis; everything else is text as written."""
+    text = _SPACES.sub(" ", str(value))
+    out, pos = [], 0
+    for match in _DOC_TOKEN.finditer(text):
+        out.append(md_text(text[pos : match.start()]))
+        code, math, strong, em = match.groups()
+        if code is not None:
+            out.append(f"`{code}`")
+        elif math is not None:
+            out.append(mathml(math))
+        elif strong is not None:
+            out.append(f"<strong>{doc_text(strong)}</strong>")
+        else:
+            out.append(f"<em>{doc_text(em)}</em>")
+        pos = match.end()
+    out.append(md_text(text[pos:]))
+    return "".join(out)
 
 
 def doc_paragraphs(value, indent: int = 0) -> str:
@@ -80,6 +114,18 @@ def front_matter(value) -> str:
 def task_label(task) -> str:
     value = getattr(task, "value", task)
     return TASK_LABELS.get(value, value.replace("-", " ").capitalize())
+
+
+def task_lower(task) -> str:
+    """A task's label inside a sentence: lower case except acronyms (NLP, 3D detection)."""
+    label = task_label(task)
+    return (
+        label
+        if label.isupper()
+        else label[:1].lower() + label[1:]
+        if label[:1].isalpha()
+        else label
+    )
 
 
 def slug(key: str) -> str:

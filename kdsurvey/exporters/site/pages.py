@@ -19,6 +19,8 @@ from kdsurvey.exporters.help_page import render_help
 from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.exporters.site.chart import chart
+from kdsurvey.exporters.site.evidence import SCOPE
+from kdsurvey.exporters.site.evidence import sentence as checked_against
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.markdown import (
     doc_paragraphs,
@@ -26,9 +28,11 @@ from kdsurvey.exporters.site.markdown import (
     fence,
     front_matter,
     html_text,
+    mathml,
     md_text,
     slug,
     task_label,
+    task_lower,
     url,
 )
 from kdsurvey.exporters.site.related import newest_additions, related
@@ -64,6 +68,7 @@ def _site_env():
         fm=front_matter,
         fence=fence,
         task=task_label,
+        task_lower=task_lower,
         slug=slug,
     )
     env.globals = dict(env.globals)
@@ -103,9 +108,9 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             s += "-"
         venue_slugs[key] = s
     losses = loss_facts(catalogue)
-    t_loss = env.get_template("site/loss.md.j2")
-    loss_blocks = {
-        name: t_loss.render(name=name, info=info, source=links.blob, evidence=EVIDENCE).strip("\n")
+    by_id = {p.id: p for p in catalogue.papers}
+    evidence = {
+        name: checked_against(info, by_id.get(info.paper)) if info else None
         for name, info in losses.items()
     }
     common = {
@@ -114,9 +119,33 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         "venue_slugs": venue_slugs,
         "links": links,
         "losses": losses,
-        "loss_blocks": loss_blocks,
+        "evidence": evidence,
+        "scope": SCOPE,
+        "papers_by_id": by_id,
     }
     pages: dict[str, str] = {}
+    users: dict[str, list[Paper]] = defaultdict(list)
+    for p in by_year:
+        for name in p.loss:
+            users[name].append(p)
+    t_loss = env.get_template("site/loss.md.j2")
+    for name, info in losses.items():
+        pages[f"losses/{slug(name)}.md"] = t_loss.render(
+            common,
+            name=name,
+            info=info,
+            info_description=info.description if info else "",
+            info_math=[mathml(m, display=True) for m in info.math] if info else [],
+            papers=users[name],
+            source=links.blob,
+            evidence_sentence=evidence[name],
+        )
+    pages["losses/index.md"] = env.get_template("site/losses.md.j2").render(
+        common,
+        levels=EVIDENCE,
+        users=users,
+        paper_titles={p.id: p.title for p in catalogue.papers},
+    )
 
     row = env.get_template("site/_table.html.j2").module.row
     rows = {p.id: str(row(p, venues[p.venue], venue_slugs[p.venue])) for p in by_year}
@@ -164,6 +193,11 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     arena = arena_page.load(arena_page.results_path(catalogue))
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
     pages["arena.md"] = arena_page.page(env, catalogue, arena)
+    # Search ranks a paper whose losses other papers use higher (DKD above the papers citing it).
+    reused: dict[str, set[str]] = defaultdict(set)
+    for name, info in losses.items():
+        if info:
+            reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
         pages[f"papers/{p.id}.md"] = t_paper.render(
@@ -176,6 +210,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             edit_url=links.edit(catalogue.path_of(p)),
             results=leaderboard.paper_rows(catalogue, p),
             arena=arena_page.paper_rows(arena_rows, p.id),
+            boost=1 + min(len(reused[p.id]), 4) / 4 if reused[p.id] else None,
         )
         if entry:
             pages[f"papers/{p.id}.bib"] = entry
@@ -192,7 +227,12 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         "categories": len(categories),
         "venues": len(by_venue),
         "with_code": sum(1 for p in catalogue.papers if p.links.code),
-        "losses": len({n for p in catalogue.papers for n in p.loss}),
+        "losses": sum(1 for info in losses.values() if info),
+        "levels": [
+            (level, count)
+            for level in EVIDENCE
+            if (count := sum(1 for i in losses.values() if i and i.evidence == level))
+        ],
         "unconfirmed": sum(1 for p in catalogue.papers if p.unconfirmed),
         "first": min(years, default=None),
         "last": max(years, default=None),
@@ -221,12 +261,11 @@ def _libraries_page(env, catalogue: Catalogue, links: Links, common: dict) -> st
     if path.is_file():
         found = libraries.load(path)
         rows = libraries.rows(found)
-        # a loss links to its block on the page of its paper, when this catalogue has that paper
-        pages_of = {p.id for p in catalogue.papers}
+        # a loss links to its own page, when a paper of this catalogue names it
         for lib in found:
             mine = [
-                (r, f"papers/{info.paper}.md#loss-{slug(r.loss)}")
-                if r.loss and (info := common["losses"].get(r.loss)) and info.paper in pages_of
+                (r, f"losses/{slug(r.loss)}.md")
+                if r.loss and common["losses"].get(r.loss)
                 else (r, None)
                 for r in rows
                 if r.library == lib.name

@@ -4,8 +4,11 @@
  *
  * A table opts in with `data-kd-papers`; its rows carry data-year, data-venue, data-tasks
  * (space-separated task keys) and data-code (1 or 0); sortable headers carry data-kd-sort
- * ("text" or "number"). The script runs on every page Material's instant navigation shows
- * (`document$`), and on a plain page load without Material.
+ * ("text" or "number"); data-find holds what the text filter also matches (authors, arXiv id,
+ * citation key). The state (filter fields, sort) lives in the URL's query string, replaced as the
+ * reader types, so Back restores it and a filtered view can be shared. A table of one paper gets
+ * no form. The script runs on every page Material's instant navigation shows (`document$`), and on
+ * a plain page load without Material.
  */
 (function () {
   "use strict";
@@ -56,9 +59,12 @@
     var tasks = Object.keys(taskLabels).sort(function (a, b) {
       return collator.compare(taskLabels[a], taskLabels[b]);
     });
-    var texts = rows.map(function (r) { return r.textContent.toLowerCase(); });
+    var texts = rows.map(function (r) {
+      return (r.textContent + " " + (r.dataset.find || "")).toLowerCase();
+    });
+    if (rows.length < 2) return;  // nothing to filter or sort
 
-    var query = el("input", { type: "search", name: "q", placeholder: "Filter: title, venue, loss…",
+    var query = el("input", { type: "search", name: "q", placeholder: "Filter: title, author, venue, loss, arXiv id…",
       "aria-label": "Filter by text", autocomplete: "off" });
     var yearOptions = years.map(function (y) { return [y, y]; });
     var fields = [el("label", { class: "kd-field kd-query" }, [query]),
@@ -95,15 +101,48 @@
         row.hidden = !ok;
         if (ok) shown++;
       });
+      var noun = rows.length === 1 ? " paper" : " papers";
       count.textContent = shown === rows.length
-        ? rows.length + " papers"
-        : shown + " of " + rows.length + " papers";
+        ? rows.length + noun
+        : shown + " of " + rows.length + noun;
     }
 
-    form.addEventListener("input", apply);
-    form.addEventListener("change", apply);
+    // The URL's query string holds the state: q, from, to, venue, task, code, sort (column:dir).
+    var sortState = "";
+    function save() {
+      var params = new URLSearchParams();
+      ["q", "from", "to", "venue", "task"].forEach(function (name) {
+        var field = form.elements[name];
+        if (field && field.value) params.set(name, field.value);
+      });
+      if (code.checked) params.set("code", "1");
+      if (sortState) params.set("sort", sortState);
+      var search = params.toString();
+      var url = location.pathname + (search ? "?" + search : "") + location.hash;
+      if (url !== location.pathname + location.search + location.hash) {
+        history.replaceState(history.state, "", url);
+      }
+    }
+    function restore() {
+      var params = new URLSearchParams(location.search);
+      ["q", "from", "to", "venue", "task"].forEach(function (name) {
+        var field = form.elements[name];
+        if (field && params.has(name)) field.value = params.get(name);
+      });
+      code.checked = params.get("code") === "1";
+      var sorted = (params.get("sort") || "").split(":");
+      var th = headers[Number(sorted[0])];
+      if (sorted.length === 2 && th && th.getAttribute("data-kd-sort")) {
+        order(Number(sorted[0]), sorted[1] !== "desc");
+      }
+    }
+
+    form.addEventListener("input", function () { apply(); save(); });
+    form.addEventListener("change", function () { apply(); save(); });
     form.addEventListener("submit", function (e) { e.preventDefault(); });
-    form.addEventListener("reset", function () { setTimeout(apply, 0); });
+    form.addEventListener("reset", function () {
+      setTimeout(function () { sortState = ""; apply(); save(); }, 0);
+    });
 
     // Sorting: a button in each sortable header; a second click reverses the order.
     var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
@@ -114,12 +153,18 @@
       while (th.firstChild) button.appendChild(th.firstChild);
       th.appendChild(button);
       button.addEventListener("click", function () {
-        var ascending = th.getAttribute("aria-sort") !== "ascending";
-        headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
-        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        sort(column, type, ascending ? 1 : -1);
+        order(column, th.getAttribute("aria-sort") !== "ascending");
+        save();
       });
     });
+
+    function order(column, ascending) {
+      var th = headers[column];
+      headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      sortState = column + ":" + (ascending ? "asc" : "desc");
+      sort(column, th.getAttribute("data-kd-sort"), ascending ? 1 : -1);
+    }
 
     function sort(column, type, direction) {
       var keyed = rows.map(function (row, i) {
@@ -135,6 +180,7 @@
       body.appendChild(fragment);
     }
 
+    restore();
     apply();
   }
 
