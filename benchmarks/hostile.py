@@ -47,7 +47,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             papers = Path(tmp) / "papers"
             papers.mkdir()
-            for data in ("venues.yaml", "categories.yaml"):
+            for data in ("venues.yaml", "categories.yaml", "tasks.yaml"):
                 shutil.copy(ROOT / "papers" / data, papers / data)
             (papers / "x.yaml").write_text(text, encoding="utf-8")
             start = time.perf_counter()

@@ -11,11 +11,15 @@ import sys
 from pathlib import Path
 from string import ascii_lowercase
 
+import yaml
+
 from kdsurvey.records.catalogue import loss_names
-from kdsurvey.records.model import Category, Task, citation_key
+from kdsurvey.records.model import Category, citation_key
 from kdsurvey.records.reading import DATA_FILES, SURVEY_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The real catalogue's tasks (papers/tasks.yaml), which synthetic records draw from.
+TASKS = sorted(yaml.safe_load((ROOT / "papers" / "tasks.yaml").read_text(encoding="utf-8")))
 WORDS = [
     "distilling",
     "knowledge",
@@ -92,7 +96,7 @@ def record(index: int, rng: random.Random, losses: list[str]) -> tuple[str, str]
     year = rng.randint(2014, 2025)
     title = f"{rng.choice(WORDS).capitalize()} {' '.join(rng.sample(WORDS, 5))} {index}"
     key = citation_key(authors[0], year, title)
-    tasks = sorted(rng.sample([t.value for t in Task], rng.randint(1, 3)))
+    tasks = sorted(rng.sample(TASKS, rng.randint(1, 3)))
     arxiv = (
         f"{(year % 100):02d}{rng.randint(1, 12):02d}.{index % 100000:05d}" if year >= 2015 else None
     )

@@ -36,7 +36,7 @@ def catalogue_dir(tmp_path: Path) -> Path:
     """A valid one-record catalogue with the real venues and categories."""
     papers = tmp_path / "papers"
     papers.mkdir()
-    for name in ("venues.yaml", "categories.yaml"):
+    for name in ("venues.yaml", "categories.yaml", "tasks.yaml"):
         shutil.copy(PAPERS / name, papers / name)
     (papers / "hinton2015distilling.yaml").write_text(GOOD, encoding="utf-8")
     return papers

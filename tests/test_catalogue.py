@@ -48,7 +48,7 @@ def test_good_record_loads(catalogue_dir):
         ("year: 2015", "year: twenty", 8, "year", "integer"),
         ("venue: arxiv", "venue: nowhere", 9, "venue", "unknown venue 'nowhere'"),
         ("category: logit", "category: logits", 10, "category", "'logit'"),
-        ("tasks: [classification]", "tasks: [knitting]", 11, "tasks[0]", "'classification'"),
+        ("tasks: [classification]", "tasks: [knitting]", 11, "tasks[0]", "unknown task 'knitting'"),
         ("  - Vinyals, Oriol", "  - Oriol Vinyals", 6, "authors[1]", "Family, Given"),
         ('  arxiv: "1503.02531"', '  arxiv: "2203.0867"', 14, "links.arxiv", "arXiv id"),
         (
@@ -265,3 +265,26 @@ def test_unknown_loss_says_what_to_do_next(catalogue_dir):
     assert "\n## A new loss\n" in contributing
     for fact in ("cites the record id", "evidence.py", "official_cases/README.md"):
         assert fact in contributing
+
+
+def test_a_task_is_one_line_of_data(catalogue_dir):
+    """Tasks are data (papers/tasks.yaml): a record may name one only after it is added there,
+    and the site shows the title the file gives."""
+    from kdsurvey.exporters.site.markdown import task_label, task_lower
+
+    record = catalogue_dir / "hinton2015distilling.yaml"
+    record.write_text(
+        GOOD.replace("tasks: [classification]", "tasks: [classification, knitting]"),
+        encoding="utf-8",
+    )
+    with pytest.raises(CatalogueError) as exc:
+        load(catalogue_dir)
+    assert [(p.line, p.field) for p in exc.value.problems] == [(11, "tasks[1]")]
+    assert "unknown task 'knitting'" in exc.value.problems[0].message
+    tasks = catalogue_dir / "tasks.yaml"
+    tasks.write_text(tasks.read_text(encoding="utf-8") + "knitting:\n  title: KNIT-ting\n")
+    catalogue = load(catalogue_dir)
+    assert catalogue.papers[0].tasks == ["classification", "knitting"]
+    assert task_label("knitting", catalogue.tasks) == "KNIT-ting"
+    assert task_lower("3d-detection", catalogue.tasks) == "3D detection"
+    assert task_lower("classification", catalogue.tasks) == "classification"

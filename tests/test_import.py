@@ -58,7 +58,7 @@ authors:
 year: 2022
 venue: cvpr
 category: null  # TODO: one of logit, feature, similarity
-tasks: null  # TODO: a list such as [classification, detection] (Task values in schema.json)
+tasks: null  # TODO: a list such as [classification, detection] (keys of papers/tasks.yaml)
 links:
   paper: https://doi.org/10.1109/CVPR52688.2022.01165
   doi: 10.1109/CVPR52688.2022.01165
@@ -88,7 +88,7 @@ def empty_dir(tmp_path):
     """A catalogue folder with the real venues and categories and no records."""
     folder = tmp_path / "papers"
     folder.mkdir()
-    for name in ("venues.yaml", "categories.yaml"):
+    for name in ("venues.yaml", "categories.yaml", "tasks.yaml"):
         shutil.copy(PAPERS / name, folder / name)
     return folder
 
@@ -111,7 +111,7 @@ def test_record_yaml_rewrites_every_real_record_to_the_same_data(tmp_path):
     catalogue = load(PAPERS, check_losses=False)
     out = tmp_path / "papers"
     out.mkdir()
-    for name in ("venues.yaml", "categories.yaml", "benchmarks.yaml"):
+    for name in ("venues.yaml", "categories.yaml", "tasks.yaml", "benchmarks.yaml"):
         shutil.copy(PAPERS / name, out / name)
     for paper in catalogue.papers:
         text = record_yaml(paper.model_dump(mode="json", exclude_none=True))
@@ -304,7 +304,11 @@ def test_dblp_entry_to_record(tmp_path, empty_dir, capsys):
         "zhao2022decoupled: dry run, nothing written; still to fill in: category, tasks, loss, "
         "summary (the TODO lines), in the record once written\n"
     )
-    assert sorted(p.name for p in empty_dir.iterdir()) == ["categories.yaml", "venues.yaml"]
+    assert sorted(p.name for p in empty_dir.iterdir()) == [
+        "categories.yaml",
+        "tasks.yaml",
+        "venues.yaml",
+    ]
 
     assert main(["import", "bibtex", path, "--papers", str(empty_dir)]) == 0
     assert "still to fill in: category, tasks, loss, summary" in capsys.readouterr().err
@@ -346,7 +350,7 @@ def test_flags_make_a_valid_record(tmp_path, empty_dir, capsys):
     )
     assert main(["validate", "--papers", str(empty_dir)]) == 0
     paper = load(empty_dir).papers[0]
-    assert paper.loss == ["dkd"] and [t.value for t in paper.tasks] == [
+    assert paper.loss == ["dkd"] and list(paper.tasks) == [
         "classification",
         "detection",
     ]
@@ -449,7 +453,11 @@ def test_flag_errors(tmp_path, empty_dir, capsys):
         == 1
     )
     assert "no BibTeX entry found" in capsys.readouterr().err
-    assert sorted(p.name for p in empty_dir.iterdir()) == ["categories.yaml", "venues.yaml"]
+    assert sorted(p.name for p in empty_dir.iterdir()) == [
+        "categories.yaml",
+        "tasks.yaml",
+        "venues.yaml",
+    ]
 
 
 def test_import_takes_the_record_flags_of_new(tmp_path, empty_dir, capsys):
@@ -540,7 +548,7 @@ def test_import_failure_lists_every_problem(empty_dir, venues):
 def test_a_venue_alias_is_one_line_of_data(tmp_path):
     folder = tmp_path / "papers"
     folder.mkdir()
-    for name in ("venues.yaml", "categories.yaml"):
+    for name in ("venues.yaml", "categories.yaml", "tasks.yaml"):
         shutil.copy(PAPERS / name, folder / name)
     spelling = "Proc. Intl. Conf. on Learning Represent."
     assert match_venue(spelling, load(folder, check_losses=False).venues) is None

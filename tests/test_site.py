@@ -275,7 +275,7 @@ def test_pages_cover_the_catalogue():
         assert f"categories/{key}.md" in pages
     for p in catalogue.papers:
         for t in p.tasks:
-            assert f"tasks/{t.value}.md" in pages
+            assert f"tasks/{t}.md" in pages
     assert "venues/index.md" in pages and "tasks/index.md" in pages
     assert {"_include/home-stats.md", "_include/home-chart.md"} <= pages.keys()
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from kdsurvey import problems
 from kdsurvey.records import libraries, survey
 from kdsurvey.records.catalogue import Catalogue, CatalogueError, already_message, load
-from kdsurvey.records.model import Venue
-from kdsurvey.records.reading import VENUES_FILE, read_table
+from kdsurvey.records.model import TaskInfo, Venue
+from kdsurvey.records.reading import TASKS_FILE, VENUES_FILE, read_table
 
 #: The exit codes of every command (``kdsurvey --help`` shows this table; CONTRIBUTING.md too).
 EXIT_CODES = (
@@ -120,6 +120,17 @@ def todo_note(todo: list[str], written: str | None) -> str:
         return head
     then = "then run `kdsurvey validate`" if written else "in the record once written"
     return f"{head}; still to fill in: {', '.join(todo)} (the TODO lines), {then}"
+
+
+def read_tasks(root: Path) -> dict | None:
+    """The tasks table (``papers/tasks.yaml``), None where the folder has none (left unchecked)."""
+    if not (root / TASKS_FILE).is_file():
+        return None
+    found: list[problems.Problem] = []
+    tasks = read_table(root / TASKS_FILE, TaskInfo, found)
+    if found:
+        raise Failure(problems.text(found).rstrip("\n"))
+    return tasks
 
 
 def read_venues(root: Path) -> dict:

@@ -25,6 +25,7 @@ from kdsurvey.commands.common import (
     already_catalogued,
     check_venue,
     command,
+    read_tasks,
     read_venues,
     todo_note,
 )
@@ -183,7 +184,7 @@ def _write(args, root: Path, record_id: str, fields: dict, venues: dict) -> None
     if not args.dry_run:
         write_atomic(path, text)
     todo = todo_fields(fields)
-    found = validate_record(text, path, venues, loss_names())
+    found = validate_record(text, path, venues, loss_names(), read_tasks(root))
     if args.dry_run:  # the lines are those of the YAML printed; no file is named
         found = [replace(p, path="<stdout>") for p in found]
     mine = [p for p in found if p.field.split("[")[0] not in todo]

@@ -421,7 +421,7 @@ def csv_row(paper: Paper, venue: Venue) -> dict:
         "venue_name": venue.name,
         "venue_kind": venue.kind.value,
         "category": paper.category.value,
-        "tasks": "; ".join(t.value for t in paper.tasks),
+        "tasks": "; ".join(paper.tasks),
         "loss": "; ".join(paper.loss),
         "paper": text(links.paper),
         "arxiv": text(links.arxiv),

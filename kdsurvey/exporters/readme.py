@@ -10,8 +10,9 @@ from collections import Counter
 
 from kdsurvey.exporters import arena_page
 from kdsurvey.exporters.leaderboard import readme_tables, site_url
-from kdsurvey.exporters.loss_facts import evidence_counts
+from kdsurvey.exporters.loss_facts import evidence_counts, facts
 from kdsurvey.exporters.render import environment, newest_first
+from kdsurvey.exporters.site.evidence import against_authors_code
 from kdsurvey.records import survey
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.unknowns import help_url
@@ -25,6 +26,10 @@ def render(catalogue: Catalogue) -> str:
     ]
     years = Counter(p.year for p in catalogue.papers)
     losses, evidence = evidence_counts(catalogue)
+    papers = {p.id: p for p in catalogue.papers}
+    named = sorted({name for p in catalogue.papers for name in p.loss})
+    proven = [facts(name) for name in named if facts(name).evidence == "reference"]
+    own = sum(1 for info in proven if against_authors_code(info, papers.get(info.paper)))
     try:  # the sentence about the survey only where its file names this catalogue's records
         seed = survey.load(catalogue.root / survey.SURVEY_FILE, (p.id for p in catalogue.papers))
     except survey.SurveyError:  # `validate` and `build` report it; other catalogues have none
@@ -42,6 +47,7 @@ def render(catalogue: Catalogue) -> str:
             years=sorted(years.items()),
             losses=losses,
             evidence=evidence,
+            own_code=own,
             results=readme_tables(catalogue, site_url()),
             unconfirmed=sum(1 for p in catalogue.papers if p.unconfirmed),
             help_url=help_url(),

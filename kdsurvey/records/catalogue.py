@@ -19,12 +19,21 @@ from pathlib import Path
 import yaml
 
 from kdsurvey.problems import Problem, field_name
-from kdsurvey.records.model import Category, CategoryInfo, Paper, Venue, ascii_fold, citation_key
+from kdsurvey.records.model import (
+    Category,
+    CategoryInfo,
+    Paper,
+    TaskInfo,
+    Venue,
+    ascii_fold,
+    citation_key,
+)
 from kdsurvey.records.reading import (
     CATEGORIES_FILE,
     DATA_FILES,
     DOI_PREFIXES_FILE,
     ROBOT_HOSTS_FILE,
+    TASKS_FILE,
     VENUES_FILE,
     display_path,
     parse_text,
@@ -41,6 +50,18 @@ from kdsurvey.records.yamlsource import FastLoader, line_of, parse
 PARALLEL_FROM = 2000
 CHUNK = 500
 _COLLISION_SUFFIXES = frozenset(["", *"abcdefghijklmnopqrstuvwxyz"])
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a record's fields may name, read from the data files beside the records: the rules
+    beyond the schema check against it. A None part is not checked (a new record is checked
+    without a results vocabulary: its results are checked when the catalogue loads)."""
+
+    venues: dict | None = None
+    tasks: dict | None = None
+    losses: frozenset[str] | None = None
+    results: Vocabulary | None = None
 
 
 def loss_names() -> frozenset[str]:
@@ -69,6 +90,7 @@ class Catalogue:
     papers: list[Paper]
     venues: dict[str, Venue]
     categories: dict[str, CategoryInfo]
+    tasks: dict[str, TaskInfo] = field(default_factory=dict)
     doi_prefixes: dict[str, str] = field(default_factory=dict)  # publisher -> "10.NNNN"
     robot_hosts: list[str] = field(default_factory=list)  # hosts that refuse link checkers
     _sources: dict[str, dict] = field(default_factory=dict, repr=False)
@@ -182,6 +204,7 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
         raise CatalogueError([Problem(display_path(root), 1, "folder", "does not exist")])
     venues = read_table(root / VENUES_FILE, Venue, problems)
     categories = read_table(root / CATEGORIES_FILE, CategoryInfo, problems)
+    tasks = read_table(root / TASKS_FILE, TaskInfo, problems)
     if categories and set(categories) != {c.value for c in Category}:
         want = ", ".join(c.value for c in Category)
         problems.append(
@@ -198,20 +221,19 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
         problems.append(
             Problem(display_path(path), 1, "file", "not read: records must end in .yaml")
         )
-    losses = loss_names() if check_losses else None
     vocabulary = load_vocabulary(root, problems)
-    losses = (losses, vocabulary)  # the record rules need both: passed on together
+    known = Known(venues, tasks, loss_names() if check_losses else None, vocabulary)
     papers = []
     seen: dict[tuple[str, str], str] = {}  # (kind, normalised value) -> first file
     paths = record_paths(root)
-    parsed = _parsed(paths, display_path(root), loader, venues, losses)
+    parsed = _parsed(paths, display_path(root), loader, known)
     for path, shown, data, found in parsed:
         paper = None
         if data is not None:
             found.extend(_duplicates(data, shown, seen))
             paper = validate_model(Paper, data, shown, found)
         if found:  # valid records need no line numbers; read this one again to locate its problems
-            paper, found = _check_record(path, shown, venues, losses, seen, loader)
+            paper, found = _check_record(path, shown, known, seen, loader)
             problems.extend(found)
         if paper is not None:
             if paper.results:  # canonical architecture names
@@ -222,11 +244,11 @@ def _load(root: Path, loader: type, check_losses: bool) -> Catalogue:
         raise CatalogueError(problems, len(paths), len(categories))
     papers.sort(key=lambda p: p.id)
     return Catalogue(
-        root, papers, venues, categories, doi_prefixes, robot_hosts, benchmarks=vocabulary
+        root, papers, venues, categories, tasks, doi_prefixes, robot_hosts, benchmarks=vocabulary
     )
 
 
-def _parse_chunk(paths: list[Path], shown_root: str, loader: type, venues, losses) -> list:
+def _parse_chunk(paths: list[Path], shown_root: str, loader: type, known: Known) -> list:
     """``(path, shown, plain data or None, problems)`` for each file: the part of loading that
     needs no other record, so it can run in another process."""
     out = []
@@ -235,49 +257,51 @@ def _parse_chunk(paths: list[Path], shown_root: str, loader: type, venues, losse
         found: list[Problem] = []
         data = read_mapping(path, shown, found, loader, located=False)
         if data is not None:
-            found.extend(_record_rules(data, path, shown, venues, losses))
+            found.extend(_record_rules(data, path, shown, known))
         out.append((path, shown, data, found))
     return out
 
 
-def _parsed(paths: list[Path], shown_root: str, loader: type, venues, losses):
+def _parsed(paths: list[Path], shown_root: str, loader: type, known: Known):
     """:func:`_parse_chunk` over all ``paths``, in order; large catalogues are parsed by a
     process per core while this process validates the chunks already parsed."""
     workers = min(os.cpu_count() or 1, 4)
     forking = "fork" in multiprocessing.get_all_start_methods()  # not on Windows
     if len(paths) < PARALLEL_FROM or workers < 2 or not forking:
-        yield from _parse_chunk(paths, shown_root, loader, venues, losses)
+        yield from _parse_chunk(paths, shown_root, loader, known)
         return
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
     context = multiprocessing.get_context("fork")  # no re-import: workers start in milliseconds
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        more = (repeat(shown_root), repeat(loader), repeat(venues), repeat(losses))
+        more = (repeat(shown_root), repeat(loader), repeat(known))
         for chunk in pool.map(_parse_chunk, chunks, *more):
             yield from chunk
 
 
-def _check_record(path, shown, venues, losses, seen, loader):
+def _check_record(path, shown, known: Known, seen, loader):
     """Read (with line numbers) and validate one record: ``(Paper or None, problems)``."""
     found: list[Problem] = []
     data = read_mapping(path, shown, found, loader)
     if data is None:
         return None, found
-    found.extend(_record_rules(data, path, shown, venues, losses))
+    found.extend(_record_rules(data, path, shown, known))
     found.extend(_duplicates(data, shown, seen))
     return validate_model(Paper, data, shown, found), found
 
 
-def validate_record(text: str, path: Path, venues: dict, losses=None) -> list[Problem]:
+def validate_record(
+    text: str, path: Path, venues: dict, losses=None, tasks: dict | None = None
+) -> list[Problem]:
     """The problems ``kdsurvey validate`` would find in one record whose text is ``text`` and
     whose file is (or will be) ``path``: for commands that make a record (``new``, ``import``)
     and check it before, or without, writing it. Rules that compare records (duplicates) are
     left to the commands, which refuse a paper already catalogued before they get here.
-    ``losses``: the known loss names, None to leave ``loss:`` unchecked."""
+    ``losses``/``tasks``: the known loss names and tasks, None to leave them unchecked."""
     shown = display_path(path)
     found: list[Problem] = []
     data = parse_text(text, shown, found)
     if data is not None:
-        found.extend(_record_rules(data, path, shown, venues, losses))
+        found.extend(_record_rules(data, path, shown, Known(venues, tasks, losses)))
         validate_model(Paper, data, shown, found)
     return sorted(found)
 
@@ -289,8 +313,9 @@ def _text(data, *loc) -> str | None:
     return data if isinstance(data, str) else None
 
 
-def _record_rules(data, path, shown, venues, losses):
-    """Rules beyond the schema that need no other record: file name, key rule, venue, losses.
+def _record_rules(data, path, shown, known: Known):
+    """Rules beyond the schema that need no other record: file name, key rule, venue, tasks,
+    losses, results.
 
     They read the raw data, so they report even for a record that also fails the schema.
     """
@@ -298,10 +323,8 @@ def _record_rules(data, path, shown, venues, losses):
     def at(*loc):
         return line_of(data, loc)
 
-    # :func:`_load` passes (loss names, results vocabulary) together; a new record is checked
-    # without a vocabulary (its results are checked when the catalogue loads).
-    losses, vocabulary = losses if isinstance(losses, tuple) else (losses, None)
-    for loc, message in result_problems(data, shown, vocabulary) if vocabulary else ():
+    venues, losses = known.venues, known.losses
+    for loc, message in result_problems(data, shown, known.results) if known.results else ():
         yield Problem(shown, at(*loc), field_name(loc), message)
 
     record_id, title, authors = _text(data, "id"), _text(data, "title"), data.get("authors")
@@ -327,6 +350,15 @@ def _record_rules(data, path, shown, venues, losses):
     venue = _text(data, "venue")
     if venues and venue is not None and venue not in venues:
         yield Problem(shown, at("venue"), "venue", f"unknown venue {venue!r} (see venues.yaml)")
+    tasks = data.get("tasks")
+    for index, task in enumerate(tasks if isinstance(tasks, list) else []):
+        if known.tasks and isinstance(task, str) and task not in known.tasks:
+            yield Problem(
+                shown,
+                at("tasks", index),
+                f"tasks[{index}]",
+                f"unknown task {task!r}: one of {', '.join(known.tasks)} (see tasks.yaml)",
+            )
     names = data.get("loss")
     for index, name in enumerate(names if isinstance(names, list) else [names]):
         if losses is not None and isinstance(name, str) and name not in losses:

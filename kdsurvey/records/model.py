@@ -95,23 +95,6 @@ class Category(str, Enum):
     similarity = "similarity"
 
 
-class Task(str, Enum):
-    """The problems a paper evaluates distillation on."""
-
-    classification = "classification"
-    detection = "detection"
-    detection_3d = "3d-detection"
-    segmentation = "segmentation"
-    video_classification = "video-classification"
-    metric_learning = "metric-learning"
-    face_recognition = "face-recognition"
-    pose_estimation = "pose-estimation"
-    depth_estimation = "depth-estimation"
-    transfer_learning = "transfer-learning"
-    nlp = "nlp"
-    speech = "speech"
-
-
 class VenueKind(str, Enum):
     conference = "conference"
     journal = "journal"
@@ -176,6 +159,8 @@ ArxivId = Annotated[str, AfterValidator(_check_arxiv)]
 Doi = Annotated[str, AfterValidator(_check_doi)]
 Author = Annotated[str, AfterValidator(_check_author)]
 Line = Annotated[str, Field(min_length=1), AfterValidator(_check_text)]
+#: A key of ``papers/tasks.yaml`` (the catalogue checks it is one, as it does for venues).
+TaskKey = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 Url = Annotated[HttpUrl, Field(description="An http(s) URL")]
 
 
@@ -256,7 +241,7 @@ class Paper(BaseModel):
         description="the survey's section, only when it differs from category (what the method "
         "actually distils)",
     )
-    tasks: list[Task] = Field(min_length=1)
+    tasks: list[TaskKey] = Field(min_length=1, description="keys of papers/tasks.yaml")
     links: Links
     loss: Annotated[
         list[str],
@@ -339,6 +324,14 @@ class Venue(BaseModel):
         description="other spellings BibTeX entries and journal references use (DBLP's "
         "abbreviations, older names), matched when importing",
     )
+
+
+class TaskInfo(BaseModel):
+    """An entry of ``papers/tasks.yaml``: a problem papers evaluate distillation on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: Line
 
 
 class CategoryInfo(BaseModel):

@@ -19,6 +19,7 @@ from kdsurvey.records.yamlsource import FastLoader, YamlProblem, line_of, parse
 
 VENUES_FILE = "venues.yaml"
 CATEGORIES_FILE = "categories.yaml"
+TASKS_FILE = "tasks.yaml"
 DOI_PREFIXES_FILE = "doi_prefixes.yaml"
 ROBOT_HOSTS_FILE = "robot_hosts.yaml"
 LIBRARIES_FILE = "libraries.yaml"  # code libraries -> kdsurvey losses (kdsurvey.records.libraries)
@@ -29,6 +30,7 @@ DATA_FILES = frozenset(
     {
         VENUES_FILE,
         CATEGORIES_FILE,
+        TASKS_FILE,
         DOI_PREFIXES_FILE,
         ROBOT_HOSTS_FILE,
         LIBRARIES_FILE,

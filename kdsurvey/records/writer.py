@@ -35,7 +35,7 @@ TODO = {
     "year": "year of the cited version",
     "venue": "a key of papers/venues.yaml",
     "category": "one of logit, feature, similarity",
-    "tasks": "a list such as [classification, detection] (Task values in schema.json)",
+    "tasks": "a list such as [classification, detection] (keys of papers/tasks.yaml)",
     "loss": "registry name(s) in kdsurvey.losses, main one first (kdsurvey losses list)",
     "summary": "one plain sentence: what is distilled and how",
     "paper": "the page a reader should open first",
@@ -215,14 +215,14 @@ def _plain(value):
 def add_curation_options(parser) -> None:
     """``--category``, ``--task``, ``--loss``, ``--summary``: the fields of a record that no API
     or BibTeX entry can give (``kdsurvey new`` and ``kdsurvey import bibtex``)."""
-    from kdsurvey.records.model import Category, Task
+    from kdsurvey.records.model import Category
 
     parser.add_argument("--category", choices=[c.value for c in Category], help="the category")
     parser.add_argument(
         "--task",
         action="append",
-        choices=[t.value for t in Task],
-        help="a task the paper evaluates on (repeat for several)",
+        metavar="TASK",
+        help="a task the paper evaluates on, a key of papers/tasks.yaml (repeat for several)",
     )
     parser.add_argument(
         "--loss",

@@ -47,6 +47,15 @@ def official_repo(paper: Paper | None) -> str | None:
     return github_repo(paper.links.code)
 
 
+def against_authors_code(info: LossFacts, paper: Paper | None) -> bool:
+    """True when a proven loss's cases (or their cross-checks) come from the authors' own code:
+    the README counts these apart from losses proven against a library's implementation."""
+    official = (official_repo(paper) or "").lower()
+    ref = info.reference or {}
+    repos = [ref.get("repo") or "", *(ref.get("cross_checked") or ())]
+    return bool(official) and official in (r.lower() for r in repos)
+
+
 def sentence(info: LossFacts, paper: Paper | None) -> str:
     """One Markdown paragraph: how far ``info`` is proven and against whose code.
 

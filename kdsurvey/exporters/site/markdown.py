@@ -8,13 +8,6 @@ import re
 from functools import lru_cache
 from urllib.parse import quote
 
-from kdsurvey.records.model import Task
-
-TASK_LABELS = {
-    Task.detection_3d.value: "3D detection",
-    Task.nlp.value: "NLP",
-}
-
 # Python-Markdown's backslash escapes (tables add ``|``); ``& < > "`` become entities instead.
 _MD_TABLE = str.maketrans(
     {
@@ -111,14 +104,15 @@ def front_matter(value) -> str:
     return json.dumps(html_text(value), ensure_ascii=False)
 
 
-def task_label(task) -> str:
-    value = getattr(task, "value", task)
-    return TASK_LABELS.get(value, value.replace("-", " ").capitalize())
+def task_label(task: str, tasks: dict) -> str:
+    """How a task is shown: its title in ``papers/tasks.yaml`` (``tasks``: the catalogue's)."""
+    info = tasks.get(task)
+    return info.title if info is not None else task.replace("-", " ").capitalize()
 
 
-def task_lower(task) -> str:
+def task_lower(task: str, tasks: dict) -> str:
     """A task's label inside a sentence: lower case except acronyms (NLP, 3D detection)."""
-    label = task_label(task)
+    label = task_label(task, tasks)
     return (
         label
         if label.isupper()

@@ -12,6 +12,7 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from kdsurvey.exporters import arena_page, leaderboard
@@ -67,8 +68,6 @@ def _site_env():
         url=url,
         fm=front_matter,
         fence=fence,
-        task=task_label,
-        task_lower=task_lower,
         slug=slug,
     )
     env.globals = dict(env.globals)
@@ -94,6 +93,10 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     """Every generated file: path relative to the generated folder -> text. Pure and ordered."""
     links = links or Links()
     env = _site_env()
+    env.filters.update(  # task titles are the catalogue's data (papers/tasks.yaml)
+        task=partial(task_label, tasks=catalogue.tasks),
+        task_lower=partial(task_lower, tasks=catalogue.tasks),
+    )
     t_paper = env.get_template("site/paper.md.j2")
     t_list = env.get_template("site/list.md.j2")
     venues = catalogue.venues
@@ -165,7 +168,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     for p in by_year:
         by_venue[p.venue].append(p)
         for t in p.tasks:
-            by_task[t.value].append(p)
+            by_task[t].append(p)
     for key, papers in by_venue.items():
         pages[f"venues/{venue_slugs[key]}.md"] = t_list.render(
             common,

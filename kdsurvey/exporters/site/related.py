@@ -57,7 +57,7 @@ def related(catalogue: Catalogue) -> dict[str, list[tuple[Paper, str]]]:
     buckets: dict[tuple[str, str], list[Paper]] = defaultdict(list)
     for p in catalogue.papers:
         for t in p.tasks:
-            buckets[("task", p.category.value, t.value)].append(p)
+            buckets[("task", p.category.value, t)].append(p)
         for name in p.loss:
             buckets[("loss", name)].append(p)
     keys = {}
@@ -87,9 +87,9 @@ def related(catalogue: Catalogue) -> dict[str, list[tuple[Paper, str]]]:
                 add(q, 10, f"also uses `{name}`")
         shared: dict[str, list[str]] = defaultdict(list)
         for t in p.tasks:
-            key = ("task", p.category.value, t.value)
+            key = ("task", p.category.value, t)
             for q in _window(buckets[key], keys[key], p):
-                shared[q.id].append(task_label(t))
+                shared[q.id].append(task_label(t, catalogue.tasks))
         for qid, tasks in shared.items():
             add(by_id[qid], len(tasks), "same category, also on " + " and ".join(tasks))
         best = sorted(scores.values(), key=lambda e: (-e[0], abs(e[2].year - p.year), e[2].id))
