@@ -19,11 +19,11 @@ papers ``kdsurvey build`` within 1.3x of ``mkdocs build``; 10,000 papers within 
 from __future__ import annotations
 
 import argparse
-import statistics
 import importlib.util
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,7 +105,9 @@ def bench(papers: Path, work: Path, repeat: int) -> dict:
 
 def report(label: str, result: dict) -> None:
     (kw, kc), (mw, mc) = result["best"]["kdsurvey"], result["best"]["mkdocs"]
-    print(f"{label}: {result['pages']} generated pages, search index {result['index'] / 1000:.0f} KB")
+    print(
+        f"{label}: {result['pages']} generated pages, search index {result['index'] / 1000:.0f} KB"
+    )
     print(f"  kdsurvey build  wall {kw:8.1f}s  cpu {kc:8.1f}s   [{result['stages']}]")
     print(f"  mkdocs build    wall {mw:8.1f}s  cpu {mc:8.1f}s")
     print(f"  ratio kdsurvey/mkdocs: wall {kw / mw:.2f}x  cpu {kc / mc:.2f}x  ")
