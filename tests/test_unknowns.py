@@ -106,6 +106,8 @@ def test_catalogue_holds_the_64_seed_papers_each_with_a_loss(real):
     assert len(seed.papers) == len(set(seed.papers)) == 64
     assert all(set(p.loss) <= names() for p in real.papers)
     assert {"unknown2023local", "unknown2024knowledge"} <= set(seed.papers)
+    text = " ".join(readme.render(real).split())
+    assert f"It started from the 64 papers of *{seed.title}*, all of them here" in text
     rethinking = {p.id: p for p in real.papers}["liu2024rethinking"]
     assert rethinking.authors == ["Liu, Tao"] and "authors" in rethinking.unconfirmed
 

@@ -28,7 +28,7 @@ def render(catalogue: Catalogue) -> str:
     losses, evidence = evidence_counts(catalogue)
     papers = {p.id: p for p in catalogue.papers}
     named = sorted({name for p in catalogue.papers for name in p.loss})
-    proven = [facts(name) for name in named if facts(name).evidence == "reference"]
+    proven = [info for info in map(facts, named) if info and info.evidence == "reference"]
     own = sum(1 for info in proven if against_authors_code(info, papers.get(info.paper)))
     try:  # the sentence about the survey only where its file names this catalogue's records
         seed = survey.load(catalogue.root / survey.SURVEY_FILE, (p.id for p in catalogue.papers))
