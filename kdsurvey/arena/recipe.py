@@ -45,6 +45,7 @@ PAPER_WEIGHTS: dict[str, tuple[float, float, str]] = {
     "semckd": (1.0, 400.0, "official CIFAR-100 -b 400"),
     "ttm": (1.0, 45.0, "official README -b 45"),
     "takd": (0.0, 1.0, "lambda 1.0: label CE weight 1 - lambda"),
+    "streamlined_kd": (0.1, 0.9, "official Distiller/SKD.py ce=0.1, kd=0.9 (kd weighs both terms)"),
 }
 SEG_WEIGHTS = {
     "kd": (1.0, 1.0, "pixel-wise KD as the dense-prediction papers' baseline (task 1, KD 1)"),
@@ -93,6 +94,9 @@ NOT_FITTING: dict[str, str] = {
     "students have no such branch, are thinner than their teachers, and the loss owns no adapter",
     "fsp": "FSP matrices (C_l x C_l+1 per stage pair) must be the same size for student and "
     "teacher and the loss defines no adapter; the arena's student is 4x thinner than its teacher",
+    "dist_plus": "DIST+'s feature terms correlate student and teacher maps of equal shape "
+    "channel by channel and the loss defines no adapter (nor does torchdistill's); the arena's "
+    "student is thinner than its teacher",
 }
 
 
