@@ -160,7 +160,7 @@ def test_loss_pages_say_how_each_loss_was_checked():
     assert "UNCERTAIN: no code was released" in notes
     # a paper page links to the loss's page instead of repeating it
     paper = pages["papers/zhao2022decoupled.md"]
-    assert "](../losses/dkd.md)" in paper and "from kdsurvey.losses import" not in paper
+    assert 'href="../../losses/dkd/"' in paper and "from kdsurvey.losses import" not in paper
 
 
 def _official(p) -> str | None:
@@ -287,8 +287,8 @@ def test_paper_page_has_searchable_metadata_and_edit_link():
     front = page.split("---\n")[1]
     assert f'edit_url: "https://github.com/o/r/edit/main/papers/{DKD}.yaml"' in front
     assert "Borui Zhao" in page and "CVPR" in page and "`dkd`" in page
-    assert "arXiv:2203\\.08679" in page  # the rendered text reads arXiv:2203.08679
-    assert "](../losses/dkd.md)" in page
+    assert ">arXiv:2203.08679</a>" in page
+    assert 'href="../../losses/dkd/"' in page
     assert "https://github.com/o/r/blob/main/kdsurvey/losses/dkd.py#L" in pages["losses/dkd.md"]
 
 
@@ -834,3 +834,103 @@ def test_arena_page_without_results(small):
     assert "No results file is committed yet" in (out / "catalogue/arena/index.html").read_text(
         encoding="utf-8"
     )
+
+
+# -- the fast path: the same site as MkDocs alone, sooner ---------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("which", ["real", "small"])
+def test_fast_build_is_the_plain_build(which, request):
+    """Every file of ``kdsurvey build`` (fast path) is byte for byte what MkDocs alone builds from
+    the same pages: HTML, search index (hostile strings included, in ``small``)."""
+    project, out = request.getfixturevalue(which)[1:3]
+    fast_dir, plain_dir = project.parent / f"fast-{which}", project.parent / f"plain-{which}"
+    config = site.load_config(project / "mkdocs.yml", site_dir=str(fast_dir))
+    plugin = site_mkdocs.run_mkdocs(config)
+    site_mkdocs.run_mkdocs(
+        site.load_config(project / "mkdocs.yml", site_dir=str(plain_dir)), fast=False
+    )
+    fast, plain = _files(fast_dir), _files(plain_dir)
+    assert fast.keys() == plain.keys() and fast == _files(out)
+    different = sorted(k for k in fast if fast[k] != plain[k])
+    assert not different, different[:10]
+    # and the fast path did the work: every paper page and listing page, no other page
+    generated = project / "docs" / site.GENERATED
+    expected = {
+        f"{site.GENERATED}/{p.relative_to(generated).as_posix()}"
+        for p in generated.rglob("*.md")
+        if "kd_html: true" in p.read_text(encoding="utf-8")
+    }
+    assert set(plugin.rendered) == expected
+    assert f"{site.GENERATED}/categories/logit.md" in expected
+    assert which != "real" or f"{site.GENERATED}/papers/{DKD}.md" in expected
+
+
+def test_fast_path_takes_only_headings_and_html_blocks():
+    from kdsurvey.exporters.site.fastpath import split
+
+    page = '# T\n\n<p class="a">x</p>\n\n## S { data-search-exclude }\n\n<div>\n<b>y</b>\n</div>\n'
+    assert split(page) == [
+        ("heading", "# T"),
+        ("html", '<p class="a">x</p>'),
+        ("heading", "## S { data-search-exclude }"),
+        ("html", "<div>\n<b>y</b>\n</div>"),
+    ]
+    assert split("# T\n\nA paragraph of Markdown.\n") is None  # Markdown renders such a page
+    assert split("# T\n\n<span>inline HTML</span>\n") is None  # Markdown wraps it in <p>
+    assert split("# T\n## U\n") is None  # two headings in one block
+
+
+def test_remembered_pages_are_the_rendered_pages(tmp_path):
+    """``kdsurvey serve``'s memo gives what a fresh render gives, after an edit that reaches other
+    pages (a title shown by the related papers), and reuses the pages that did not change."""
+    papers = write_catalogue(tmp_path / "papers", 20)
+    memo: dict = {}
+    first = site.render_pages(load(papers), memo=memo)
+    assert first == site.render_pages(load(papers))
+    kept = dict(memo["papers"])
+    records = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())
+    edited = records[3]
+    text = edited.read_text(encoding="utf-8")
+    edited.write_text(re.sub(r"(title: .*)", r"\1 Now Renamed", text, count=1), "utf-8")
+    second = site.render_pages(load(papers), memo=memo)
+    assert second == site.render_pages(load(papers))
+    changed = {k for k in second if second[k] != first[k]}
+    assert f"papers/{edited.stem}.md" in changed
+    shows_it = {
+        path
+        for path, page in second.items()
+        if "Now Renamed" in page and path != f"papers/{edited.stem}.md"
+    }
+    assert len({k for k in changed if k.startswith("papers/")}) > 1 and shows_it
+    for pid, (key, page) in memo["papers"].items():
+        if f"papers/{pid}.md" not in changed:
+            assert page is kept[pid][1], pid  # not rendered again
+
+
+def test_serve_regeneration_follows_data_files(tmp_path):
+    """A data file's edit reaches every page although the records did not change."""
+    from kdsurvey.exporters.site.live import Regenerator
+
+    papers = write_catalogue(tmp_path / "papers", 10)
+    docs = tmp_path / "docs"
+    messages: list[str] = []
+    regenerate = Regenerator(papers, docs, site.Links(), messages.append)
+    regenerate()
+    cvpr = [p for p in (docs / site.GENERATED / "papers").glob("*.md") if ">CVPR " in p.read_text()]
+    assert cvpr, "the synthetic catalogue has CVPR papers"
+    venues = papers / "venues.yaml"
+    venues.write_text(
+        venues.read_text(encoding="utf-8").replace("short: CVPR", "short: CVPR-X"), "utf-8"
+    )
+    regenerate()
+    assert all(">CVPR-X " in p.read_text(encoding="utf-8") for p in cvpr)
+    written = len(messages)
+    regenerate()  # nothing changed: nothing read or written
+    assert len(messages) == written

@@ -1,45 +1,64 @@
-"""``kdsurvey serve``: MkDocs' live-reloading server, with the pages regenerated on record changes."""
+"""``kdsurvey serve``: MkDocs' live-reloading server over the generated pages.
+
+One loop, MkDocs' own (:class:`mkdocs.livereload.LiveReloadServer`), watches the records, the
+templates and the hand-written pages; each rebuild first regenerates the pages whose text changed
+(:class:`Regenerator`: records reloaded only when one changed, each paper page re-rendered only
+when what it shows changed), then runs MkDocs in this process with the fast path
+(:mod:`.fastpath`), dirty by default: only the pages whose source changed are rendered again.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kdsurvey.exporters.render import environment
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.mkdocs import DEFAULT_CONFIG, load_config, project
-from kdsurvey.exporters.site.pages import generate
+from kdsurvey.exporters.site.pages import GENERATED, generate
 
 
-class _Regenerator:
-    """Regenerate the pages (debounced) when a record, a data file or a template changes."""
+def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file under ``folders``: what tells a rebuild whether to reload."""
+    return {
+        str(f): (s.st_mtime_ns, s.st_size)
+        for folder in folders
+        if folder.is_dir()
+        for f in folder.rglob("*")
+        if f.is_file() and not f.name.startswith(".") and (s := f.stat())
+    }
+
+
+class Regenerator:
+    """Regenerate the pages when a record, a data file or a template changed since the last call.
+
+    Rendered paper pages are remembered between calls (``memo`` of :func:`.pages.render_pages`),
+    so an edited record costs its own page and the listing pages, not the whole catalogue.
+    """
 
     def __init__(self, papers: Path, docs_dir: Path, links: Links, log):
         self.papers, self.docs_dir, self.links, self.log = papers, docs_dir, links, log
-        self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
-        self._templates_changed = False
+        self.templates = Path(environment().loader.searchpath[0])
+        self._seen: dict[str, tuple[int, int]] | None = None
+        self._memo: dict = {}
 
-    def changed(self, path: str) -> None:
-        if not path.endswith((".yaml", ".j2")) or Path(path).name.startswith("."):
-            return
-        with self._lock:
-            self._templates_changed |= path.endswith(".j2")
-            if self._timer:
-                self._timer.cancel()
-            self._timer = threading.Timer(0.3, self.run)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def run(self) -> None:
+    def __call__(self) -> None:
         from kdsurvey.records.catalogue import CatalogueError, load
 
-        with self._lock:
-            templates_changed, self._templates_changed = self._templates_changed, False
-        if templates_changed:  # recompiling them all costs a third of a second: only when edited
-            environment.cache_clear()
+        seen = _snapshot(self.papers, self.templates)
+        if seen == self._seen:
+            return
+        changed = {
+            f
+            for f in seen.keys() | (self._seen or {}).keys()
+            if seen.get(f) != (self._seen or {}).get(f)
+        }
+        self._seen = seen
+        if any(not f.startswith(str(self.papers)) or not _is_record(Path(f)) for f in changed):
+            self._memo.clear()  # a data file or a template: every page may change
         try:
             catalogue = load(self.papers)
         except CatalogueError as exc:
@@ -49,12 +68,18 @@ class _Regenerator:
             )
             return
         try:
-            result = generate(catalogue, self.docs_dir, self.links)
+            result = generate(catalogue, self.docs_dir, self.links, memo=self._memo)
         except Exception as exc:  # noqa: BLE001 - a template error must not stop the server
             self.log(f"page generation failed: {exc}")
             return
         if result.written or result.removed:
             self.log(f"regenerated {len(result.written)} page(s), removed {len(result.removed)}")
+
+
+def _is_record(path: Path) -> bool:
+    from kdsurvey.records.reading import DATA_FILES
+
+    return path.suffix == ".yaml" and path.name not in DATA_FILES
 
 
 def serve(
@@ -65,56 +90,78 @@ def serve(
     dirty: bool = True,
     log=print,
 ) -> None:
-    """Generate the pages, then ``mkdocs serve`` with live reload; regenerate on record changes.
+    """Generate the pages and serve the site with live reload until interrupted.
 
     ``dirty`` (the default) rebuilds only the changed pages: the navigation lists no paper page,
-    so a record's edit changes only its own page and the listing pages that show it.
+    so a record's edit changes only its own page and the listing pages that show it. A dirty
+    build is not strict (MkDocs warns that it is dirty); a full one is.
     """
-    from mkdocs.commands.serve import serve as mkdocs_serve
-    from watchdog.events import FileSystemEventHandler
-    from watchdog.observers import Observer
+    from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.livereload import LiveReloadServer
 
-    from kdsurvey.records.catalogue import load
+    from kdsurvey.exporters.site.fastpath import install
     from kdsurvey.tempdirs import private_tempdir
 
     papers = Path(papers).resolve()
-    # MkDocs builds into a tempfile.mkdtemp("mkdocs_") folder: keep it, and any other temporary
-    # folder, in one of ours that goes even when the server is stopped with SIGTERM
-    with private_tempdir("kdsurvey-serve-"), project(config_file) as (config_file, _):
-        config = load_config(config_file)
+    logger = logging.getLogger("mkdocs")
+    if not logger.handlers:  # the mkdocs CLI would: show "Serving on ..." and rebuilds
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    # a SIGTERM removes the built site, and any other temporary folder, with ours
+    with private_tempdir("kdsurvey-serve-") as tmp, project(config_file) as (config_file, _):
+        site_dir = tempfile.mkdtemp(prefix="site-", dir=tmp)
+        overrides = {"site_dir": site_dir, "dev_addr": dev_addr}
+        if dirty:
+            overrides["strict"] = False
+
+        def get_config():
+            config = load_config(config_file, **overrides)
+            install(config)
+            return config
+
+        config = get_config()
+        config.plugins.on_startup(command="serve", dirty=dirty)
+        host, port = config.dev_addr
+        mount = urlsplit(config.site_url or "/").path
+        mount = "/" + mount.strip("/") + "/" if mount.strip("/") else "/"
+        serve_url = f"http://{host}:{port}{mount}"
         docs_dir = Path(config.docs_dir)
-        links = Links.from_config(config)
-        generate(load(papers), docs_dir, links)
-        regen = _Regenerator(papers, docs_dir, links, log)
+        regenerate = Regenerator(papers, docs_dir, Links.from_config(config), log)
 
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event):
-                if not event.is_directory:
-                    regen.changed(str(getattr(event, "dest_path", "") or event.src_path))
+        def builder(config=None):
+            regenerate()
+            if config is None:
+                config = get_config()
+            config.site_url = serve_url
+            mkdocs_build(config, serve_url=serve_url, dirty=dirty)
 
-        observer = Observer()
-        handler = Handler()
-        observer.schedule(handler, str(papers), recursive=False)
-        templates = Path(environment().loader.searchpath[0])
-        observer.schedule(handler, str(templates), recursive=True)
-        observer.daemon = True
-        observer.start()
-        logger = logging.getLogger("mkdocs")
-        if not logger.handlers:  # the mkdocs CLI would: show "Serving on ..." and rebuilds
-            handler_ = logging.StreamHandler()
-            handler_.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
-            logger.addHandler(handler_)
-            logger.setLevel(logging.INFO)
+        server = LiveReloadServer(
+            builder=builder, host=host, port=port, root=site_dir, mount_path=mount
+        )
+
+        def error_page(code: int) -> bytes | None:
+            page = Path(site_dir) / f"{code}.html"
+            return page.read_bytes() if code in (404, 500) and page.is_file() else None
+
+        server.error_handler = error_page
         os.chdir(config_file.parent)  # mkdocs resolves snippet paths from the working directory
         try:
-            # A dirty build rebuilds only the pages whose source is newer than their output (pages
-            # are written only when they change), and MkDocs warns that it is dirty: strict would
-            # turn that warning into a failed rebuild, so strict applies to full builds only.
-            mkdocs_serve(
-                str(config_file),
-                dev_addr=dev_addr,
-                build_type="dirty" if dirty else None,
-                **({"strict": False} if dirty else {}),
-            )
+            builder(config)
+            # the records, templates and hand-written pages; the generated pages are ours to
+            # write, and watching them would rebuild twice per edit
+            for path in [papers, regenerate.templates, config_file]:
+                server.watch(str(path))
+            for child in docs_dir.iterdir():
+                if child.name != GENERATED:
+                    server.watch(str(child))
+            server = config.plugins.on_serve(server, config=config, builder=builder)
+            try:
+                server.serve()
+            except KeyboardInterrupt:
+                logger.info("Shutting down...")
+            finally:
+                server.shutdown()
         finally:
-            observer.stop()
+            config.plugins.on_shutdown()

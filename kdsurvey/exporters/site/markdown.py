@@ -76,6 +76,37 @@ def doc_text(value) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=4096)
+def doc_html(value) -> str:
+    """:func:`doc_text` for raw HTML: the same prose, code spans as ``<code>``, text escaped."""
+    text = _SPACES.sub(" ", str(value))
+    out, pos = [], 0
+    for match in _DOC_TOKEN.finditer(text):
+        out.append(html.escape(text[pos : match.start()], quote=False))
+        code, math, strong, em = match.groups()
+        if code is not None:
+            out.append(f"<code>{html.escape(code, quote=False)}</code>")
+        elif math is not None:
+            out.append(mathml(math))
+        elif strong is not None:
+            out.append(f"<strong>{doc_html(strong)}</strong>")
+        else:
+            out.append(f"<em>{doc_html(em)}</em>")
+        pos = match.end()
+    out.append(html.escape(text[pos:], quote=False))
+    return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def inline_html(markdown_text: str) -> str:
+    """Trusted one-paragraph Markdown (the evidence sentences) as inline HTML, for raw HTML
+    blocks. Absolute links only: MkDocs would not rewrite a relative one there."""
+    import markdown
+
+    out = markdown.markdown(markdown_text)
+    return out.removeprefix("<p>").removesuffix("</p>")
+
+
 def doc_paragraphs(value, indent: int = 0) -> str:
     """Several paragraphs of the losses' prose (:func:`doc_text` each), blank-line separated; the
     lines after the first indented by ``indent`` spaces (inside an admonition)."""

@@ -12,7 +12,7 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from kdsurvey.exporters import arena_page, leaderboard
@@ -24,11 +24,13 @@ from kdsurvey.exporters.site.evidence import SCOPE
 from kdsurvey.exporters.site.evidence import sentence as checked_against
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.markdown import (
+    doc_html,
     doc_paragraphs,
     doc_text,
     fence,
     front_matter,
     html_text,
+    inline_html,
     mathml,
     md_text,
     slug,
@@ -57,12 +59,15 @@ class Generated:
     site_seconds: float = 0.0  # MkDocs, when :func:`build` ran it
 
 
+@cache
 def _site_env():
+    """The site's environment: compiled once per process (Jinja reloads an edited template)."""
     env = environment().overlay()
     env.filters = dict(env.filters)
     env.filters.update(
         text=md_text,
         doc=doc_text,
+        doc_html=doc_html,
         paragraphs=doc_paragraphs,
         html=html_text,
         url=url,
@@ -74,23 +79,44 @@ def _site_env():
     return env
 
 
-def _bibtex(catalogue: Catalogue) -> tuple[dict[str, str], str] | None:
-    """Per-id BibTeX entries and the whole file, from :mod:`kdsurvey.exporters.citations`."""
+def _bibtex(catalogue: Catalogue, memo: dict | None = None) -> tuple[dict[str, str], str] | None:
+    """Per-id BibTeX entries and the whole file, from :mod:`kdsurvey.exporters.citations`.
+
+    With ``memo`` (``kdsurvey serve``), each entry is written once per version of its record.
+    """
     try:
         from kdsurvey.exporters.citations import bibtex
     except ImportError:
         return None
-    text = bibtex(catalogue, catalogue.papers)
+    if memo is None:
+        text = bibtex(catalogue, catalogue.papers)
+        singles = re.split(r"\n(?=@)", text)
+    else:
+        known = memo.setdefault("bibtex", {})
+        singles = []
+        for p in sorted(catalogue.papers, key=lambda p: p.id):  # the file's order
+            key = (p.model_dump_json(), catalogue.venues[p.venue].model_dump_json())
+            if known.get(p.id, (None,))[0] != key:
+                known[p.id] = (key, bibtex(catalogue, [p]))
+            singles.append(known[p.id][1])
+        text = "\n".join(singles)  # what bibtex() writes for them all
     entries = {}
-    for chunk in re.split(r"\n(?=@)", text):
+    for chunk in singles:
         match = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", chunk)
         if match:
             entries[match.group(1)] = chunk.strip() + "\n"
     return entries, text if text.endswith("\n") else text + "\n"
 
 
-def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, str]:
-    """Every generated file: path relative to the generated folder -> text. Pure and ordered."""
+def render_pages(
+    catalogue: Catalogue, links: Links | None = None, memo: dict | None = None
+) -> dict[str, str]:
+    """Every generated file: path relative to the generated folder -> text. Pure and ordered.
+
+    ``memo`` (a dict kept between calls, as ``kdsurvey serve`` does) remembers each paper page and
+    BibTeX entry with everything it shows, and renders again only those whose inputs changed.
+    The caller clears it when anything but a record changed (a data file, a template).
+    """
     links = links or Links()
     env = _site_env()
     env.filters.update(  # task titles are the catalogue's data (papers/tasks.yaml)
@@ -102,7 +128,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     venues = catalogue.venues
     by_year = newest_first(catalogue.papers)
     related_papers = related(catalogue)
-    cites = _bibtex(catalogue)
+    cites = _bibtex(catalogue, memo)
     categories = catalogue.categories
     venue_slugs: dict[str, str] = {}
     for key in sorted(venues):
@@ -116,6 +142,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         name: checked_against(info, by_id.get(info.paper)) if info else None
         for name, info in losses.items()
     }
+    evidence_html = {name: inline_html(text) for name, text in evidence.items() if text}
     common = {
         "venues": venues,
         "categories": categories,
@@ -123,6 +150,7 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
         "links": links,
         "losses": losses,
         "evidence": evidence,
+        "evidence_html": evidence_html,
         "scope": SCOPE,
         "papers_by_id": by_id,
     }
@@ -203,18 +231,21 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
             reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
-        pages[f"papers/{p.id}.md"] = t_paper.render(
-            common,
-            p=p,
-            venue=venues[p.venue],
-            category=categories[p.category.value],
-            related=related_papers[p.id],
-            bibtex=entry,
-            edit_url=links.edit(catalogue.path_of(p)),
-            results=leaderboard.paper_rows(catalogue, p),
-            arena=arena_page.paper_rows(arena_rows, p.id),
-            boost=1 + min(len(reused[p.id]), 4) / 4 if reused[p.id] else None,
-        )
+        inputs = {
+            "p": p,
+            "venue": venues[p.venue],
+            "category": categories[p.category.value],
+            "related": related_papers[p.id],
+            "bibtex": entry,
+            "edit_url": links.edit(catalogue.path_of(p)),
+            "results": leaderboard.paper_rows(catalogue, p),
+            "arena": arena_page.paper_rows(arena_rows, p.id),
+            "boost": 1 + min(len(reused[p.id]), 4) / 4 if reused[p.id] else None,
+        }
+        if memo is None:
+            pages[f"papers/{p.id}.md"] = t_paper.render(common, **inputs)
+        else:
+            pages[f"papers/{p.id}.md"] = _remembered(memo, t_paper, common, inputs, by_id)
         if entry:
             pages[f"papers/{p.id}.bib"] = entry
     if cites:
@@ -254,6 +285,32 @@ def render_pages(catalogue: Catalogue, links: Links | None = None) -> dict[str, 
     return pages
 
 
+def _remembered(memo: dict, template, common: dict, inputs: dict, by_id: dict) -> str:
+    """A paper page from ``memo`` when nothing it shows changed, else rendered and remembered.
+
+    The key is what the page shows: the record (its results included), the titles, venues and
+    years of the other records it names (related papers, the papers whose losses it uses), and
+    the small inputs. The data files (venue, category, benchmark and task names) and templates
+    are the caller's to watch: it clears ``memo`` when one changes.
+    """
+    p = inputs["p"]
+    others = [q for q, _ in inputs["related"]]
+    others += [
+        by_id[i.paper] for n in p.loss if (i := common["losses"].get(n)) and i.paper in by_id
+    ]
+    key = (
+        p.model_dump_json(),
+        [(q.id, q.title, q.venue, q.year) for q in others],
+        [why for _, why in inputs["related"]],
+        (inputs["bibtex"], inputs["edit_url"], inputs["boost"]),
+        repr([{k: v for k, v in row.items() if k != "paper"} for row in inputs["arena"]]),
+    )
+    pages = memo.setdefault("papers", {})
+    if pages.get(p.id, (None,))[0] != key:
+        pages[p.id] = (key, template.render(common, **inputs))
+    return pages[p.id][1]
+
+
 def _libraries_page(env, catalogue: Catalogue, links: Links, common: dict) -> str:
     """The library coverage page, from ``libraries.yaml`` beside the records (empty without one).
 
@@ -288,11 +345,19 @@ def _libraries_page(env, catalogue: Catalogue, links: Links, common: dict) -> st
     )
 
 
-def generate(catalogue: Catalogue, docs_dir: Path | str, links: Links | None = None) -> Generated:
-    """Write the generated pages into ``docs_dir/catalogue``: changed files only, stale removed."""
+def generate(
+    catalogue: Catalogue,
+    docs_dir: Path | str,
+    links: Links | None = None,
+    memo: dict | None = None,
+) -> Generated:
+    """Write the generated pages into ``docs_dir/catalogue``: changed files only, stale removed.
+
+    ``memo``: as for :func:`render_pages`.
+    """
     start = time.perf_counter()
     out = Path(docs_dir) / GENERATED
-    pages = render_pages(catalogue, links)
+    pages = render_pages(catalogue, links, memo)
     result = Generated()
     existing = (
         {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
