@@ -12,8 +12,8 @@ but the headings: raw HTML blocks pass through it verbatim. So :class:`FastPages
   and puts each HTML block back where it stood: no Markdown instance per page, no HTML parse;
 * lets Material's search plugin index a copy of the content in which every block that the index
   would skip anyway (a block whose first tag has ``data-search-exclude``, or any block under a
-  heading that has it) is an empty excluded ``<div>``: the same entries, without parsing the
-  excluded tables, BibTeX and lists.
+  heading that has it) is an empty excluded ``<div>``, and every excluded ``<span>`` (the facts'
+  labels) is gone: the same entries, without parsing the excluded tables, BibTeX and lists.
 
 Everything else (pages without the marker, or that break the rule) is MkDocs' own rendering.
 ``mkdocs build`` and ``zensical build`` of the same folder never load this module and build the
@@ -36,9 +36,8 @@ _HEADING = re.compile(r"#{1,6} \S[^\n]*")
 _BLOCK_TAG = re.compile(r"<(div|p|table|pre|ul|ol|dl|details|nav|section|figure|blockquote)[\s>]")
 _EXCLUDED_TAG = re.compile(r"<[a-z0-9]+\b[^>]*\sdata-search-exclude[\s=>]")
 _ANCHOR = re.compile(r"<[a-zA-Z][^>]*?\sid=\"([^\"]*)\"|<a\s[^>]*?\bname=\"([^\"]*)\"")
-_PLACEHOLDER = "KDSURVEYRAWBLOCK{}"  # a paragraph standing for a raw block
-_PLACED = re.compile(r"<p>KDSURVEYRAWBLOCK(\d+)</p>")  # a placeholder, rendered
-_HEADING_HTML = re.compile(r"<h[1-6][\s>][^\n]*")
+# an excluded span with no span inside: the index skips all of it, so it can go
+_EXCLUDED_SPAN = re.compile(r"<span data-search-exclude>(?:(?!</?span[\s>]).)*?</span>", re.S)
 _STUB = "<div data-search-exclude></div>"  # what the index sees of a skipped block
 
 
@@ -97,41 +96,38 @@ class FastPages(BasePlugin):
         return self._md
 
     def _render(self, page: Page, blocks: list[tuple[str, str]], config) -> None:
+        # Markdown renders the headings alone, one line each. The raw blocks go back between
+        # them as Markdown puts them: adjacent blocks as one, followed by a newline. The index
+        # gets each block the search plugin would skip (excluded, or under an excluded heading)
+        # as an empty excluded element: the parser's result is the same.
         md = self._markdown(config)
         md.reset()
-        source, raw = [], []
-        for kind, text in blocks:
+        headings = iter(md.convert("\n\n".join(t for k, t in blocks if k == "heading")).split("\n"))
+        content, index = [], []
+        excluded = False
+        for i, (kind, text) in enumerate(blocks):
             if kind == "heading":
-                source.append(text)
-            elif source and source[-1] == _PLACEHOLDER.format(len(raw) - 1):
-                raw[-1] += "\n\n" + text  # Markdown keeps adjacent raw blocks as one
+                heading = next(headings)
+                excluded = bool(_EXCLUDED_TAG.match(heading))
+                content.append(heading)
+                index.append(heading)
+                continue
+            indexed = _STUB if excluded or _EXCLUDED_TAG.match(text) else text
+            if i and blocks[i - 1][0] == "html":
+                content[-1] = f"{content[-1][:-1]}\n\n{text}\n"
+                index[-1] = f"{index[-1][:-1]}\n\n{indexed}\n"
             else:
-                source.append(_PLACEHOLDER.format(len(raw)))
-                raw.append(text)
-        html = md.convert("\n\n".join(source))
-        # walk the output in order: a heading decides whether the blocks under it are indexed
-        content_parts, index_parts = [], []
-        excluded_section, pos = False, 0
-        for match in [*_PLACED.finditer(html), None]:
-            between = html[pos : match.start() if match else len(html)]
-            for heading in _HEADING_HTML.findall(between):
-                excluded_section = bool(_EXCLUDED_TAG.match(heading))
-            content_parts.append(between)
-            index_parts.append(between)
-            if match:
-                block = raw[int(match.group(1))] + "\n"  # as Markdown's stash keeps it
-                content_parts.append(block)
-                skip = excluded_section or _EXCLUDED_TAG.match(block)
-                index_parts.append(_STUB if skip else block)
-                pos = match.end()
-        content, index = "".join(content_parts).strip(), "".join(index_parts).strip()
+                content.append(text + "\n")
+                index.append(indexed + "\n")
+        html = "\n".join(content).strip()
+        lean = _EXCLUDED_SPAN.sub("", "\n".join(index).strip())
         self.rendered.append(page.file.src_uri)
-        page.content = content
+        page.content = html
         page.toc = get_toc(getattr(md, "toc_tokens", []))
-        page.present_anchor_ids = {a or b for a, b in _ANCHOR.findall(content)}
+        page.present_anchor_ids = {a or b for a, b in _ANCHOR.findall(html)}
         page.links_to_anchors = {}
-        if index != content:
-            page._kd_index_content = index
+        if lean != html:
+            page._kd_index_content = lean
 
     @event_priority(100)  # before Material's search plugin indexes the page
     def _index_lean(self, context, *, page, config, nav):
