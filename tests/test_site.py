@@ -29,6 +29,7 @@ from kdsurvey.exporters import site
 from kdsurvey.exporters.loss_facts import EVIDENCE, evidence_counts, facts
 from kdsurvey.exporters.site import mkdocs as site_mkdocs
 from kdsurvey.exporters.site.evidence import SCOPE, github_repo
+from kdsurvey.exporters.site.markdown import doc_html
 from kdsurvey.losses import manifest
 from kdsurvey.records.catalogue import load
 from kdsurvey.records.model import citation_key
@@ -152,11 +153,14 @@ def test_every_loss_of_the_manifest_has_its_facts():
 def test_loss_pages_say_how_each_loss_was_checked():
     pages = site.render_pages(load(PAPERS))
     dkd = pages["losses/dkd.md"]
-    assert "**reference**: checked against [`megvii-research/mdistiller`]" in dkd
+    assert (
+        "<strong>reference</strong>: checked against <a "
+        'href="https://github.com/megvii-research/mdistiller"><code>megvii-research/mdistiller'
+    ) in dkd
     assert "the authors' official code" in dkd
     icls = pages["losses/icls.md"]
-    assert f"**{facts('icls').evidence}**: " in icls
-    notes = icls.split("## Implementation notes", 1)[1].split("\nSource: ", 1)[0]
+    assert f"<strong>{facts('icls').evidence}</strong>: " in icls
+    notes = icls.split("## Implementation notes", 1)[1].split("\n<p>Source: ", 1)[0]
     assert "UNCERTAIN: no code was released" in notes
     # a paper page links to the loss's page instead of repeating it
     paper = pages["papers/zhao2022decoupled.md"]
@@ -225,12 +229,12 @@ def test_hyperparameter_tables_are_the_manifest():
     names = {n for p in catalogue.papers for n in p.loss}
     for name in names:
         page = pages[f"losses/{site.slug(name)}.md"]
-        rows = [r for r in page.splitlines() if r.startswith("| `")]
+        rows = [r for r in page.splitlines() if r.startswith("<tr><td><code>")]
         entry = manifest.entry(name)
         assert len(rows) == len(entry["hyperparameters"]), name
         for row, h in zip(rows, entry["hyperparameters"], strict=True):
-            assert row.startswith(f"| `{h['name']}` |"), (name, row)
-            assert row.endswith(f"| {site.doc_text(h['meaning'])} |"), (name, row)
+            assert row.startswith(f"<tr><td><code>{h['name']}</code></td>"), (name, row)
+            assert row.endswith(f"<td>{doc_html(h['meaning'])}</td></tr>"), (name, row)
             assert h["meaning"].strip(), (name, h["name"])  # no empty Meaning cell
 
 

@@ -18,7 +18,6 @@ Everything here is torch-free: what a page says about a loss comes from the loss
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.live import serve
 from kdsurvey.exporters.site.markdown import (
-    doc_paragraphs,
     doc_text,
     fence,
     front_matter,
@@ -54,7 +53,6 @@ __all__ = [
     "added_order",
     "build",
     "copy_project",
-    "doc_paragraphs",
     "doc_text",
     "fence",
     "front_matter",

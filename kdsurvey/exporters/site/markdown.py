@@ -107,11 +107,9 @@ def inline_html(markdown_text: str) -> str:
     return out.removeprefix("<p>").removesuffix("</p>")
 
 
-def doc_paragraphs(value, indent: int = 0) -> str:
-    """Several paragraphs of the losses' prose (:func:`doc_text` each), blank-line separated; the
-    lines after the first indented by ``indent`` spaces (inside an admonition)."""
-    paragraphs = [doc_text(p) for p in re.split(r"\n\s*\n", str(value)) if p.strip()]
-    return ("\n\n" + " " * indent).join(paragraphs)
+def paragraph_list(value) -> list[str]:
+    """The paragraphs (blank-line separated) of the losses' prose."""
+    return [p for p in re.split(r"\n\s*\n", str(value or "")) if p.strip()]
 
 
 def fence(code: str) -> str:

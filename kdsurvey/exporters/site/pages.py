@@ -25,7 +25,6 @@ from kdsurvey.exporters.site.evidence import sentence as checked_against
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.markdown import (
     doc_html,
-    doc_paragraphs,
     doc_text,
     fence,
     front_matter,
@@ -33,6 +32,7 @@ from kdsurvey.exporters.site.markdown import (
     inline_html,
     mathml,
     md_text,
+    paragraph_list,
     slug,
     task_label,
     task_lower,
@@ -68,7 +68,7 @@ def _site_env():
         text=md_text,
         doc=doc_text,
         doc_html=doc_html,
-        paragraphs=doc_paragraphs,
+        paragraph_list=paragraph_list,
         html=html_text,
         url=url,
         fm=front_matter,
@@ -149,7 +149,6 @@ def render_pages(
         "venue_slugs": venue_slugs,
         "links": links,
         "losses": losses,
-        "evidence": evidence,
         "evidence_html": evidence_html,
         "scope": SCOPE,
         "papers_by_id": by_id,
@@ -169,7 +168,7 @@ def render_pages(
             info_math=[mathml(m, display=True) for m in info.math] if info else [],
             papers=users[name],
             source=links.blob,
-            evidence_sentence=evidence[name],
+            usage=_usage(name, info) if info else "",
         )
     pages["losses/index.md"] = env.get_template("site/losses.md.j2").render(
         common,
@@ -283,6 +282,24 @@ def render_pages(
         )
     pages.update(leaderboard.pages(catalogue, env))
     return pages
+
+
+def _usage(name: str, info) -> str:
+    """The loss page's usage example, highlighted as the site's code blocks are (Pygments); no
+    blank line, so that it stays one raw HTML block (:mod:`.fastpath`)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    args = ", ".join(
+        f"{a.name}={a.default if a.default is not None else '...'}" for a in info.params
+    )
+    code = (
+        f'from kdsurvey.losses import {info.cls}  # or: create("{name}", ...)\n'
+        f"loss_fn = {info.cls}({args})\n"
+        f"loss = loss_fn({', '.join(info.inputs)})\n"
+    )
+    return highlight(code, PythonLexer(), HtmlFormatter(wrapcode=True)).strip()
 
 
 def _remembered(memo: dict, template, common: dict, inputs: dict, by_id: dict) -> str:
