@@ -128,6 +128,11 @@ def url(value) -> str:
     return quote(str(value), safe=":/?#@!$&'*+,;=%~-._[]")
 
 
+def bibtex_data_url(entry: str) -> str:
+    """A ``data:`` URL holding a BibTeX entry, for a download link (``<a download>``)."""
+    return "data:application/x-bibtex;charset=utf-8," + quote(entry, safe="")
+
+
 def front_matter(value) -> str:
     """A YAML scalar for the front matter (JSON strings are YAML); HTML-escaped like a title."""
     return json.dumps(html_text(value), ensure_ascii=False)

@@ -24,6 +24,7 @@ from kdsurvey.exporters.site.evidence import SCOPE
 from kdsurvey.exporters.site.evidence import sentence as checked_against
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.markdown import (
+    bibtex_data_url,
     doc_html,
     doc_text,
     fence,
@@ -68,6 +69,7 @@ def _site_env():
         text=md_text,
         doc=doc_text,
         doc_html=doc_html,
+        bibtex_data_url=bibtex_data_url,
         paragraph_list=paragraph_list,
         html=html_text,
         url=url,
@@ -245,8 +247,6 @@ def render_pages(
             pages[f"papers/{p.id}.md"] = t_paper.render(common, **inputs)
         else:
             pages[f"papers/{p.id}.md"] = _remembered(memo, t_paper, common, inputs, by_id)
-        if entry:
-            pages[f"papers/{p.id}.bib"] = entry
     if cites:
         pages["kdsurvey.bib"] = cites[1]
     pages["help.md"] = render_help(env, catalogue, links)
