@@ -54,47 +54,41 @@ def mathml(latex: str, display: bool = False) -> str:
     return out.replace("|", "&#124;").replace("\n", "")
 
 
-@lru_cache(maxsize=4096)
-def doc_text(value) -> str:
-    """One line of the losses' own prose: ``code`` and :role:`code` become code spans, ``$x$``
-    MathML, ``**x**`` and ``*x*`` strong and emphasis; everything else is text as written."""
+def _doc(value, escape, code) -> str:
+    """The losses' prose, one line: tokens found once, rendered by ``escape`` (text) and ``code``."""
     text = _SPACES.sub(" ", str(value))
     out, pos = [], 0
     for match in _DOC_TOKEN.finditer(text):
-        out.append(md_text(text[pos : match.start()]))
-        code, math, strong, em = match.groups()
-        if code is not None:
-            out.append(f"`{code}`")
+        out.append(escape(text[pos : match.start()]))
+        span, math, strong, em = match.groups()
+        if span is not None:
+            out.append(code(span))
         elif math is not None:
             out.append(mathml(math))
         elif strong is not None:
-            out.append(f"<strong>{doc_text(strong)}</strong>")
+            out.append(f"<strong>{_doc(strong, escape, code)}</strong>")
         else:
-            out.append(f"<em>{doc_text(em)}</em>")
+            out.append(f"<em>{_doc(em, escape, code)}</em>")
         pos = match.end()
-    out.append(md_text(text[pos:]))
+    out.append(escape(text[pos:]))
     return "".join(out)
+
+
+@lru_cache(maxsize=4096)
+def doc_text(value) -> str:
+    """One line of the losses' own prose as Markdown: ``code`` and :role:`code` become code
+    spans, ``$x$`` MathML, ``**x**`` and ``*x*`` strong and emphasis; the rest text as written."""
+    return _doc(value, md_text, lambda span: f"`{span}`")
 
 
 @lru_cache(maxsize=4096)
 def doc_html(value) -> str:
     """:func:`doc_text` for raw HTML: the same prose, code spans as ``<code>``, text escaped."""
-    text = _SPACES.sub(" ", str(value))
-    out, pos = [], 0
-    for match in _DOC_TOKEN.finditer(text):
-        out.append(html.escape(text[pos : match.start()], quote=False))
-        code, math, strong, em = match.groups()
-        if code is not None:
-            out.append(f"<code>{html.escape(code, quote=False)}</code>")
-        elif math is not None:
-            out.append(mathml(math))
-        elif strong is not None:
-            out.append(f"<strong>{doc_html(strong)}</strong>")
-        else:
-            out.append(f"<em>{doc_html(em)}</em>")
-        pos = match.end()
-    out.append(html.escape(text[pos:], quote=False))
-    return "".join(out)
+    return _doc(
+        value,
+        lambda text: html.escape(text, quote=False),
+        lambda span: f"<code>{html.escape(span, quote=False)}</code>",
+    )
 
 
 @lru_cache(maxsize=1024)

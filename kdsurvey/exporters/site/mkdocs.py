@@ -147,7 +147,7 @@ def swap_in(config) -> None:
 def run_mkdocs(config, *, fast: bool = True):
     """``mkdocs build`` in this process; warnings (all of them, strict) raise :class:`SiteError`.
 
-    ``fast`` adds :class:`~.fastpath.FastPages` (the same site, built in about half the time) and
+    ``fast`` adds :class:`~.fastpath.FastPages` (the same site, built sooner) and
     returns it: its ``rendered`` lists the pages it rendered.
     """
     from mkdocs.commands.build import build as mkdocs_build

@@ -306,8 +306,9 @@ def _remembered(memo: dict, template, common: dict, inputs: dict, by_id: dict) -
     """A paper page from ``memo`` when nothing it shows changed, else rendered and remembered.
 
     The key is what the page shows: the record (its results included), the titles, venues and
-    years of the other records it names (related papers, the papers whose losses it uses), and
-    the small inputs. The data files (venue, category, benchmark and task names) and templates
+    years of the other records it names (related papers, the papers whose losses it uses), what
+    its losses were checked against (which depends on their papers' code links), and the small
+    inputs. The data files (venue, category, benchmark and task names) and templates
     are the caller's to watch: it clears ``memo`` when one changes.
     """
     p = inputs["p"]
@@ -319,6 +320,7 @@ def _remembered(memo: dict, template, common: dict, inputs: dict, by_id: dict) -
         p.model_dump_json(),
         [(q.id, q.title, q.venue, q.year) for q in others],
         [why for _, why in inputs["related"]],
+        [common["evidence_html"].get(n) for n in p.loss],  # from the losses' own records
         (inputs["bibtex"], inputs["edit_url"], inputs["boost"]),
         repr([{k: v for k, v in row.items() if k != "paper"} for row in inputs["arena"]]),
     )
