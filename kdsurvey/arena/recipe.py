@@ -27,6 +27,7 @@ PAPER_WEIGHTS: dict[str, tuple[float, float, str]] = {
     "fitnet": (1.0, 100.0, "RepDistiller/mdistiller -b 100"),
     "at": (1.0, 1000.0, "paper beta = 1000"),
     "ft": (1.0, 500.0, "authors' beta = 500"),
+    "ft_repdistiller": (1.0, 200.0, "RepDistiller -b 200"),
     "nst": (1.0, 50.0, "mdistiller 50"),
     "sp": (1.0, 3000.0, "mdistiller 3000"),
     "fsp": (1.0, 50.0, "RepDistiller -b 50"),
@@ -94,6 +95,9 @@ NOT_FITTING: dict[str, str] = {
     "students have no such branch, are thinner than their teachers, and the loss owns no adapter",
     "fsp": "FSP matrices (C_l x C_l+1 per stage pair) must be the same size for student and "
     "teacher and the loss defines no adapter; the arena's student is 4x thinner than its teacher",
+    "fsp_torchdistill": "torchdistill's FSP matrices (C_a x C_b per pair of maps) must be the same "
+    "size for student and teacher and the loss defines no adapter (nor does torchdistill's); the "
+    "arena's student is 4x thinner than its teacher",
     "dist_plus": "DIST+'s feature terms correlate student and teacher maps of equal shape "
     "channel by channel and the loss defines no adapter (nor does torchdistill's); the arena's "
     "student is thinner than its teacher",
