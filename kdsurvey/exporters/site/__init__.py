@@ -9,6 +9,8 @@ One module per concern, each small enough to read at once:
 * :mod:`.pages`: :func:`render_pages` (pure) and :func:`generate` (writes changed pages only);
 * :mod:`.mkdocs`: the skeleton (package data in ``kdsurvey/website/``), the configuration, and
   :func:`build`: strict, swapped in whole;
+* :mod:`.fastpath`: the in-process MkDocs plugin that renders the generated pages (headings plus
+  raw HTML) without a Markdown pass over their HTML; the same site, sooner;
 * :mod:`.live`: :func:`serve`, live reload with pages regenerated when a record changes.
 
 Everything here is torch-free: what a page says about a loss comes from the losses' manifest
