@@ -945,3 +945,35 @@ def test_serve_regeneration_follows_data_files(tmp_path):
     written = len(messages)
     regenerate()  # nothing changed: nothing read or written
     assert len(messages) == written
+
+
+def test_rebuilds_in_one_process_compile_no_theme_template(small, monkeypatch, tmp_path):
+    """``kdsurvey serve`` rebuilds with a new configuration each time: the theme's templates are
+    compiled by the first build only (they were half of a rebuild at 1,000 papers)."""
+    import jinja2
+
+    project = tmp_path / "project"
+    shutil.copytree(small[1], project)
+
+    def build():
+        config = site.load_config(project / "mkdocs.yml", site_dir=str(tmp_path / "public"))
+        site_mkdocs.run_mkdocs(config)
+
+    build()
+    compiled = []
+    real = jinja2.Environment.compile
+
+    def spy(self, source, name=None, *args, **kwargs):
+        compiled.append(name)
+        return real(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", spy)
+    build()
+    # (Material's search plugin compiles its two language partials in an environment of its own)
+    assert {"main.html", "base.html", "partials/header.html", "partials/source.html"}.isdisjoint(
+        compiled
+    ), compiled
+    edited = project / "docs" / "overrides" / "partials" / "source.html"  # ours: compiled again
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    build()
+    assert "partials/source.html" in compiled

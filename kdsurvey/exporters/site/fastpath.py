@@ -15,7 +15,9 @@ but the headings: raw HTML blocks pass through it verbatim. So :class:`FastPages
   heading that has it) is an empty excluded ``<div>``, and every excluded ``<span>`` (the facts'
   labels) is gone: the same entries, without parsing the excluded tables, BibTeX and lists.
 
-Everything else (pages without the marker, or that break the rule) is MkDocs' own rendering.
+It also keeps the theme's compiled templates for the process (``kdsurvey serve`` rebuilds with a
+new Jinja environment each time). Everything else (pages without the marker, or that break the
+rule) is MkDocs' own rendering.
 ``mkdocs build`` and ``zensical build`` of the same folder never load this module and build the
 same site, only slower: ``tests/test_site.py`` builds the real catalogue both ways and compares
 every HTML page and the search index byte for byte.
@@ -26,6 +28,8 @@ from __future__ import annotations
 import re
 from types import MethodType
 
+import jinja2
+import jinja2.bccache
 from mkdocs.plugins import BasePlugin, CombinedEvent, event_priority
 from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import get_toc
@@ -57,6 +61,26 @@ def split(markdown: str) -> list[tuple[str, str]] | None:
     return blocks
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """The theme's compiled templates, kept for the process: each rebuild of ``kdsurvey serve``
+    makes a new Jinja environment, which would compile Material's templates again (half of a
+    dirty rebuild). Jinja checks each entry against its template's source, so an edited
+    template is compiled again."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self._code:
+            bucket.bytecode_from_string(self._code[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
+
+
 class FastPages(BasePlugin):
     """Render ``kd_html`` pages without a Markdown pass over their HTML; index them cheaply."""
 
@@ -69,6 +93,10 @@ class FastPages(BasePlugin):
     def on_config(self, config):
         self._md = None  # a configuration per build: a new shared Markdown
         return config
+
+    def on_env(self, env, *, config, files):
+        env.bytecode_cache = _COMPILED
+        return env
 
     def on_pre_page(self, page: Page, *, config, files):
         plugin = self

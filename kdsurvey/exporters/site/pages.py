@@ -287,18 +287,23 @@ def render_pages(
 def _usage(name: str, info) -> str:
     """The loss page's usage example, highlighted as the site's code blocks are (Pygments); no
     blank line, so that it stays one raw HTML block (:mod:`.fastpath`)."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer
-
     args = ", ".join(
         f"{a.name}={a.default if a.default is not None else '...'}" for a in info.params
     )
-    code = (
+    return _python_html(
         f'from kdsurvey.losses import {info.cls}  # or: create("{name}", ...)\n'
         f"loss_fn = {info.cls}({args})\n"
         f"loss = loss_fn({', '.join(info.inputs)})\n"
     )
+
+
+@cache
+def _python_html(code: str) -> str:
+    """Python code highlighted once per process (``kdsurvey serve`` renders pages again)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
     return highlight(code, PythonLexer(), HtmlFormatter(wrapcode=True)).strip()
 
 
