@@ -66,6 +66,7 @@ _SPECIALS = {
     "{": r"\textbraceleft{}",
     "}": r"\textbraceright{}",
 }
+_PLAIN = re.compile("[^" + re.escape("".join(_SPECIALS)) + "\x80-\U0010ffff]*")  # as written
 _WORD = re.compile(r"[^\W_]+")
 # A hyphenated compound with a one-capital part (``X-Ray``, ``U-Net``, ``K-Means``): classic styles
 # would lowercase it to "x-ray", and no part alone has two capitals, so the whole is braced.
@@ -120,6 +121,8 @@ def _non_ascii(char: str, ascii: bool) -> str:
 
 def latex_text(text: str, ascii: bool = False) -> str:
     """``text`` as the value of a BibTeX field: specials escaped, non-ASCII per ``ascii``."""
+    if _PLAIN.fullmatch(text):  # most text: nothing to escape (a third of the site's BibTeX time)
+        return text
     out = []
     for char in text:
         if char in _SPECIALS:
