@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
-import os
 
 import pytest
+from conftest import require
 
-
-def _require(module: str):
-    """The module, or a skip outside CI; under CI a missing one is an error (the test extra,
-    ``pip install -e ".[losses,test]"``, installs it), so these tests never skip into green."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"{module} is not installed (pip install .[test])")
-
-
-torch = _require("torch")
-_require("sklearn")
-_require("scipy")
-_require("tqdm")
+torch = require("torch")
+require("sklearn")
+require("scipy")
+require("tqdm")
 
 from kdsurvey.arena import core, models, recipe  # noqa: E402
 from kdsurvey.losses import available  # noqa: E402

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
 from pathlib import Path
 
 import pytest
+from conftest import require
 
-
-def _require(module: str):
-    """The module, or a skip outside CI; under CI a missing one is an error (the test extra,
-    ``pip install -e ".[losses,test]"``, installs it), so these tests never skip into green."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"{module} is not installed (pip install .[test])")
-
-
-torch = _require("torch")
+torch = require("torch")
 
 from kdsurvey.arena.models import ConvClassifier  # noqa: E402
 from kdsurvey.distill import Distiller, TapError  # noqa: E402

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import require
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
+torch = require("torch", "the losses extra")
 
 from kdsurvey.losses import available  # noqa: E402
 from kdsurvey.losses.demo import demo  # noqa: E402

@@ -5,9 +5,10 @@ under which torchdistill's SKD terms (the paper's equations) equal `streamlined_
 from __future__ import annotations
 
 import pytest
+from conftest import require
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
-np = pytest.importorskip("numpy")
+torch = require("torch", "the losses extra")
+np = require("numpy", "the losses extra")
 
 from kdsurvey.losses import create  # noqa: E402
 

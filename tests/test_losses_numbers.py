@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import assert_case_file_passes
+from conftest import assert_case_file_passes, require
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
+torch = require("torch", "the losses extra")
 
 from kdsurvey.losses import available, create, get  # noqa: E402
 

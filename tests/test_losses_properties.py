@@ -4,8 +4,9 @@ tested the day it is added."""
 from __future__ import annotations
 
 import pytest
+from conftest import require
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
+torch = require("torch", "the losses extra")
 
 from kdsurvey.losses import available, create, get  # noqa: E402
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from conftest import require
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
+torch = require("torch", "the losses extra")
 
 from kdsurvey.cli import main  # noqa: E402
 from kdsurvey.losses.verify import DEFAULT_CASES, run_dir  # noqa: E402

@@ -22,7 +22,15 @@ from kdsurvey.checks.linkresults import DEAD, INCONCLUSIVE, OK, Cache, verdicts
 from kdsurvey.checks.linktargets import merge, record_targets, site_files, site_targets
 from kdsurvey.checks.metadata import check
 from kdsurvey.checks.online import check_online
-from kdsurvey.commands.common import FORMAT, PAPERS, Failure, command, group, load_catalogue
+from kdsurvey.commands.common import (
+    FORMAT,
+    PAPERS,
+    Failure,
+    add_timeout,
+    command,
+    group,
+    load_catalogue,
+)
 from kdsurvey.files import write_atomic
 from kdsurvey.gitrepo import GitError, changed_files
 from kdsurvey.importers.apis import add_api_options, api_base
@@ -90,13 +98,7 @@ def _links_arguments(p) -> None:
         metavar="S",
         help="polite delay between requests to one host (default 0.5 s)",
     )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=15.0,
-        metavar="S",
-        help="longest wait for each read from a server (default 15 s)",
-    )
+    add_timeout(p, "a server")
     p.add_argument(
         "--deadline",
         type=float,
@@ -250,13 +252,7 @@ def _metadata_arguments(p) -> None:
         metavar="S",
         help="seconds between arXiv API requests (default 3)",
     )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=15.0,
-        metavar="S",
-        help="longest wait for each read from an API (default 15 s)",
-    )
+    add_timeout(p, "an API")
     add_api_options(p, "arxiv", "crossref")
 
 

@@ -52,6 +52,17 @@ def command(subparsers, name: str, func, help: str, parents=(PAPERS,)):
     return parser
 
 
+def add_timeout(parser, what: str) -> None:
+    """``--timeout S``: the longest wait for each read from ``what`` (15 s by default)."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help=f"longest wait for each read from {what} (default 15 s)",
+    )
+
+
 def group(subparsers, name: str, help: str):
     """A noun group (``kdsurvey check links``): the subparsers of its verbs."""
     parser = subparsers.add_parser(name, help=help, description=help)

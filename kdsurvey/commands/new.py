@@ -22,6 +22,7 @@ from kdsurvey.commands.common import (
     FORMAT,
     PAPERS,
     Failure,
+    add_timeout,
     already_catalogued,
     check_venue,
     command,
@@ -112,13 +113,7 @@ def _add_arguments(p) -> None:
     fields.add_argument("--pages")
     fields.add_argument("--notes")
     p.add_argument("--dry-run", action="store_true", help="print the YAML, write nothing")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=15.0,
-        metavar="S",
-        help="longest wait for each read from an API (default 15 s)",
-    )
+    add_timeout(p, "an API")
     add_api_options(p, "arxiv", "crossref")
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import bisect
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 from kdsurvey.exporters.render import newest_first
 from kdsurvey.exporters.site.markdown import task_label
+from kdsurvey.gitrepo import added_times
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.model import Paper
 
@@ -99,26 +99,8 @@ def related(catalogue: Catalogue) -> dict[str, list[tuple[Paper, str]]]:
 
 def added_order(catalogue: Catalogue) -> dict[str, int]:
     """id -> commit time (seconds) at which the record was added, from git; {} without history."""
-    try:
-        out = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(catalogue.root),
-                "log",
-                "--diff-filter=A",
-                "--format=%x00%ct",
-                "--name-only",
-                "--relative",
-                "--",
-                ".",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = added_times(catalogue.root)
+    if out is None:
         return {}
     added: dict[str, int] = {}
     for chunk in out.split("\x00")[1:]:
