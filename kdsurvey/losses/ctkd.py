@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_shape
+from kdsurvey.losses._kl import kl_of_logits
 from kdsurvey.losses.base import DistillationLoss
 from kdsurvey.losses.registry import register
 
@@ -121,7 +121,5 @@ class CTKD(DistillationLoss):
         """
         check_same_shape(logits_student, logits_teacher, "logits")
         t = self.temperature(logits_student.dtype)
-        log_p_s = F.log_softmax(logits_student / t, dim=1)
-        log_p_t = F.log_softmax(logits_teacher.detach() / t, dim=1)
-        kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+        kl = kl_of_logits(logits_student, logits_teacher.detach(), t).mean()
         return self.loss_weight * (kl * t * t).squeeze(0)

@@ -9,19 +9,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
+from kdsurvey.losses._kl import kl_of_logits
 from kdsurvey.losses.base import DistillationLoss, logits_example
 from kdsurvey.losses.registry import register
 
 
 def _kd(z_s: Tensor, z_t: Tensor, t: float) -> Tensor:
     """``T^2`` times the batch-mean ``KL(softmax(z_t/T) || softmax(z_s/T))``."""
-    kl = F.kl_div(
-        F.log_softmax(z_s / t, dim=1),
-        F.log_softmax(z_t / t, dim=1),
-        reduction="none",
-        log_target=True,
-    )
-    return t * t * kl.sum(1).mean()
+    return t * t * kl_of_logits(z_s, z_t, t).mean()
 
 
 def _gram_gap(p_s: Tensor, p_t: Tensor, dim: int) -> Tensor:

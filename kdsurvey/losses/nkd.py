@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
+from kdsurvey.losses._kl import gt_mask
 from kdsurvey.losses.base import DistillationLoss
 from kdsurvey.losses.registry import register
 
@@ -73,7 +73,7 @@ class NKD(DistillationLoss):
         p_t_label = F.softmax(z_t, dim=1).gather(1, label)
         target_term = -(p_t_label * log_p_s_label).mean()
 
-        keep = torch.ones_like(logits_student, dtype=torch.bool).scatter_(1, label, False)
+        keep = ~gt_mask(logits_student, target)
         t = self.temperature
         rest_s = logits_student[keep].reshape(b, c - 1) / t
         rest_t = z_t[keep].reshape(b, c - 1) / t
