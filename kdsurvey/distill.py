@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import get
 
 BUILTIN = (
@@ -141,9 +142,14 @@ class Distiller(nn.Module):
             ``loss_kwargs``), or an already built loss module (used as is).
         student_taps, teacher_taps: dotted submodule names whose outputs feed
             ``feats_*``/``feat_*`` (same number for both unless the loss allows otherwise).
-        weight: multiplies the distillation loss.
+        weight: multiplies the distillation loss, on top of the loss's own ``loss_weight`` (whose
+            default is its authors' weight): 1 trains at the authors' setting.
         task_loss: ``fn(student_output, target)``; default cross-entropy (``ignore_index=255``)
-            when a target is given. ``task_weight`` multiplies it.
+            when a target is given. ``task_weight`` multiplies it; ``None`` (default) takes the
+            preset's label-term weight (e.g. 0.1 for KD's CIFAR recipe).
+        preset: which of the loss's training settings to use (``None``: its default); gives the
+            loss's hyperparameters (when built by name), the label-term weight and the warm-up
+            of the distillation term, linear over ``warmup_epochs`` (needs ``distiller.epoch``).
         feat_tap: which tap feeds ``feat_*`` (default the last one).
         providers: extra or overriding forward inputs, ``{name: fn(ctx) -> value}``.
     """
@@ -157,11 +163,12 @@ class Distiller(nn.Module):
         student_taps: Sequence[str] = (),
         teacher_taps: Sequence[str] = (),
         weight: float = 1.0,
-        task_weight: float = 1.0,
+        task_weight: float | None = None,
         task_loss: Callable[[Any, Tensor], Tensor] | None = None,
         loss_kwargs: Mapping[str, Any] | None = None,
         feat_tap: int = -1,
         providers: Mapping[str, Callable[[Context], Any]] | None = None,
+        preset: str | None = None,
     ):
         super().__init__()
         self.student = student
@@ -170,7 +177,6 @@ class Distiller(nn.Module):
         self.student_taps = list(student_taps)
         self.teacher_taps = list(teacher_taps)
         self.weight = float(weight)
-        self.task_weight = float(task_weight)
         self.task_loss_fn = task_loss
         self.loss_kwargs = dict(loss_kwargs or {})
         self.feat_tap = feat_tap
@@ -184,6 +190,11 @@ class Distiller(nn.Module):
             self.loss_cls = type(loss)
             self.loss_name = getattr(loss, "name", type(loss).__name__)
             self.loss = loss
+        self.preset_name = preset
+        self.preset = (
+            self.loss_cls.preset(preset) if hasattr(self.loss_cls, "preset") else Preset("")
+        )
+        self.task_weight = float(self.preset.task_weight if task_weight is None else task_weight)
         self._captured: dict[str, list[Tensor | None]] = {"student": [], "teacher": []}
         self._hooks = []
         for role, model, taps in (
@@ -331,6 +342,15 @@ class Distiller(nn.Module):
                 out[name] = int(ctx.feats_student[0].shape[0]) if ctx.feats_student else None
         return out
 
+    def warmup(self) -> float:
+        """The preset's warm-up factor at ``self.epoch`` (0-based): ``(epoch + 1) / warmup``
+        capped at 1, as the official loops' ``min(epoch / warmup, 1)`` with 1-based epochs; 1
+        without a warm-up or an epoch."""
+        n = self.preset.warmup_epochs
+        if not n or self.epoch is None:
+            return 1.0
+        return min(1.0, (self.epoch + 1) / n)
+
     # -- public API ----------------------------------------------------------------------------
     @torch.no_grad()
     def setup(self, inputs: Any, target: Tensor | None = None, **extra: Any) -> Distiller:
@@ -345,7 +365,7 @@ class Distiller(nn.Module):
         try:
             ctx = self._run(inputs, target, extra)
             if self.loss is None:
-                kwargs = {**self._size_kwargs(ctx), **self.loss_kwargs}
+                kwargs = {**self._size_kwargs(ctx), **self.preset.kwargs, **self.loss_kwargs}
                 try:
                     self.loss = self.loss_cls(**kwargs)
                 except (TypeError, ValueError) as e:
@@ -387,7 +407,7 @@ class Distiller(nn.Module):
             task = fn(ctx.student_out, target)
         else:
             task = distill.new_zeros(())
-        total = self.task_weight * task + self.weight * distill
+        total = self.task_weight * task + self.weight * self.warmup() * distill
         return DistillOutput(
             ctx.student_out,
             total,

@@ -16,7 +16,16 @@ from kdsurvey.losses import manifest
 from kdsurvey.losses.evidence import LEVELS as EVIDENCE  # level -> one-sentence description
 from kdsurvey.records.catalogue import Catalogue
 
-__all__ = ["EVIDENCE", "LossFacts", "Param", "evidence_counts", "facts", "loss_facts", "source"]
+__all__ = [
+    "EVIDENCE",
+    "LossFacts",
+    "Param",
+    "PresetFacts",
+    "evidence_counts",
+    "facts",
+    "loss_facts",
+    "source",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,19 @@ class Param:
     annotation: str  # its type, as written in the manifest ("float", "str | None", ...)
     default: str | None  # Python source of the default; None when it is required
     doc: str  # its meaning (one line)
+
+
+@dataclass(frozen=True)
+class PresetFacts:
+    """One of the authors' training settings (``kdsurvey.losses.base.Preset``), for the pages."""
+
+    name: str
+    default: bool
+    kwargs: tuple[tuple[str, str], ...]  # (hyperparameter, Python source of its value)
+    task_weight: float
+    warmup_epochs: int
+    source: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,7 @@ class LossFacts:
     family: str | None = None  # the category of the paper record, when the catalogue has it
     description: str = ""  # what it computes (Markdown, $inline math$)
     math: tuple[str, ...] = ()  # its defining formulas (LaTeX, one per display block)
+    presets: tuple[PresetFacts, ...] = ()  # the authors' training settings, the default first
 
 
 def _literal(value) -> str:
@@ -85,6 +108,18 @@ def facts(name: str) -> LossFacts | None:
         reference=entry.get("reference"),
         description=(entry.get("description") or "").strip(),
         math=tuple(entry.get("math") or ()),
+        presets=tuple(
+            PresetFacts(
+                name=p["name"],
+                default=bool(p["default"]),
+                kwargs=tuple((k, _literal(v)) for k, v in sorted(p["kwargs"].items())),
+                task_weight=float(p["task_weight"]),
+                warmup_epochs=int(p["warmup_epochs"]),
+                source=p["source"],
+                note=p.get("note") or "",
+            )
+            for p in entry.get("presets", ())
+        ),
     )
 
 

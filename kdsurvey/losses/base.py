@@ -9,13 +9,34 @@ run over the whole registry.
 
 from __future__ import annotations
 
+import difflib
 import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from kdsurvey.losses._labels import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One training setting its authors give (a dataset or benchmark), with where it is written.
+
+    A loss's constructor defaults *are* its default preset (the first of ``presets``), so
+    ``Loss()``, ``create(name)`` and the arena train alike and each value is written once, in the
+    signature; the default preset's ``kwargs`` is therefore empty, and other presets name only
+    what they change. The label term's weight and the warm-up are not the loss's to apply: the
+    training loop (:class:`kdsurvey.distill.Distiller`, the arena) reads them from here.
+    """
+
+    source: str  # official config file:line, script flag or paper table/section
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # constructor overrides
+    task_weight: float = 1.0  # weight of the label (cross-entropy) term beside the loss
+    warmup_epochs: int = 0  # the distillation term ramps linearly to full over these epochs
+    note: str = ""  # what the source leaves implicit, or how it was read
 
 
 class DistillationLoss(nn.Module):
@@ -29,6 +50,27 @@ class DistillationLoss(nn.Module):
     zero_at_match: ClassVar[bool] = True
     # True when permuting the batch (of every input alike) leaves the loss unchanged.
     batch_invariant: ClassVar[bool] = True
+    # The authors' training settings by name, the default first (see :class:`Preset`).
+    presets: ClassVar[dict[str, Preset]] = {}
+
+    @classmethod
+    def preset(cls, name: str | None = None) -> Preset:
+        """The preset called ``name`` (``None``: the default, i.e. the constructor's defaults).
+
+        A loss whose authors give no settings has no presets: its default is then an empty one,
+        weight 1 and label weight 1. An unknown name is a ``KeyError`` that lists the known ones.
+        """
+        if name is None:
+            return next(iter(cls.presets.values()), Preset(source=""))
+        try:
+            return cls.presets[name]
+        except KeyError:
+            known = ", ".join(cls.presets) or "none"
+            close = difflib.get_close_matches(name, cls.presets, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise KeyError(
+                f"loss {cls.name!r} has no preset {name!r}{hint} (presets: {known})"
+            ) from None
 
     @classmethod
     def example_inputs(

@@ -6,6 +6,9 @@ fact is written twice and nothing outside this package parses loss source. :func
 torch; :func:`load`, :func:`names` and :func:`entry` do not. A test keeps the file fresh
 (``kdsurvey losses manifest --check`` runs :func:`check`).
 
+``presets`` are the authors' training settings (:class:`kdsurvey.losses.base.Preset`), the
+default first; its values are the hyperparameters' defaults.
+
 ``learned`` is decided by building the loss with every size parameter it has
 (``student_channels``, ``teacher_channels``, ``num_classes``...): true when that instance owns
 trainable parameters, i.e. when it brings its own adapter or simplifier.
@@ -151,6 +154,18 @@ def _entry(name: str) -> dict:
             }
         )
     _, line = inspect.getsourcelines(cls)
+    presets = [
+        {
+            "name": key,
+            "default": i == 0,
+            "kwargs": {k: _jsonable(v) for k, v in preset.kwargs.items()},
+            "task_weight": preset.task_weight,
+            "warmup_epochs": preset.warmup_epochs,
+            "source": _oneline(preset.source),
+            "note": _oneline(preset.note),
+        }
+        for i, (key, preset) in enumerate(cls.presets.items())
+    ]
     return {
         "name": name,
         "class": cls.__name__,
@@ -166,6 +181,7 @@ def _entry(name: str) -> dict:
         "hyperparameters": hyper,
         "notes": "\n\n".join(_oneline(p) for p in re.split(r"\n\s*\n", notes) if p.strip()),
         "learned": _learned(cls),
+        "presets": presets,
     }
 
 

@@ -80,6 +80,11 @@ def get(name: str) -> type:
         raise KeyError(f"unknown loss {name!r}{hint}") from None
 
 
-def create(name: str, **kwargs):
-    """Instantiate the loss registered as ``name`` with the given hyperparameters."""
-    return get(name)(**kwargs)
+def create(name: str, preset: str | None = None, **kwargs):
+    """Instantiate the loss registered as ``name`` at its authors' settings.
+
+    Without arguments the constructor's defaults apply, which are the default preset's; a named
+    ``preset`` (``create("dkd", preset="imagenet")``) overrides them; ``kwargs`` win over both.
+    """
+    cls = get(name)
+    return cls(**{**cls.preset(preset).kwargs, **kwargs})
