@@ -15,7 +15,7 @@ require("sklearn")
 require("scipy")
 require("tqdm")
 
-from kdsurvey.arena import core, models, recipe  # noqa: E402
+from kdsurvey.arena import core, models, recipe, sweep  # noqa: E402
 from kdsurvey.losses import available  # noqa: E402
 
 R = core.Recipe(epochs=1, dense_epochs=1, teacher_epochs=1)
@@ -52,6 +52,7 @@ def reduced(out, **kw):
         progress=False,
         task_objects=small_tasks(),
         max_steps=3,
+        factors=(1.0,),
     )
     args.update(kw)
     return core.run_arena(**args)
@@ -69,9 +70,13 @@ def test_results_schema(tmp_path):
         assert run["status"] == "ok", run
         assert 0.0 <= run["metric"] <= 1.0 and run["steps"] == 3
         assert {"time_per_epoch_s", "weight", "task_weight", "final_distill_loss"} <= set(run)
+        assert run["factor"] == 1.0 and 0.0 <= run["val_metric"] <= 1.0
     at = saved["summary"]["classification"]["at"]
     assert at["n"] == 1 and "gain_vs_student" in at and "gain_vs_kd" in at
-    assert saved["runs"][2]["weight"] == 1000.0  # the paper's weight for AT
+    assert "sweep" not in at  # one factor: nothing swept
+    # the authors' settings, read from the loss: AT's weight 1000, KD's label weight 0.1
+    assert saved["runs"][2]["weight"] == 1000.0 and saved["runs"][2]["task_weight"] == 1.0
+    assert saved["runs"][1]["task_weight"] == 0.1
     assert "classification" in saved["teachers"]
 
 
@@ -160,6 +165,74 @@ def test_cli_run_and_merge(tmp_path, monkeypatch, capsys):
     assert cli.run(ap.parse_args(["merge", str(out), "--out", str(tmp_path / "m.json")])) == 0
     with pytest.raises(KeyError, match="did you mean"):
         cli.run(ap.parse_args(["--losses", "fitnett", "--out", str(out)]))
+
+
+def test_sweep_runs_the_choice_on_every_seed(tmp_path):
+    res = reduced(tmp_path / "s.json", losses=["at"], seeds=[0, 1], factors=(1.0, 0.1, 0.01))
+    at = [x for x in res["runs"] if x["loss"] == "at"]
+    first = {(x["seed"], x["factor"]) for x in at[:4]}
+    assert first == {(0, 1.0), (1, 1.0), (0, 0.1), (0, 0.01)}  # authors' on all, sweep on seed 0
+    val = {x["factor"]: x["val_metric"] for x in at if x["seed"] == 0}
+    best = max(sorted(val, reverse=True), key=val.get)
+    entry = res["summary"]["classification"]["at"]["sweep"]
+    assert entry["factor"] == best
+    assert entry["val"] == {f"{f:g}": v for f, v in val.items()}
+    later = [(x["seed"], x["factor"]) for x in at[4:]]
+    assert later == ([] if best == 1.0 else [(1, best)])  # the choice, on the other seed
+    assert entry["n"] == 2 and "gain_vs_student" in entry
+
+
+def test_a_diverging_run_is_recorded_with_its_reason_and_never_chosen(tmp_path):
+    res = reduced(tmp_path / "d.json", losses=["at"], factors=(1.0, 1e308))
+    bad = next(x for x in res["runs"] if x["factor"] == 1e308)
+    assert bad["status"] == "diverged"
+    assert "non-finite loss at epoch 1, step 1, weight " in bad["error"]
+    entry = res["summary"]["classification"]["at"]["sweep"]
+    assert entry["factor"] == 1.0 and entry["val"]["1e+308"] is None
+
+
+def _run(task, loss, seed, factor, val, status="ok"):
+    return {
+        "task": task,
+        "loss": loss,
+        "seed": seed,
+        "factor": factor,
+        "status": status,
+        "val_metric": val,
+        "metric": 1.0 - val,
+    }  # test scores ordered against validation
+
+
+def test_the_sweep_chooses_on_validation_never_on_test():
+    runs = [_run("c", "x", 0, 1.0, 0.5), _run("c", "x", 0, 0.1, 0.7), _run("c", "x", 0, 0.01, 0.6)]
+    assert sweep.best_factor(runs, "c", "x") == 0.1
+    assert sweep.later_runs(runs, "c", "x", [0, 1, 2]) == [("c", "x", 1, 0.1), ("c", "x", 2, 0.1)]
+    # ties go to the factor nearer the authors'; a failed factor is never chosen
+    tied = [_run("c", "x", 0, f, 0.5) for f in (1.0, 0.1)] + [
+        _run("c", "x", 0, 0.01, 0.9, "diverged")
+    ]
+    assert sweep.best_factor(tied, "c", "x") == 1.0
+    assert sweep.best_factor(runs[:2], "c", "x") is None  # 0.01 has not run yet
+    assert sweep.later_runs(runs[:2], "c", "x", [0, 1]) == []
+
+
+def test_worse_than_the_plain_student_counts_both_settings():
+    def e(mean, p):
+        return {"gain_vs_student": {"mean": mean, "p_ttest_rel": p}}
+
+    summary = {
+        "classification": {
+            "a": {**e(-0.2, 0.01), "sweep": e(0.01, 0.5)},  # fixed by the sweep
+            "b": {**e(-0.2, 0.2), "sweep": e(-0.2, 0.2)},  # worse, but not significantly
+            "c": {**e(-0.1, 0.04)},  # no sweep: the authors' entry counts for both
+            "d": {**e(0.1, 0.01), "sweep": e(-0.1, 0.01)},
+        }
+    }
+    worse = sweep.worse_than_student(summary)
+    assert worse == {
+        "authors": ["classification/a", "classification/c"],
+        "swept": ["classification/c", "classification/d"],
+    }
 
 
 def test_every_loss_trains_on_its_task_or_says_why():

@@ -99,3 +99,18 @@ def test_intro_counts_the_losses_by_how_they_were_checked(catalogue_dir):
     # kd's cases come from mdistiller, and the fixture's Hinton record links no official code
     assert "(0 the authors' own code, 1 a library or re-implementation" in text
     assert "0 were compared with the official code without a stored case, and 1 are written" in text
+
+
+def test_arena_sentence_counts_the_losses_worse_than_the_plain_student():
+    import json
+
+    from kdsurvey.arena import sweep
+
+    results = json.loads((PAPERS.parent / "results" / "arena.json").read_text(encoding="utf-8"))
+    worse = sweep.worse_than_student(results["summary"])
+    text = render(load(PAPERS))
+    assert (
+        "Worse than the plain student (paired t-test, p < 0.05): "
+        f"{len(worse['authors'])} at the authors' settings, {len(worse['swept'])} at the swept "
+        "weight." in " ".join(text.split())
+    )

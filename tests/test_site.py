@@ -25,8 +25,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
+from kdsurvey.arena import sweep
 from kdsurvey.cli import main
-from kdsurvey.exporters import site
+from kdsurvey.exporters import arena_page, site
 from kdsurvey.exporters.loss_facts import EVIDENCE, evidence_counts, facts
 from kdsurvey.exporters.site import mkdocs as site_mkdocs
 from kdsurvey.exporters.site.evidence import SCOPE, github_repo
@@ -831,8 +832,17 @@ def test_arena_page_rows_are_the_results_file(real):
         for key in ("gain_vs_student", "gain_vs_kd"):
             if key in e:
                 assert pytest.approx(100 * e[key]["mean"], abs=1e-4) in numbers
-    done, planned = len(results["runs"]), results["plan"]["runs"]
+        swept = e.get("sweep") or {}
+        if "mean" in swept:  # the swept weight's factor, score and gain follow the authors'
+            assert pytest.approx(swept["factor"]) in numbers
+            assert pytest.approx(100 * swept["mean"], abs=1e-4) in numbers
+    done, planned = len(results["runs"]), arena_page.completeness(results)["planned"]
     assert f"{done} of {planned} planned runs" in html
+    worse = sweep.worse_than_student(summary)
+    assert (
+        f"<strong>{len(worse['authors'])}</strong> loss" in html
+        and f"<strong>{len(worse['swept'])}</strong> at the swept weight" in html
+    )
     assert "CIFAR-100 or ImageNet" in html and results["command"].split(" &")[0] in html
     kd_paper = facts("kd").paper
     paper = (out / "catalogue" / "papers" / kd_paper / "index.html").read_text(encoding="utf-8")

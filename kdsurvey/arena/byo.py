@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from kdsurvey.arena import core, data
+from kdsurvey.arena import core, data, sweep
 
 
 def compare(
@@ -37,6 +37,7 @@ def compare(
     train: tuple[Tensor, Tensor],
     test: tuple[Tensor, Tensor],
     *,
+    validation: tuple[Tensor, Tensor] | None = None,
     student_taps: Sequence[str] = (),
     teacher_taps: Sequence[str] = (),
     losses: Sequence[str] | None = None,
@@ -60,12 +61,16 @@ def compare(
     ``teacher``: trained unless ``teacher_trained=False`` (then it is trained with
     cross-entropy on ``teacher_train``, default ``train``, by the same recipe). Losses that need
     taps get them from ``student_taps``/``teacher_taps``; a loss that cannot run is recorded with
-    its error in the results, never dropped. Returns the results dict (see ``run_arena``).
+    its error in the results, never dropped. ``validation`` (held out from ``train``): each loss
+    also runs at the best of its weight x 0.1 and x 0.01 chosen on it (see
+    :mod:`kdsurvey.arena.sweep`); without it, only at its authors' weight. Returns the results
+    dict (see ``run_arena``).
     """
     x_tr, y_tr = train
     x_te, y_te = test
     xt, yt = teacher_train or train
-    split = data.Split(xt, yt, x_tr, y_tr, x_te, y_te)
+    x_va, y_va = validation or (None, None)
+    split = data.Split(xt, yt, x_tr, y_tr, x_te, y_te, x_va, y_va)
     if dense:
         n = classes or int(max(int(y_tr[y_tr != 255].max()), int(y_te[y_te != 255].max()))) + 1
         metric = lambda o, y: core.miou(o, y, classes=n)  # noqa: E731
@@ -124,6 +129,7 @@ def _run_custom(task, names, seeds, r, out, device, progress, max_steps):
             progress=progress,
             task_objects={task.name: task},
             max_steps=max_steps,
+            factors=sweep.FACTORS if task.split.x_val is not None else (1.0,),
         )
     finally:
         recipe.home_tasks = original

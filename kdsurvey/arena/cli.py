@@ -1,7 +1,7 @@
 """``kdsurvey arena``: the command-line entry point (``run(args)``), wired by the main CLI.
 
 kdsurvey arena [--losses kd,fitnet] [--task classification|segmentation|both] [--seeds 5]
-               [--epochs N] [--device cpu|cuda] [--out FILE] [--shard K/N]
+               [--epochs N] [--device cpu|cuda] [--out FILE] [--shard K/N] [--sweep 1,0.1,0.01]
 kdsurvey arena merge FILE... [--out FILE]
 """
 
@@ -41,6 +41,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         default="arena.json",
         help="results file, written after every run (default: arena.json)",
     )
+    ap.add_argument(
+        "--sweep",
+        default="1,0.1,0.01",
+        help="multiples of each loss's authors' weight, chosen on the validation split "
+        "(default: 1,0.1,0.01; 1 alone: no sweep)",
+    )
     ap.add_argument("--shard", default=None, help="K/N: run only the K-th of N slices of the runs")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -75,6 +81,16 @@ def run(args: argparse.Namespace) -> int:
         for name in losses:
             if name != "none":
                 get(name)  # KeyError with close matches for a typo
+    try:
+        factors = [float(f) for f in args.sweep.split(",") if f.strip()]
+    except ValueError:
+        factors = []
+    if 1.0 not in factors or any(f <= 0 for f in factors):
+        print(
+            f"arena: --sweep {args.sweep!r}: give positive factors, 1 among them",
+            file=sys.stderr,
+        )
+        return 2
     res = core.run_arena(
         losses,
         tasks,
@@ -85,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         args.shard,
         progress=not args.no_progress,
         command=command_line(args),
+        factors=factors,
     )
     print(format_table(res))
     return 0
@@ -100,36 +117,52 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--epochs", str(args.epochs)]
     if args.device:
         words += ["--device", args.device]
+    if args.sweep != "1,0.1,0.01":
+        words += ["--sweep", args.sweep]
     if args.shard:
         words += ["--shard", args.shard]
     return " ".join(words + ["--out", args.out])
 
 
 def format_table(res: dict) -> str:
+    """The summary as text: each loss at its authors' settings and at its swept weight, then the
+    losses that end worse than the plain student (p < 0.05) and those that fit no task."""
+    from kdsurvey.arena.sweep import worse_than_student
+
+    def gain(e, key):
+        g = (e or {}).get(key)
+        if not g:
+            return "-"
+        p = g.get("p_ttest_rel")
+        return f"{100 * g['mean']:+.1f}" + (f" (p={p:.2g})" if p is not None else "")
+
     lines = []
     for task, entries in res.get("summary", {}).items():
         lines.append(f"## {task}")
         lines.append(
-            f"{'loss':18s} {'n':>2s} {'metric':>15s} {'vs student':>16s} {'vs kd':>16s} "
-            f"{'s/epoch':>8s}"
+            f"{'loss':18s} {'n':>2s} {'authors':>13s} {'vs student':>16s} {'vs kd':>16s} "
+            f"{'swept':>18s} {'vs student':>16s}"
         )
         for loss, e in sorted(entries.items(), key=lambda kv: -kv[1].get("mean", -1)):
             if "mean" not in e:
-                lines.append(f"{loss:18s} error: {e.get('error')}")
+                lines.append(f"{loss:18s} {e.get('n', 0):2d} failed: {e.get('error')}")
                 continue
-
-            def gain(key, e=e):
-                g = e.get(key)
-                if not g:
-                    return "-"
-                p = g.get("p_ttest_rel")
-                return f"{100 * g['mean']:+.1f}" + (f" (p={p:.2g})" if p is not None else "")
-
+            sw = e.get("sweep") or {}
+            swept = "-"
+            if "mean" in sw:
+                swept = f"{100 * sw['mean']:5.1f} ± {100 * sw['std']:4.1f} x{sw['factor']:g}"
+            elif sw:
+                swept = "no factor ran"
             lines.append(
-                f"{loss:18s} {e['n']:2d} {100 * e['mean']:6.1f} ± {100 * e['std']:4.1f} "
-                f"{gain('gain_vs_student'):>16s} {gain('gain_vs_kd'):>16s} "
-                f"{e['time_per_epoch_s']:8.3f}"
+                f"{loss:18s} {e['n']:2d} {100 * e['mean']:5.1f} ± {100 * e['std']:4.1f} "
+                f"{gain(e, 'gain_vs_student'):>16s} {gain(e, 'gain_vs_kd'):>16s} "
+                f"{swept:>18s} {gain(sw, 'gain_vs_student'):>16s}"
             )
+    worse = worse_than_student(res.get("summary", {}))
+    lines.append(
+        f"worse than the plain student (p < 0.05): {len(worse['authors'])} at the authors' "
+        f"settings, {len(worse['swept'])} at the swept weight"
+    )
     for name, why in res.get("not_fitting", {}).items():
         lines.append(f"not fitting: {name}: {why}")
     return "\n".join(lines)

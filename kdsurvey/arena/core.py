@@ -4,8 +4,11 @@ The shared recipe (:class:`Recipe`): SGD (momentum 0.9, Nesterov, weight decay 5
 a cosine schedule over all steps, batch 32 (last partial batch dropped), 1-pixel random shifts,
 fixed epochs; the teacher is trained once per task with the same recipe on the full training
 split and cached on disk. Each run trains a fresh student (initialised from its seed) with
-``task_weight * task_loss + weight * distillation`` through :class:`kdsurvey.distill.Distiller`
-and reports test accuracy (classification) or mIoU (segmentation).
+``task_weight * task_loss + factor * distillation`` through :class:`kdsurvey.distill.Distiller`,
+the loss built at its authors' settings (its default preset, or the preset named after the task)
+and the label weight and warm-up taken from the same preset; ``factor`` is 1 or a multiple of the
+authors' weight tried by the sweep (:mod:`kdsurvey.arena.sweep`). Each run reports test accuracy
+(classification) or mIoU (segmentation), and the same on the validation split.
 
 A :class:`Task` bundles data, networks, taps and metric; the built-in ``classification`` and
 ``segmentation`` tasks use the digits data, and :func:`custom_task` wraps your own (see
@@ -30,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdsurvey.arena import data, models, recipe
+from kdsurvey.arena import data, models, recipe, sweep
 from kdsurvey.distill import Distiller
 
 SCHEMA = 1
@@ -219,6 +222,10 @@ class _TaskOnly(nn.Module):
         pass
 
 
+class Diverged(FloatingPointError):
+    """The loss went non-finite: recorded as a diverged run, with where and at which weight."""
+
+
 def run_one(
     task: Task,
     loss: str,
@@ -227,15 +234,17 @@ def run_one(
     teacher: nn.Module,
     device="cpu",
     max_steps: int | None = None,
+    factor: float = 1.0,
 ) -> dict:
-    """Train one student with ``loss`` (``"none"``: task loss only); its result record."""
+    """Train one student with ``loss`` (``"none"``: task loss only) at ``factor`` times its
+    authors' weight; its result record."""
     torch.manual_seed(seed)
     student = task.make_student().to(device)
     s = task.split
     g = torch.Generator().manual_seed(10_000 + seed)
-    task_w, w = recipe.weights(loss, task.name)
     if loss == recipe.BASELINE:  # the task-only student: same loop, no distillation term
         distiller = _TaskOnly(student)
+        task_w, loss_w = 1.0, 0.0
     else:
         distiller = Distiller(
             teacher,
@@ -243,14 +252,16 @@ def run_one(
             loss,
             student_taps=task.student_taps,
             teacher_taps=task.teacher_taps,
-            weight=w,
-            task_weight=task_w,
+            weight=factor,
+            preset=recipe.preset_name(loss, task.name),
             feat_tap=task.feat_tap,
             loss_kwargs=recipe.loss_kwargs(loss, task.name, len(s.y_student)),
             providers=recipe.providers(loss, task.name, s),
         ).to(device)
         first = torch.arange(r.batch_size)
         distiller.setup(s.x_student[first].to(device), s.y_student[first].to(device), index=first)
+        task_w = distiller.task_weight
+        loss_w = float(getattr(distiller.loss, "loss_weight", 1.0))
     epochs = r.dense_epochs if task.dense else r.epochs
     steps_per_epoch = len(s.y_student) // r.batch_size
     total = epochs * steps_per_epoch
@@ -267,7 +278,10 @@ def run_one(
             )
             out = distiller(x.to(device), y.to(device), index=idx)
             if not torch.isfinite(out.loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}: {out.parts}")
+                raise Diverged(
+                    f"non-finite loss at epoch {epoch + 1}, step {step + 1}, weight "
+                    f"{loss_w * factor:g} (label weight {task_w:g}): {out.parts}"
+                )
             opt.zero_grad()
             out.loss.backward()
             opt.step()
@@ -280,14 +294,20 @@ def run_one(
             break
     elapsed = time.perf_counter() - start
     distiller.remove_hooks()
+    val = None
+    if s.x_val is not None:
+        val = evaluate(student, s.x_val, s.y_val, task.metric, device)
     return {
         "task": task.name,
         "loss": loss,
         "seed": seed,
+        "factor": factor,
         "status": "ok",
         "metric": evaluate(student, s.x_test, s.y_test, task.metric, device),
+        "val_metric": val,
         "task_weight": task_w,
-        "weight": w,
+        "loss_weight": loss_w,
+        "weight": loss_w * factor,
         "epochs": epochs,
         "steps": step,
         "time_s": round(elapsed, 3),
@@ -300,33 +320,49 @@ def run_one(
 
 
 # -- the arena ---------------------------------------------------------------------------------
-def jobs(losses: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]) -> list[tuple]:
-    """Every (task, loss, seed) run, in a fixed order: loss by loss (baseline and kd first),
-    so an interrupted arena has complete comparisons for the losses it reached."""
-    out = []
-    for loss in losses:
-        for task in tasks:
-            if task in recipe.home_tasks(loss):
-                out.extend((task, loss, seed) for seed in seeds)
-    return out
+def groups(losses: Sequence[str], tasks: Sequence[str]) -> list[tuple[str, str]]:
+    """Every (task, loss) comparison, in a fixed order: loss by loss (baseline and kd first), so
+    an interrupted arena has complete comparisons for the losses it reached."""
+    return [(t, n) for n in losses for t in tasks if t in recipe.home_tasks(n)]
 
 
-def plan(losses: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]) -> dict:
-    """The whole arena's size: planned runs, and the losses that run or cannot."""
+def jobs(
+    losses: Sequence[str],
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    factors: Sequence[float] = sweep.FACTORS,
+) -> list[tuple]:
+    """The ``(task, loss, seed, factor)`` runs known before any result: every seed at the
+    authors' settings and the sweep's other factors on its seeds (:func:`sweep.first_runs`)."""
+    return [j for t, n in groups(losses, tasks) for j in sweep.first_runs(t, n, seeds, factors)]
+
+
+def plan(
+    losses: Sequence[str],
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    factors: Sequence[float] = sweep.FACTORS,
+) -> dict:
+    """The whole arena's size: the runs known in advance, at most how many the sweep's choices
+    add, and the losses that run or cannot."""
     placed = [
         n for n in losses if n != recipe.BASELINE and any(t in recipe.home_tasks(n) for t in tasks)
     ]
+    seeds = list(seeds)
+    later = len([s for s in seeds if s not in sweep.SEEDS]) if len(factors) > 1 else 0
     return {
-        "runs": len(jobs(losses, tasks, list(seeds))),
+        "runs": len(jobs(losses, tasks, seeds, factors)),
+        "runs_after_sweep_max": later * sum(n != recipe.BASELINE for _, n in groups(losses, tasks)),
         "losses": len(placed),
         "not_fitting": len(not_fitting(losses)),
         "tasks": list(tasks),
-        "seeds": len(list(seeds)),
+        "seeds": len(seeds),
     }
 
 
 def shard(items: list, spec: str | None) -> list:
-    """The ``K/N`` slice (1-based ``K``): every ``N``-th item starting at item ``K``."""
+    """The ``K/N`` slice (1-based ``K``): every ``N``-th item starting at item ``K`` (the arena
+    shards whole comparisons, so that a loss's sweep and its chosen runs stay in one shard)."""
     if not spec:
         return items
     k, n = (int(v) for v in spec.split("/"))
@@ -371,11 +407,14 @@ def run_arena(
     after_run: Callable[[dict], None] | None = None,
     max_steps: int | None = None,
     command: str | None = None,
+    factors: Sequence[float] = sweep.FACTORS,
 ) -> dict:
     """Run (or resume) the arena; write ``out`` after every run; return the results.
 
-    The file also records the ``command`` that produced it and the ``plan`` (every run of the
-    whole arena, all shards together), so readers can say how complete it is."""
+    Each comparison runs its authors' settings and the sweep's factors first, then the chosen
+    factor on the other seeds (:mod:`kdsurvey.arena.sweep`); a task without a validation split
+    runs the authors' settings only. The file also records the ``command`` that produced it and
+    the ``plan`` (all shards together), so readers can say how complete it is."""
     torch.use_deterministic_algorithms(True)
     threads = torch.get_num_threads()
     torch.set_num_threads(r.threads)
@@ -383,7 +422,14 @@ def run_arena(
         given = list(losses or recipe.all_jobs_losses())
         # the references every comparison needs run first
         losses = [recipe.BASELINE, "kd"] + [n for n in given if n not in (recipe.BASELINE, "kd")]
-        config = {"recipe": asdict(r), "device": device, "max_steps": max_steps}
+        seeds = list(seeds)
+        factors = [float(f) for f in factors]
+        config = {
+            "recipe": asdict(r),
+            "device": device,
+            "max_steps": max_steps,
+            "sweep": {"factors": factors, "seeds": list(sweep.SEEDS)},
+        }
         results = {
             "schema": SCHEMA,
             "config": config,
@@ -391,7 +437,7 @@ def run_arena(
             "runs": [],
             "teachers": {},
             "not_fitting": not_fitting(losses),
-            "plan": plan(losses, tasks, seeds),
+            "plan": plan(losses, tasks, seeds, factors),
             "command": command or "kdsurvey.arena.run_arena(...)",
         }
         path = Path(out) if out else None
@@ -403,16 +449,19 @@ def run_arena(
                 )
             results["runs"] = old["runs"]
             results["teachers"] = old.get("teachers", {})
-        done = {(x["task"], x["loss"], x["seed"]) for x in results["runs"]}
-        todo = [j for j in shard(jobs(losses, tasks, list(seeds)), shard_spec) if j not in done]
+        done = {(x["task"], x["loss"], x["seed"], sweep.factor(x)) for x in results["runs"]}
+        comparisons = shard(groups(losses, tasks), shard_spec)
         objects = task_objects or {}
         built: dict[str, tuple[Task, nn.Module]] = {}
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True)
-        for task_name, loss, seed in todo:
+            first = [j for t, n in comparisons for j in sweep.first_runs(t, n, seeds, factors)]
+            bar = tqdm(total=sum(j not in done for j in first), unit="run", dynamic_ncols=True)
+
+        def execute(job: tuple) -> None:
+            task_name, loss, seed, factor = job
             if task_name not in built:
                 task = objects.get(task_name) or TASKS[task_name]()
                 teacher, info = train_teacher(task, r, seed=0, device=device)
@@ -420,9 +469,9 @@ def run_arena(
                 results["teachers"][task_name] = info
             task, teacher = built[task_name]
             if bar is not None:
-                bar.set_description(f"{task_name[:3]} {loss} s{seed}")
+                bar.set_description(f"{task_name[:3]} {loss} s{seed} x{factor:g}")
             try:
-                rec = run_one(task, loss, seed, r, teacher, device, max_steps=max_steps)
+                rec = run_one(task, loss, seed, r, teacher, device, max_steps, factor)
             except KeyboardInterrupt:
                 raise
             except Exception as e:  # noqa: BLE001 - recorded, never skipped silently
@@ -430,10 +479,12 @@ def run_arena(
                     "task": task_name,
                     "loss": loss,
                     "seed": seed,
-                    "status": "error",
+                    "factor": factor,
+                    "status": "diverged" if isinstance(e, Diverged) else "error",
                     "error": f"{type(e).__name__}: {e}"[:500],
                 }
             results["runs"].append(rec)
+            done.add(job)
             results["summary"] = summarise(results["runs"])
             if path:
                 write_atomic(path, results)
@@ -441,6 +492,19 @@ def run_arena(
                 bar.update(1)
             if after_run is not None:
                 after_run(rec)
+
+        for task_name, loss in comparisons:
+            split = (objects.get(task_name) or TASKS[task_name]()).split
+            swept = factors if split.x_val is not None else [1.0]
+            for job in sweep.first_runs(task_name, loss, seeds, swept):
+                if job not in done:
+                    execute(job)
+            later = sweep.later_runs(results["runs"], task_name, loss, seeds, swept)
+            later = [j for j in later if j not in done]
+            if bar is not None:
+                bar.total += len(later)
+            for job in later:
+                execute(job)
         if bar is not None:
             bar.close()
         results["summary"] = summarise(results["runs"])
@@ -451,43 +515,84 @@ def run_arena(
         torch.set_num_threads(threads)
 
 
-def summarise(runs: list[dict]) -> dict:
-    """Per task and loss: mean ± std metric, paired gains over the baseline and plain KD."""
+def _compare(ok: dict[int, dict], by: dict, task: str, loss: str) -> dict[str, Any]:
+    """Mean ± std of the runs ``ok`` (seed -> run), and their paired gains over the plain
+    student and KD at the authors' settings (paired t-test over the common seeds)."""
     import statistics
 
     from scipy import stats
 
+    vals = [ok[s]["metric"] for s in sorted(ok)]
+    entry: dict[str, Any] = {
+        "n": len(ok),
+        "mean": statistics.fmean(vals),
+        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "time_per_epoch_s": statistics.fmean(x["time_per_epoch_s"] for x in ok.values()),
+    }
+    for ref, label in ((recipe.BASELINE, "student"), ("kd", "kd")):
+        base = {s: x for s, x in by.get((task, ref, 1.0), {}).items() if x["status"] == "ok"}
+        common = sorted(set(ok) & set(base))
+        if loss == ref or not common:
+            continue
+        a = [ok[s]["metric"] for s in common]
+        b = [base[s]["metric"] for s in common]
+        diffs = [u - v for u, v in zip(a, b, strict=True)]
+        g = {
+            "mean": statistics.fmean(diffs),
+            "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+            "n": len(diffs),
+        }
+        if len(diffs) > 1 and any(d != diffs[0] for d in diffs):
+            g["p_ttest_rel"] = float(stats.ttest_rel(a, b).pvalue)
+        entry[f"gain_vs_{label}"] = g
+    return entry
+
+
+def _failures(runs: dict[int, dict]) -> dict[str, Any]:
+    """How many of these runs failed, and the first failure's reason (``error``)."""
+    bad = [runs[s] for s in sorted(runs) if runs[s]["status"] != "ok"]
+    out: dict[str, Any] = {"errors": len(bad)}
+    if bad:
+        out["error"] = bad[0].get("error")
+        out["diverged"] = sum(x["status"] == "diverged" for x in bad)
+    return out
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per task and loss: mean ± std metric at the authors' settings, paired gains over the
+    plain student and KD, the reason of any failure, and under ``sweep`` the validation score of
+    each factor, the chosen one and the same statistics at it."""
+    import statistics
+
     by: dict[tuple, dict[int, dict]] = {}
     for x in runs:
-        by.setdefault((x["task"], x["loss"]), {})[x["seed"]] = x
+        by.setdefault((x["task"], x["loss"], sweep.factor(x)), {})[x["seed"]] = x
     out: dict[str, dict] = {}
-    for (task, loss), seeds in sorted(by.items()):
-        ok = {s: x for s, x in seeds.items() if x["status"] == "ok"}
-        entry: dict[str, Any] = {"n": len(ok), "errors": len(seeds) - len(ok)}
-        if not ok:
-            entry["error"] = next(iter(seeds.values())).get("error")
-            out.setdefault(task, {})[loss] = entry
-            continue
-        vals = [ok[s]["metric"] for s in sorted(ok)]
-        entry["mean"] = statistics.fmean(vals)
-        entry["std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        entry["time_per_epoch_s"] = statistics.fmean(x["time_per_epoch_s"] for x in ok.values())
-        for ref, label in ((recipe.BASELINE, "student"), ("kd", "kd")):
-            base = {s: x for s, x in by.get((task, ref), {}).items() if x["status"] == "ok"}
-            common = sorted(set(ok) & set(base))
-            if loss == ref or not common:
-                continue
-            a = [ok[s]["metric"] for s in common]
-            b = [base[s]["metric"] for s in common]
-            diffs = [u - v for u, v in zip(a, b, strict=True)]
-            g = {
-                "mean": statistics.fmean(diffs),
-                "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-                "n": len(diffs),
-            }
-            if len(diffs) > 1 and any(d != diffs[0] for d in diffs):
-                g["p_ttest_rel"] = float(stats.ttest_rel(a, b).pvalue)
-            entry[f"gain_vs_{label}"] = g
+    for task, loss in sorted({(t, n) for t, n, _ in by}):
+        authors = by.get((task, loss, 1.0), {})
+        ok = {s: x for s, x in authors.items() if x["status"] == "ok"}
+        entry: dict[str, Any] = {"n": len(ok), **_failures(authors)}
+        if ok:
+            entry.update(_compare(ok, by, task, loss))
+        factors = sorted({f for t, n, f in by if (t, n) == (task, loss)}, reverse=True)
+        if loss != recipe.BASELINE and len(factors) > 1:
+            val = {}
+            for f in factors:
+                scores = [
+                    x["val_metric"]
+                    for s, x in by[(task, loss, f)].items()
+                    if s in sweep.SEEDS and x["status"] == "ok"
+                ]
+                val[f"{f:g}"] = statistics.fmean(scores) if scores else None
+            best = sweep.best_factor(runs, task, loss, factors)
+            swept: dict[str, Any] = {"val": val, "factor": best}
+            if best is not None:
+                chosen = by[(task, loss, best)]
+                good = {s: x for s, x in chosen.items() if x["status"] == "ok"}
+                swept.update({"n": len(good), **_failures(chosen)})
+                if good:
+                    swept.update(_compare(good, by, task, loss))
+            entry["sweep"] = swept
         out.setdefault(task, {})[loss] = entry
     return out
 
@@ -507,10 +612,10 @@ def merge(paths: Sequence[str | Path], out: str | Path | None = None) -> dict:
         if res.get("plan", {}).get("runs", 0) > merged.get("plan", {}).get("runs", 0):
             merged["plan"] = res["plan"]  # the largest plan seen (shards share one)
         for x in res["runs"]:
-            runs[(x["task"], x["loss"], x["seed"])] = x
+            runs[(x["task"], x["loss"], x["seed"], sweep.factor(x))] = x
     if merged is None:
         raise ValueError("nothing to merge")
-    merged["runs"] = [runs[k] for k in sorted(runs, key=lambda k: (k[0], k[1], k[2]))]
+    merged["runs"] = [runs[k] for k in sorted(runs, key=lambda k: (k[0], k[1], -k[3], k[2]))]
     merged["summary"] = summarise(merged["runs"])
     if out:
         write_atomic(Path(out), merged)

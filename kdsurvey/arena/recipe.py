@@ -1,9 +1,9 @@
 """Which task each loss runs on, at which weights, with which extra inputs; and which cannot run.
 
-One shared recipe for all losses: no per-loss tuning. Each loss is built with its constructor
-defaults (the paper's, see each docstring) and weighted against the task loss as its paper's
-reference training does (:data:`PAPER_WEIGHTS`, sources given); everything else uses the task
-loss at weight 1 and the distillation loss at weight 1 (``loss_weight`` default).
+One shared recipe for all losses: no per-loss tuning beyond the sweep of :mod:`.sweep`. Each
+loss trains at its authors' settings, read from the loss itself (``presets``, sources given on
+each loss page): its constructor defaults (the distillation weight among them), the label
+term's weight and the warm-up; a preset named after the task wins where the loss has one.
 """
 
 from __future__ import annotations
@@ -18,40 +18,6 @@ from kdsurvey.arena import data
 from kdsurvey.losses import available, get
 
 BASELINE = "none"  # the task-only student (no distillation)
-
-# (task weight, distillation weight, source). Distillation weight multiplies the loss's output,
-# whose own loss_weight stays at its default of 1.
-PAPER_WEIGHTS: dict[str, tuple[float, float, str]] = {
-    "kd": (0.1, 0.9, "Hinton et al.; RepDistiller CIFAR recipe -r 0.1 -a 0.9"),
-    "normkd": (0.1, 0.9, "official KD_WEIGHT 0.9 / CE_WEIGHT 0.1"),
-    "fitnet": (1.0, 100.0, "RepDistiller/mdistiller -b 100"),
-    "at": (1.0, 1000.0, "paper beta = 1000"),
-    "ft": (1.0, 500.0, "authors' beta = 500"),
-    "ft_repdistiller": (1.0, 200.0, "RepDistiller -b 200"),
-    "nst": (1.0, 50.0, "mdistiller 50"),
-    "sp": (1.0, 3000.0, "mdistiller 3000"),
-    "fsp": (1.0, 50.0, "RepDistiller -b 50"),
-    "cc": (1.0, 0.02, "RepDistiller -b 0.02"),
-    "ofd": (1.0, 1e-3, "official CIFAR 1e-3"),
-    "cwd": (1.0, 3.0, "official README lambda 3"),
-    "attnfd": (1.0, 2.0, "official attn_lambda 2"),
-    "bckd": (1.0, 10.0, "reference script -b 10"),
-    "ickd": (1.0, 4.0, "reference CIFAR scripts -b 4"),
-    "ifvd": (1.0, 200.0, "official Cityscapes lambda_ifv 200"),
-    "skd_pixel": (1.0, 10.0, "official Cityscapes lambda_pi 10"),
-    "lskd": (1.0, 9.0, "official CIFAR --kd-weight 9"),
-    "lskd_dkd": (1.0, 9.0, "official README --kd-weight 9"),
-    "mgd": (1.0, 7e-5, "official classification alpha_mgd 7e-5"),
-    "ntce_kd": (1.0, 8.0, "official KD_WEIGHT 8"),
-    "semckd": (1.0, 400.0, "official CIFAR-100 -b 400"),
-    "ttm": (1.0, 45.0, "official README -b 45"),
-    "takd": (0.0, 1.0, "lambda 1.0: label CE weight 1 - lambda"),
-    "streamlined_kd": (0.1, 0.9, "official Distiller/SKD.py ce=0.1, kd=0.9 (kd weighs both terms)"),
-}
-SEG_WEIGHTS = {
-    "kd": (1.0, 1.0, "pixel-wise KD as the dense-prediction papers' baseline (task 1, KD 1)"),
-    "mgd": (1.0, 2e-5, "official detection/segmentation alpha_mgd 2e-5"),
-}
 
 # Losses whose paper targets dense prediction run on the digit-scenes segmentation task; every
 # other loss runs on classification.
@@ -116,12 +82,10 @@ def home_tasks(name: str) -> list[str]:
     return ["classification"]
 
 
-def weights(name: str, task: str) -> tuple[float, float]:
-    if name == BASELINE:
-        return 1.0, 0.0
-    if task == "segmentation" and name in SEG_WEIGHTS:
-        return SEG_WEIGHTS[name][:2]
-    return PAPER_WEIGHTS.get(name, (1.0, 1.0, ""))[:2]
+def preset_name(name: str, task: str) -> str | None:
+    """The loss's training settings for ``task``: its preset named after the task when it has
+    one (e.g. MGD's ``segmentation``), else its default (``None``)."""
+    return task if task in get(name).presets else None
 
 
 def all_jobs_losses() -> list[str]:

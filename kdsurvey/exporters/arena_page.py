@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kdsurvey.arena import sweep
 from kdsurvey.exporters.loss_facts import EVIDENCE, facts
 from kdsurvey.records.catalogue import Catalogue
 
@@ -36,11 +37,21 @@ def load(path: Path | str) -> dict | None:
 
 
 def completeness(results: dict) -> dict:
-    """Runs done (successful, failed) against the whole arena's plan."""
+    """Runs done (successful, failed) against the whole arena's plan (the runs known in advance
+    plus those the sweep's choices added, :mod:`kdsurvey.arena.sweep`), and how many losses end
+    worse than the plain student."""
     runs = results.get("runs", [])
     ok = sum(1 for x in runs if x.get("status") == "ok")
     plan = results.get("plan") or {}
-    planned = int(plan.get("runs") or len(runs))
+    seeds = range(int(plan.get("seeds") or 0))
+    factors = (results.get("config", {}).get("sweep") or {}).get("factors") or [1.0]
+    chosen = sum(
+        len(sweep.later_runs(runs, task, loss, seeds, factors))
+        for task, entries in results.get("summary", {}).items()
+        for loss in entries
+    )
+    planned = int(plan.get("runs") or len(runs)) + chosen
+    worse = sweep.worse_than_student(results.get("summary", {}))
     return {
         "done": len(runs),
         "ok": ok,
@@ -49,11 +60,14 @@ def completeness(results: dict) -> dict:
         "percent": round(100 * len(runs) / planned) if planned else 0,
         "losses": plan.get("losses"),
         "seeds": plan.get("seeds"),
+        # losses whose student ends worse than the plain student (p < 0.05), both settings
+        "worse_authors": len(worse["authors"]),
+        "worse_swept": len(worse["swept"]),
     }
 
 
-def _gain(entry: dict, key: str) -> dict | None:
-    g = entry.get(key)
+def _gain(entry: dict | None, key: str) -> dict | None:
+    g = (entry or {}).get(key)
     if not g:
         return None
     return {"mean": 100 * g["mean"], "std": 100 * g["std"], "n": g["n"], "p": g.get("p_ttest_rel")}
@@ -86,9 +100,25 @@ def rows(results: dict, catalogue: Catalogue) -> list[dict]:
                     "vs_student": _gain(e, "gain_vs_student"),
                     "vs_kd": _gain(e, "gain_vs_kd"),
                     "time": e.get("time_per_epoch_s"),
+                    "swept": _swept(e.get("sweep")),
                 }
             )
     return out
+
+
+def _swept(entry: dict | None) -> dict | None:
+    """The loss at its swept weight: the chosen multiple of the authors' weight and its scores."""
+    if not entry:
+        return None
+    return {
+        "factor": entry.get("factor"),
+        "mean": 100 * entry["mean"] if "mean" in entry else None,
+        "std": 100 * entry["std"] if "std" in entry else None,
+        "n": entry.get("n", 0),
+        "error": entry.get("error"),
+        "vs_student": _gain(entry, "gain_vs_student"),
+        "val": entry.get("val") or {},
+    }
 
 
 def paper_rows(rows_: list[dict], paper_id: str) -> list[dict]:
