@@ -35,7 +35,7 @@ LAYERS = {
 #: before it (the harness drives the losses, the arena drives the harness), nothing else.
 SEPARATE = ("kdsurvey.losses", "kdsurvey.distill", "kdsurvey.arena")
 #: What the catalogue's layers may read of a separate library (no torch behind them).
-TORCH_FREE = ("kdsurvey.losses.manifest", "kdsurvey.losses.evidence")
+TORCH_FREE = ("kdsurvey.losses.manifest", "kdsurvey.losses.evidence", "kdsurvey.arena.sweep")
 
 
 def module_name(path: Path) -> str:

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.arena import data
+from kdsurvey.arena.sweep import BASELINE  # the task-only student (no distillation)
 from kdsurvey.losses import available, get
-
-BASELINE = "none"  # the task-only student (no distillation)
 
 # Losses whose paper targets dense prediction run on the digit-scenes segmentation task; every
 # other loss runs on classification.

@@ -1,4 +1,4 @@
-"""Distil a student from a frozen teacher with any registered loss: the training harness.
+"""The feature-tapping harness: distil a student from a frozen teacher with any registered loss.
 
 :class:`Distiller` wraps a teacher and a student. It taps named submodules of both with forward
 hooks, runs the teacher under ``no_grad`` in eval mode (frozen), and feeds the loss exactly the
