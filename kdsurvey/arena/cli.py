@@ -25,10 +25,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--task",
         default="both",
-        choices=["classification", "segmentation", "both"],
-        help="which task's losses to run (default: both)",
+        choices=["classification", "segmentation", "both", "language"],
+        help="which task's losses to run (default: both; language: the token-level losses on a "
+        "synthetic language, kdsurvey.arena.lm)",
     )
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 5; language 3)")
     ap.add_argument(
         "--epochs",
         type=int,
@@ -58,7 +59,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.files:
             print("arena merge: give results files", file=sys.stderr)
             return 2
-        res = core.merge(args.files, args.out)
+        import json
+        from pathlib import Path
+
+        language = json.loads(Path(args.files[0]).read_text()).get("track") == "language"
+        if language:
+            from kdsurvey.arena import lm
+
+            res = lm.merge(args.files, args.out)
+        else:
+            res = core.merge(args.files, args.out)
         print(f"merged {len(res['runs'])} runs into {args.out}", file=sys.stderr)
         return 0
     if args.files:
@@ -67,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.task == "language":
+        return run_language(args)
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     res = core.run_arena(
         losses,
         tasks,
-        range(args.seeds),
+        range(5 if args.seeds is None else args.seeds),
         r,
         args.out,
         device,
@@ -112,7 +124,9 @@ def command_line(args: argparse.Namespace) -> str:
     words = ["kdsurvey", "arena"]
     if args.losses:
         words += ["--losses", args.losses]
-    words += ["--task", args.task, "--seeds", str(args.seeds)]
+    words += ["--task", args.task]
+    if args.seeds is not None:
+        words += ["--seeds", str(args.seeds)]
     if args.epochs:
         words += ["--epochs", str(args.epochs)]
     if args.device:
@@ -122,6 +136,56 @@ def command_line(args: argparse.Namespace) -> str:
     if args.shard:
         words += ["--shard", args.shard]
     return " ".join(words + ["--out", args.out])
+
+
+def run_language(args: argparse.Namespace) -> int:
+    """``--task language``: the token-level losses on the synthetic language (CPU only)."""
+    from kdsurvey.arena import lm
+
+    losses = [x for x in args.losses.split(",") if x] or None
+    if losses:
+        token = set(lm.token_losses())
+        for name in losses:
+            if name not in token and name != lm.BASELINE:
+                from kdsurvey.losses import get
+
+                get(name)  # KeyError with close matches for a typo
+                print(
+                    f"arena: {name} is not a token-level loss ([B, T, V] logits)", file=sys.stderr
+                )
+                return 2
+    r = lm.LMRecipe()
+    if args.epochs:
+        print("arena: --epochs does not apply to --task language", file=sys.stderr)
+        return 2
+    res = lm.run(
+        losses,
+        range(3 if args.seeds is None else args.seeds),
+        r,
+        args.out,
+        args.shard,
+        progress=not args.no_progress,
+        command=command_line(args),
+    )
+    print(format_language(res))
+    return 0
+
+
+def format_language(res: dict) -> str:
+    """The language track's summary: each metric's mean per loss and mode."""
+    from kdsurvey.arena.lm import METRICS
+
+    head = f"{'loss/mode':24s} {'n':>2s} " + " ".join(f"{m:>10s}" for m in METRICS)
+    lines = [head]
+    for key, e in sorted(
+        res.get("summary", {}).items(), key=lambda kv: kv[1].get("fkl", {}).get("mean", 9e9)
+    ):
+        if not e.get("n"):
+            lines.append(f"{key:24s} failed: {e.get('error')}")
+            continue
+        cells = " ".join(f"{e[m]['mean']:10.4f}" for m in METRICS)
+        lines.append(f"{key:24s} {e['n']:2d} {cells}")
+    return "\n".join(lines)
 
 
 def format_table(res: dict) -> str:

@@ -109,3 +109,34 @@ class TinyResNet(nn.Module):
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(x.mean((2, 3)))
+
+
+class TinyGPT(nn.Module):
+    """A small causal transformer (pre-norm blocks, learned positions) for the language arena.
+
+    ``forward(input_ids, attention_mask=None)`` returns ``[B, T, V]`` logits, as a Hugging Face
+    causal LM's ``.logits``; padding is on the right, which a causal model never attends to from
+    earlier positions, so the mask is accepted and not needed.
+    """
+
+    def __init__(self, vocab: int = 64, width: int = 64, layers: int = 2, heads: int = 4,
+                 max_len: int = 64):  # fmt: skip
+        super().__init__()
+        self.tok = nn.Embedding(vocab, width)
+        self.pos = nn.Embedding(max_len, width)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True
+            )
+            for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        t = input_ids.shape[1]
+        x = self.tok(input_ids) + self.pos(torch.arange(t, device=input_ids.device))
+        causal = nn.Transformer.generate_square_subsequent_mask(t, device=input_ids.device)
+        for block in self.blocks:
+            x = block(x, src_mask=causal, is_causal=True)
+        return self.head(self.norm(x))

@@ -26,7 +26,8 @@ token-level losses of :mod:`kdsurvey.losses` (``llm_forward_kl``, ``gkd_jsd``, `
   ``target_teacher``.
 
 The loss total is ``task_weight * CE(student, labels) + weight * distillation``, with the label
-weight taken from the loss's preset (its authors' setting) unless given. ``transformers`` is not
+weight taken from the loss's preset (its authors' setting) unless given; a batch of the student's
+own samples has no ground truth, so it carries the distillation term alone (as in GKD). ``transformers`` is not
 needed by this module (it is the optional ``llm`` extra): the tests use tiny random GPT-2 and Llama
 configurations built offline.
 """
@@ -192,17 +193,19 @@ class LMDistiller(nn.Module):
         return p > 0 and float(torch.rand((), generator=self.generator)) < p
 
     def on_policy(
-        self, input_ids: Tensor, labels: Tensor
+        self, input_ids: Tensor, labels: Tensor, prompt: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """The batch with student-sampled responses (or a replayed earlier one), or ``None`` when
-        this batch stays off-policy (probability ``1 - lmbda``)."""
+        this batch stays off-policy (probability ``1 - lmbda``). The prompts are ``prompt``
+        tokens long, by default the positions before each row's first label."""
         if not self._coin(self.lmbda):
             return None
         if self.buffer and self._coin(self.replay_prob):
             self.last_source = "replay"
             pick = int(torch.randint(len(self.buffer), (), generator=self.generator))
             return self.buffer[pick]
-        prompt = prompt_lengths(labels)
+        if prompt is None:
+            prompt = prompt_lengths(labels)
         new = self.max_new_tokens or int((labels != IGNORE_INDEX).sum(1).max())
         batch = sample(
             self.student,
@@ -228,13 +231,15 @@ class LMDistiller(nn.Module):
         teacher_input_ids: Tensor | None = None,
         teacher_attention_mask: Tensor | None = None,
         teacher_labels: Tensor | None = None,
+        prompt_lengths: Tensor | None = None,
     ) -> DistillOutput:
-        """One step's losses; ``out.loss`` is what to minimise."""
+        """One step's losses; ``out.loss`` is what to minimise. ``prompt_lengths`` (per row)
+        sets where on-policy responses start when the labels do not mark the prompt."""
         if labels is None:
             labels = labels_from(input_ids, attention_mask)
         self.last_source = "data"
         if self.training and teacher_input_ids is None:
-            swapped = self.on_policy(input_ids, labels)
+            swapped = self.on_policy(input_ids, labels, prompt_lengths)
             if swapped is not None:
                 input_ids, attention_mask, labels = swapped
         if attention_mask is None:
@@ -269,7 +274,7 @@ class LMDistiller(nn.Module):
                 "derive; call the loss directly"
             )
         distill = self.loss(**{k: v for k, v in inputs.items() if k in self.params})
-        if self.task_weight:
+        if self.task_weight and self.last_source == "data":
             task = F.cross_entropy(
                 student.reshape(-1, student.shape[-1]).float(),
                 target.reshape(-1),
