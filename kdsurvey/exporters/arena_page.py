@@ -15,6 +15,15 @@ from kdsurvey.exporters.loss_facts import EVIDENCE, facts
 from kdsurvey.records.catalogue import Catalogue
 
 RESULTS = Path("results") / "arena.json"  # relative to the repository (papers/ sits beside it)
+LANGUAGE = Path("results") / "arena-lm.json"  # the language track (kdsurvey arena --task language)
+# the language track's metrics: label, and whether higher is better
+LM_METRICS = {
+    "nll": ("NLL", False),
+    "fkl": ("KL(truth ‖ student)", False),
+    "rkl": ("KL(student ‖ truth)", False),
+    "coverage": ("Mass covered", True),
+    "sample_nll": ("Sample NLL", False),
+}
 BASELINE = "none"  # the plain student
 METRIC = {"classification": "accuracy", "segmentation": "mIoU"}
 WARNING = (
@@ -24,8 +33,8 @@ WARNING = (
 )
 
 
-def results_path(catalogue: Catalogue) -> Path:
-    return catalogue.root.parent / RESULTS
+def results_path(catalogue: Catalogue, which: Path = RESULTS) -> Path:
+    return catalogue.root.parent / which
 
 
 def load(path: Path | str) -> dict | None:
@@ -126,9 +135,48 @@ def paper_rows(rows_: list[dict], paper_id: str) -> list[dict]:
     return [r for r in rows_ if r["paper"] is not None and r["paper"].id == paper_id]
 
 
-def page(env, catalogue: Catalogue, results: dict | None) -> str:
+def language_rows(results: dict, catalogue: Catalogue) -> list[dict]:
+    """One row per (loss, mode) of the language track, lowest KL(truth ‖ student) first."""
+    papers = {p.id: p for p in catalogue.papers}
+    out = []
+    for key, e in results.get("summary", {}).items():
+        loss, _, mode = key.partition("/")
+        info = facts(loss) if loss != BASELINE else None
+        metrics = {}
+        for m in LM_METRICS:
+            if m in e:
+                g = e[m]
+                metrics[m] = {
+                    "mean": g["mean"],
+                    "std": g["std"],
+                    **{
+                        ref: {
+                            "mean": g[f"vs_{ref}"]["mean"],
+                            "p": g[f"vs_{ref}"].get("p_ttest_rel"),
+                        }
+                        for ref in ("student", "kd")
+                        if f"vs_{ref}" in g
+                    },
+                }
+        out.append(
+            {
+                "loss": loss,
+                "mode": mode,
+                "paper": papers.get(info.paper) if info else None,
+                "n": e.get("n", 0),
+                "error": e.get("error"),
+                "metrics": metrics,
+            }
+        )
+    return sorted(out, key=lambda r: (r["metrics"].get("fkl", {}).get("mean", 9e9), r["loss"]))
+
+
+def page(env, catalogue: Catalogue, results: dict | None, language: dict | None = None) -> str:
     """The text of ``catalogue/arena.md``."""
     return env.get_template("site/arena.md.j2").render(
+        language=language,
+        language_rows=language_rows(language, catalogue) if language else [],
+        lm_metrics=LM_METRICS,
         results=results,
         rows=rows(results, catalogue) if results else [],
         done=completeness(results) if results else None,

@@ -224,7 +224,8 @@ def render_pages(
 
     arena = arena_page.load(arena_page.results_path(catalogue))
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
-    pages["arena.md"] = arena_page.page(env, catalogue, arena)
+    language = arena_page.load(arena_page.results_path(catalogue, arena_page.LANGUAGE))
+    pages["arena.md"] = arena_page.page(env, catalogue, arena, language)
     # Search ranks a paper whose losses other papers use higher (DKD above the papers citing it).
     reused: dict[str, set[str]] = defaultdict(set)
     for name, info in losses.items():
