@@ -60,7 +60,7 @@ def _value(spec: dict, imports: set[str]) -> str:
         return spec["source"]
     if kind == "callable":
         imports.add(f"import {spec['module']}")
-        return f"{spec['module']}.{spec['name']}"
+        return f"{spec['module']}.{spec['function']}"
     return repr(spec["value"])
 
 

@@ -171,7 +171,7 @@ def _describe(where: str, draws: list) -> dict:
             return {"kind": "module", "source": source}
     qualname = getattr(first, "__qualname__", "")
     if callable(first) and "<" not in qualname and getattr(first, "__module__", None):
-        return {"kind": "callable", "module": first.__module__, "name": qualname}
+        return {"kind": "callable", "module": first.__module__, "function": qualname}
     raise TypeError(
         f"{where}: a {type(first).__name__} cannot be written in the usage example; give a "
         "tensor, a list of them, a plain value, a torch.nn layer or an importable function"
