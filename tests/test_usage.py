@@ -138,6 +138,14 @@ def test_every_sort_of_input_is_written():
                 "function": "relu",
             },
             {"name": "epoch", "kind": "value", "value": 3},
+            {"name": "pair", "kind": "tuple", "items": [{**tensor, "shape": [2], "fill": "zeros"}]},
+            {
+                "name": "extra",
+                "kind": "dict",
+                "items": {
+                    "mask": {"kind": "tensor", "dtype": "int64", "shape": [2], "low": 1, "high": 2}
+                },
+            },
         ],
         "kwargs": {"student_channels": [4, 8]},
     }
@@ -175,7 +183,8 @@ def test_every_sort_of_input_is_written():
     assert torch.allclose(ns["prior"].sum(), torch.tensor(1.0, dtype=torch.float64))
     assert (ns["feats_teacher"][0] <= 0).all() and ns["feats_teacher"][1].shape == ()
     assert isinstance(ns["head"], torch.nn.Linear) and ns["reduce"] is torch.nn.functional.relu
-    assert ns["epoch"] == 3
+    assert ns["epoch"] == 3 and isinstance(ns["pair"], tuple) and ns["pair"][0].shape == (2,)
+    assert ns["extra"]["mask"].tolist() == [1, 1]  # an all-ones mask stays all ones
 
 
 def test_the_manifest_describes_what_example_inputs_gives():
@@ -210,7 +219,18 @@ def test_the_manifest_describes_what_example_inputs_gives():
         "high": 4,
         "ignore": -100,
     }
-    with pytest.raises(TypeError, match=r"Loss.example_inputs\(\)\['fn'\]: a function cannot"):
-        manifest._describe("Loss.example_inputs()['fn']", [lambda x: x])
+    head = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1), torch.nn.ReLU())
+    source = manifest._describe("h", [head])["source"]
+    assert str(eval(source, {"torch": torch})) == str(head)  # noqa: S307
+    sigmoid = manifest._describe("f", [torch.sigmoid])  # its qualname is a private class's
+    assert sigmoid == {"kind": "callable", "module": "torch", "function": "sigmoid"}
+    assert manifest._describe("p", [(torch.zeros(2), 3)])["kind"] == "tuple"
+
+    class Head(torch.nn.Module):  # a layer of our own: its constructor is unknown
+        pass
+
+    for unwritable in (lambda x: x, Head()):
+        with pytest.raises(TypeError, match=r"Loss.example_inputs\(\)\['fn'\]: a \w+ cannot"):
+            manifest._describe("Loss.example_inputs()['fn']", [unwritable])
     with pytest.raises(ValueError, match="shape changes"):
         manifest._describe("t", [torch.zeros(2), torch.zeros(3)])

@@ -56,6 +56,12 @@ def _value(spec: dict, imports: set[str]) -> str:
         return _tensor(spec)
     if kind == "list":
         return _joined("[", [_value(s, imports) for s in spec["items"]], "]", 0)
+    if kind == "tuple":
+        items = [_value(s, imports) for s in spec["items"]]
+        return f"({items[0]},)" if len(items) == 1 else _joined("(", items, ")", 0)
+    if kind == "dict":
+        items = [f"{k!r}: {_value(s, imports)}" for k, s in spec["items"].items()]
+        return _joined("{", items, "}", 0)
     if kind == "module":
         return spec["source"]
     if kind == "callable":

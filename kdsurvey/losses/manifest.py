@@ -158,24 +158,62 @@ def _describe(where: str, draws: list) -> dict:
         return out
     if isinstance(first, (list, tuple)):
         return {
-            "kind": "list",
+            "kind": type(first).__name__ if type(first) in (list, tuple) else "list",
             "items": [_describe(f"{where}[{i}]", [d[i] for d in draws]) for i in range(len(first))],
+        }
+    if isinstance(first, dict):
+        return {
+            "kind": "dict",
+            "items": {k: _describe(f"{where}[{k!r}]", [d[k] for d in draws]) for k in first},
         }
     if first is None or isinstance(first, (bool, int, float, str)):
         return {"kind": "value", "value": first}
-    if isinstance(first, torch.nn.Module) and type(first).__module__.startswith("torch.nn"):
-        source = f"torch.nn.{first!r}"
-        rebuilt = eval(source, {"torch": torch})  # noqa: S307 - a torch.nn repr, checked below
-        shapes = [p.shape for p in first.parameters()]
-        if type(rebuilt) is type(first) and [p.shape for p in rebuilt.parameters()] == shapes:
-            return {"kind": "module", "source": source}
-    qualname = getattr(first, "__qualname__", "")
-    if callable(first) and "<" not in qualname and getattr(first, "__module__", None):
-        return {"kind": "callable", "module": first.__module__, "function": qualname}
+    source = _module_source(first) if isinstance(first, torch.nn.Module) else None
+    if source:
+        return {"kind": "module", "source": source}
+    path = _import_path(first) if inspect.isroutine(first) else None
+    if path:
+        return {"kind": "callable", "module": path[0], "function": path[1]}
     raise TypeError(
         f"{where}: a {type(first).__name__} cannot be written in the usage example; give a "
-        "tensor, a list of them, a plain value, a torch.nn layer or an importable function"
+        "tensor, a list, tuple or dict of them, a plain value, a torch.nn layer (or a Sequential "
+        "of them) or an importable function"
     )
+
+
+def _import_path(function) -> tuple[str, str] | None:
+    """``(module, name)`` under which ``function`` itself is found (``torch.sigmoid``, not its
+    qualified name inside a private class); None for a lambda or a local function."""
+    import importlib
+
+    module = getattr(function, "__module__", None)
+    for name in (getattr(function, "__qualname__", ""), getattr(function, "__name__", "")):
+        found = importlib.import_module(module) if module and name and "<" not in name else None
+        for part in name.split(".") if found is not None else ():
+            found = getattr(found, part, None)
+        if found is function:
+            return module, name
+    return None
+
+
+def _module_source(module) -> str | None:
+    """Python source that builds a ``torch.nn`` layer of the same type and parameter shapes (its
+    repr, checked by building it), or a ``Sequential`` of such layers; None for any other."""
+    import torch
+
+    if type(module) is torch.nn.Sequential:
+        parts = [_module_source(m) for m in module]
+        return f"torch.nn.Sequential({', '.join(parts)})" if all(parts) else None
+    if not type(module).__module__.startswith("torch.nn."):
+        return None
+    source = f"torch.nn.{module!r}"
+    try:
+        rebuilt = eval(source, {"torch": torch})  # noqa: S307 - a torch.nn layer's own repr
+    except Exception:  # noqa: BLE001 - a repr that is not Python: not writable
+        return None
+    shapes = [p.shape for p in module.parameters()]
+    same = type(rebuilt) is type(module) and [p.shape for p in rebuilt.parameters()] == shapes
+    return source if same else None
 
 
 def _example(cls) -> dict:
