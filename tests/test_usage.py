@@ -164,13 +164,14 @@ def test_every_sort_of_input_is_written():
         "torch.manual_seed(0)",
     ]
     assert (
-        "target = torch.randint(0, 5, (2, 3)).masked_fill(torch.rand((2, 3)) < 0.1, -100)" in script
+        "# (B, T); -100: ignored\n"  # above: no room beside it
+        "target = torch.randint(0, 5, (2, 3)).masked_fill(torch.rand(2, 3) < 0.1, -100)\n" in script
     )
     assert (
         'loss_fn = create("x", student_channels=[4, 8])  # DKD at its authors\' settings ('
         in script
     )
-    assert 'settings (others: preset="in1k")' in script and "(B, T)" not in script  # too long
+    assert 'settings (others: preset="in1k")' in script
     require("torch", "the losses extra")
     inputs = lines[: next(i for i, line in enumerate(lines) if line.startswith("loss_fn"))]
     ns = _run("\n".join(inputs), "<x>")

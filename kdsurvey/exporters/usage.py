@@ -3,8 +3,8 @@ at its authors' settings and calls ``backward()`` (torch-free: written from the 
 
 The manifest's ``example`` (:mod:`kdsurvey.losses.manifest`) describes each input of the loss's
 ``example_inputs``: a tensor's shape, dtype and sort of values (class ids with their range and
-ignore label, probabilities, positive values...), a list of them, a plain value, a ``torch.nn``
-layer or an importable function, plus the constructor arguments the shapes need. The script is
+ignore label, probabilities, positive values...), a list, tuple or dict of them, a plain value,
+a ``torch.nn`` layer or an importable function, plus the constructor arguments the shapes need. The script is
 written with no blank line, so that the highlighted block stays one raw HTML block on the page.
 ``tests/test_usage.py`` runs every loss's script as the page prints it.
 """
@@ -26,21 +26,19 @@ _FILLS = {
 }
 
 
-def _shape(shape: list[int]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
 def _tensor(spec: dict) -> str:
-    shape, dtype = _shape(spec["shape"]), spec["dtype"]
+    sizes, dtype = ", ".join(map(str, spec["shape"])) or "()", spec["dtype"]
     if dtype == "bool":
-        return f"(torch.rand({shape}) < 0.5)"
+        return f"(torch.rand({sizes}) < 0.5)"
     if "low" in spec:  # integers: class ids, indices, label maps
+        shape = (
+            f"({sizes},)" if len(spec["shape"]) == 1 else f"({sizes})" if spec["shape"] else "()"
+        )
         typed = "" if dtype == "int64" else f", dtype=torch.{dtype}"
         value = f"torch.randint({spec['low']}, {spec['high']}, {shape}{typed})"
         if spec.get("ignore") is not None:
-            value += f".masked_fill(torch.rand({shape}) < 0.1, {spec['ignore']})"
+            value += f".masked_fill(torch.rand({sizes}) < 0.1, {spec['ignore']})"
         return value
-    sizes = ", ".join(map(str, spec["shape"])) or "()"
     value = _FILLS[spec["fill"]].format(
         sizes + ("" if dtype == "float32" else f", dtype=torch.{dtype}")
     )
@@ -55,13 +53,13 @@ def _value(spec: dict, imports: set[str]) -> str:
     if kind == "tensor":
         return _tensor(spec)
     if kind == "list":
-        return _joined("[", [_value(s, imports) for s in spec["items"]], "]", 0)
+        return _joined("[", [_value(s, imports) for s in spec["items"]], "]")
     if kind == "tuple":
         items = [_value(s, imports) for s in spec["items"]]
-        return f"({items[0]},)" if len(items) == 1 else _joined("(", items, ")", 0)
+        return f"({items[0]},)" if len(items) == 1 else _joined("(", items, ")")
     if kind == "dict":
         items = [f"{k!r}: {_value(s, imports)}" for k, s in spec["items"].items()]
-        return _joined("{", items, "}", 0)
+        return _joined("{", items, "}")
     if kind == "module":
         return spec["source"]
     if kind == "callable":
@@ -70,14 +68,14 @@ def _value(spec: dict, imports: set[str]) -> str:
     return repr(spec["value"])
 
 
-def _joined(open_: str, items: list[str], close: str, indent: int, head: str = "") -> str:
-    """``head[a, b]`` on one line when it fits in :data:`WIDTH`, else one item per line."""
+def _joined(open_: str, items: list[str], close: str, head: str = "") -> str:
+    """``head[a, b]`` on one line when it fits in :data:`WIDTH`, else one item per line (an item
+    that spans lines is indented with them)."""
     line = f"{head}{open_}{', '.join(items)}{close}"
-    if indent + len(line) <= WIDTH and "\n" not in line:
+    if len(line) <= WIDTH and "\n" not in line:
         return line
-    pad = " " * (indent + 4)
-    body = "".join(f"{pad}{item.replace(chr(10), chr(10) + '    ')},\n" for item in items)
-    return f"{head}{open_}\n{body}{' ' * indent}{close}"
+    body = "".join("    " + item.replace("\n", "\n    ") + ",\n" for item in items)
+    return f"{head}{open_}\n{body}{close}"
 
 
 def code(name: str, info: LossFacts) -> str:
@@ -88,9 +86,13 @@ def code(name: str, info: LossFacts) -> str:
     for spec in example["inputs"]:
         value = _value(spec, imports)
         notes = [n for n in (info.shapes.get(spec["name"]), _ignored(spec)) if n]
-        comment = f"  # {'; '.join(notes)}" if notes else ""
         line = f"{spec['name']} = {value}"
-        lines.append(line + comment if len(line + comment) <= WIDTH else line)
+        comment = f"# {'; '.join(notes)}"
+        if notes and len(f"{line}  {comment}") <= WIDTH and "\n" not in line:
+            line = f"{line}  {comment}"
+        elif notes:  # on its own line above, where the statement leaves no room
+            line = f"{comment}\n{line}"
+        lines.append(line)
     kwargs = [f'"{name}"'] + [f"{k}={v!r}" for k, v in example["kwargs"].items()]
     others = [p.name for p in info.presets if not p.default]
     if not info.presets:
@@ -101,7 +103,7 @@ def code(name: str, info: LossFacts) -> str:
         says = f"{info.cls} at its authors' settings"
     lines.append(f"loss_fn = create({', '.join(kwargs)})  # {says}")
     names = [f"{s['name']}={s['name']}" for s in example["inputs"]]
-    lines.append(_joined("(", names, ")", 0, "loss = loss_fn"))
+    lines.append(_joined("(", names, ")", "loss = loss_fn"))
     lines.append("loss.backward()")
     head = [
         "import torch",
