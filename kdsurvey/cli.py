@@ -27,7 +27,7 @@ from kdsurvey.commands import (
     serve,
     validate,
 )
-from kdsurvey.commands.common import EXIT_CODES, Failure
+from kdsurvey.commands.common import EXIT_CODES, Failure, check_device, missing_extra
 
 #: In the order ``kdsurvey --help`` lists them.
 COMMANDS = (validate, readme, build, serve, schema, losses, arena, export, import_, check, new)
@@ -52,16 +52,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        check_device(getattr(args, "device", None))  # every --device option, before any work
         args.func(args)
     except Failure as exc:
         if str(exc):
             print(str(exc), file=sys.stderr)
         return exc.code
     except ModuleNotFoundError as exc:
-        if exc.name == "torch":
-            print("this command needs torch: pip install 'kdsurvey[losses]'", file=sys.stderr)
-            return 2
-        raise
+        hint = missing_extra(args, exc)
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `kdsurvey ... | head`: the reader left; say nothing more

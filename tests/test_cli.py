@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
-from conftest import GOOD, ROOT
+from conftest import GOOD, ROOT, require
 
 from kdsurvey.cli import main
 
@@ -139,3 +140,95 @@ def test_version_and_the_exit_code_table(capsys):
     assert "exit codes" in text and all(f"  {code} " in text for code, _ in EXIT_CODES)
     contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     assert all(f"| {code} |" in contributing for code, _ in EXIT_CODES)
+
+
+# -- --device and the extras: one line and exit 2, never a traceback ------------------------------
+
+
+def _device_commands() -> list[list[str]]:
+    """The argv (after ``kdsurvey``) of every command that has a ``--device`` option."""
+    from kdsurvey.cli import parser
+
+    return [
+        path.split()[1:]
+        for path, sub in _parsers(parser())
+        if any("--device" in a.option_strings for a in sub._actions)
+    ]
+
+
+def test_device_commands_are_found():
+    assert ["arena"] in _device_commands() and ["losses", "verify"] in _device_commands()
+
+
+@pytest.mark.parametrize("argv", _device_commands(), ids=" ".join)
+def test_a_missing_device_is_one_line_and_exit_2(argv, monkeypatch, tmp_path, capsys):
+    """Every --device option is checked before any work, whatever the machine has (the device
+    count is injected: none of any kind)."""
+    require("torch", "the losses extra")
+    from kdsurvey.commands import common
+
+    monkeypatch.setattr(common, "_device_count", lambda kind: 0)
+    monkeypatch.chdir(tmp_path)  # the arena would write arena.json here
+    assert main([*argv, "--device", "cuda"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and list(tmp_path.iterdir()) == []
+    assert captured.err.splitlines() == [
+        f"--device cuda: torch {sys.modules['torch'].__version__} sees no cuda device on this "
+        "machine; use --device cpu"
+    ]
+
+
+def test_device_check_decisions():
+    require("torch", "the losses extra")
+    from kdsurvey.commands.common import Failure, check_device
+
+    def two_gpus(kind):
+        return {"cuda": 2}.get(kind, 0)
+
+    for ok in (None, "cpu", "cuda", "cuda:1"):
+        check_device(ok, two_gpus)
+    for bad, says in (
+        ("cuda:2", "sees 2 cuda device(s)"),
+        ("mps", "sees no mps device"),
+        ("gpu", "not a torch device"),
+    ):
+        with pytest.raises(Failure, match=re.escape(says)) as exc:
+            check_device(bad, two_gpus)
+        assert exc.value.code == 2 and str(exc.value).startswith(f"--device {bad}: ")
+
+
+def test_this_machines_missing_cuda_device_is_refused(capsys):
+    """The real device count: ``cuda:N`` with N = the machine's CUDA device count never exists
+    (here, with a CPU build of torch, that is ``cuda:0``: no CUDA at all)."""
+    torch = require("torch", "the losses extra")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert main(["losses", "verify", "--device", f"cuda:{n}"]) == 2
+    have = f"{n} cuda device(s)" if n else "no cuda device"
+    assert f"sees {have} on this machine" in capsys.readouterr().err
+
+
+def test_a_missing_extra_names_its_install_line(monkeypatch, tmp_path, capsys):
+    """The arena needs scikit-learn: the hint names the arena extra, not only torch's."""
+    require("torch", "the losses extra")
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` fails as if missing
+    out = tmp_path / "arena.json"
+    argv = ["arena", "--losses", "kd", "--seeds", "1", "--epochs", "1", "--no-progress"]
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "this command needs sklearn (the arena extra): pip install 'kdsurvey[arena]'"
+    ]
+    assert not out.exists()
+
+
+def test_only_a_declared_extra_is_hinted():
+    from argparse import Namespace
+
+    from kdsurvey.commands.common import missing_extra
+
+    torch_missing = ModuleNotFoundError("No module named 'torch'", name="torch")
+    assert missing_extra(Namespace(extra="losses"), torch_missing) == (
+        "this command needs torch (the losses extra): pip install 'kdsurvey[losses]'"
+    )
+    assert missing_extra(Namespace(extra=None), torch_missing) is None  # a catalogue command
+    own = ModuleNotFoundError("No module named 'kdsurvey.nope'", name="kdsurvey.nope")
+    assert missing_extra(Namespace(extra="losses"), own) is None  # our bug: show the traceback

@@ -151,3 +151,48 @@ def test_the_checker_sees_a_violation(tmp_path):
 def test_no_module_is_over_600_lines(path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE.parent)}: {lines} lines: split it"
+
+
+# -- test files skip as a whole only up front ------------------------------------------------------
+
+TESTS = PACKAGE.parent / "tests"
+#: Calls that, at module level, skip every test of their file when a module is missing.
+SKIPS = {"importorskip", "require", "skip"}
+
+
+def late_skips(source: str) -> list[int]:
+    """Lines of module-level skips placed after the file's first function or class.
+
+    A module-level ``require``/``importorskip``/``pytest.skip`` skips the whole file, the tests
+    above it included, so a file of torch-free tests with a torch test added at its end would
+    silently skip them all. The rule: such a call must come before the first ``def`` or
+    ``class``, where it reads as the whole file's precondition; a test that needs a module the
+    others do not takes it inside the test (``require``) or through a fixture.
+    """
+    found, defined = [], False
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined = True
+            continue
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+        names = {getattr(c.func, "attr", getattr(c.func, "id", None)) for c in calls}
+        if defined and names & SKIPS:
+            found.append(node.lineno)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
+def test_no_test_file_skips_itself_after_its_first_test(path):
+    assert late_skips(path.read_text(encoding="utf-8")) == [], (
+        f"{path.name}: a module-level skip below a test skips the tests above it too; take the "
+        "module in the tests that need it (conftest.require or a fixture)"
+    )
+
+
+def test_the_skip_rule_sees_a_late_skip_and_allows_one_up_front():
+    late = "import pytest\n\ndef test_a():\n    pass\n\ntorch = pytest.importorskip('torch')\n"
+    assert late_skips(late) == [6]
+    early = "from conftest import require\n\ntorch = require('torch')\n\ndef test_a():\n    pass\n"
+    assert late_skips(early) == []
+    inside = "from conftest import require\n\ndef test_a():\n    torch = require('torch')\n"
+    assert late_skips(inside) == []

@@ -39,7 +39,7 @@ def _float_inputs(kwargs, role):
 
 def _seeded_loss(name):
     torch.manual_seed(0)  # learnable adapters start from the same weights in every call
-    return create(name)
+    return create(name, **get(name).example_kwargs())  # the sizes its example inputs need
 
 
 def test_unknown_name_lists_close_matches():

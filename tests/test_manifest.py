@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from kdsurvey.losses import manifest
 from kdsurvey.losses.evidence import LEVELS
+from kdsurvey.losses.registry import loss_modules
 
 CASES = Path(__file__).parent / "fixtures" / "official_cases"
 
@@ -35,25 +37,32 @@ def test_every_entry_has_a_known_evidence_level_and_reference_iff_cases():
         assert (loss["reference"] is not None) == has_cases, loss["name"]
 
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
-
-from kdsurvey.losses import available, get  # noqa: E402
-from kdsurvey.losses.registry import loss_modules  # noqa: E402
+NAMES = sorted(manifest.names())  # the manifest's names: parametrising needs no torch
 
 
-def test_committed_manifest_is_fresh():
+@pytest.fixture(scope="module")
+def registry():
+    """The loss registry, for the tests that import the losses (torch); the others run without."""
+    require("torch", "the losses extra")
+    from kdsurvey.losses import registry
+
+    return registry
+
+
+def test_committed_manifest_is_fresh(registry):
     diff = manifest.check()
     assert diff is None, f"run `kdsurvey losses manifest` (manifest.write()):\n{diff}"
 
 
-def test_manifest_lists_every_registered_loss():
-    assert manifest.names() == set(available())
+def test_manifest_lists_every_registered_loss(registry):
+    assert manifest.names() == set(registry.available())
 
 
 @pytest.mark.parametrize("module", loss_modules())
-def test_every_module_registers_a_loss(module):
+def test_every_module_registers_a_loss(registry, module):
     mod = importlib.import_module(f"kdsurvey.losses.{module}")
-    assert any(get(name).__module__ == mod.__name__ for name in available()), module
+    names = registry.available()
+    assert any(registry.get(name).__module__ == mod.__name__ for name in names), module
 
 
 def test_reference_losses_do_not_declare_evidence():
@@ -71,7 +80,7 @@ def _other_names(params, name):
     return [p for p in params if p != name]
 
 
-@pytest.mark.parametrize("name", available())
+@pytest.mark.parametrize("name", NAMES)
 def test_every_hyperparameter_has_its_own_meaning(name):
     entry = manifest.entry(name)
     params = [h["name"] for h in entry["hyperparameters"]]
@@ -90,12 +99,12 @@ def test_the_meaning_check_catches_entries_sharing_a_line():
     assert not re.search(r"(?<![`\w])beta\s*(:|\()", "weight, as ``beta`` (the NCKD one).")
 
 
-@pytest.mark.parametrize("name", available())
-def test_every_input_is_documented_with_a_shape(name):
+@pytest.mark.parametrize("name", NAMES)
+def test_every_input_is_documented_with_a_shape(registry, name):
     import inspect
 
     entry = manifest.entry(name)
-    forward = list(inspect.signature(get(name).forward).parameters)[1:]
+    forward = list(inspect.signature(registry.get(name).forward).parameters)[1:]
     assert [i["name"] for i in entry["inputs"]] == forward
     for i in entry["inputs"]:
         assert i["meaning"], f"{name}: input {i['name']} has no meaning"
@@ -113,7 +122,7 @@ def test_entry_fields():
     assert manifest.entry("icls")["evidence"] == "abstract"
 
 
-def test_commands_read_the_manifest_and_the_default_cases(capsys):
+def test_commands_read_the_manifest_and_the_default_cases(registry, capsys):
     from kdsurvey.cli import main
 
     assert main(["losses", "manifest", "--check"]) == 0

@@ -1,8 +1,11 @@
-"""README: rendered from the records, deterministic, and `--check` catches a stale file."""
+"""README: rendered from the records, deterministic, `--check` catches a stale file, and every
+Python block in it runs as printed."""
 
 from __future__ import annotations
 
-from conftest import GOOD, PAPERS
+import re
+
+from conftest import GOOD, PAPERS, ROOT, require
 
 from kdsurvey.cli import main
 from kdsurvey.exporters.readme import render
@@ -114,3 +117,27 @@ def test_arena_sentence_counts_the_losses_worse_than_the_plain_student():
         f"{len(worse['authors'])} at the authors' settings, {len(worse['swept'])} at the swept "
         "weight." in " ".join(text.split())
     )
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """Each ```python block of a Markdown text, with the line its code starts on."""
+    return [
+        (text.count("\n", 0, m.start(1)) + 1, m.group(1))
+        for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)
+    ]
+
+
+def test_every_python_block_of_the_readme_runs():
+    """Each block alone (a fresh namespace), as a reader pastes it; tracebacks point at
+    README.md's own lines."""
+    require("torch", "the losses extra")
+    blocks = python_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(blocks) >= 2  # create() in a training loop, the Distiller harness
+    for line, block in blocks:
+        code = compile("\n" * (line - 1) + block, str(ROOT / "README.md"), "exec")
+        exec(code, {"__name__": "__readme__"})  # noqa: S102 - our README
+
+
+def test_python_blocks_are_found_with_their_lines():
+    text = "# t\n\n```python\nx = 1\n```\n\n```bash\nls\n```\n```python\ny = 2\nz = 3\n```\n"
+    assert python_blocks(text) == [(4, "x = 1\n"), (11, "y = 2\nz = 3\n")]

@@ -266,8 +266,14 @@ def test_paper_page(reader):
 
 
 def test_loss_page_shows_usage_and_rendered_equation(reader):
+    from kdsurvey.exporters.loss_facts import facts
+    from kdsurvey.exporters.usage import code
+
     page = reader.goto("catalogue/losses/dkd/")
-    assert "from kdsurvey.losses import DKD" in page.locator(".highlight").first.inner_text()
+    # the script a reader copies is the one tests/test_usage.py runs
+    assert (
+        page.locator(".highlight").first.inner_text().strip() == code("dkd", facts("dkd")).strip()
+    )
     formula = page.locator(".kd-math math").first
     box = formula.bounding_box()
     assert box and box["height"] > 15 and box["width"] > 100  # MathML drawn, not raw text

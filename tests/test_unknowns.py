@@ -8,7 +8,7 @@ import math
 import shutil
 
 import pytest
-from conftest import GOOD, PAPERS
+from conftest import GOOD, PAPERS, require
 
 from kdsurvey.checks import metadata
 from kdsurvey.exporters import citations, readme, site
@@ -175,10 +175,14 @@ def test_export_bibtex_warns_on_stderr(capsys):
 
 # -- the two losses, by hand ------------------------------------------------------------------
 
-torch = pytest.importorskip("torch", reason="the losses extra (torch) is not installed")
+
+@pytest.fixture
+def torch():
+    """torch, for the losses' tests (the losses extra); the catalogue's tests above need none."""
+    return require("torch", "the losses extra")
 
 
-def test_local_structure_ssim_by_hand():
+def test_local_structure_ssim_by_hand(torch):
     from kdsurvey.losses import create
 
     # One image, two classes, 2x1 maps, one 2-pixel... window 1 makes SSIM pixelwise.
@@ -196,7 +200,7 @@ def test_local_structure_ssim_by_hand():
     assert loss(s, t, f, f).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_pixel_correlation_by_hand():
+def test_pixel_correlation_by_hand(torch):
     from kdsurvey.losses import create
 
     maps = torch.zeros(1, 2, 3, 3)
@@ -208,7 +212,7 @@ def test_pixel_correlation_by_hand():
     assert loss(maps, maps, fs, ft).item() == pytest.approx(0.5)
 
 
-def test_inter_intra_relation_by_hand():
+def test_inter_intra_relation_by_hand(torch):
     from kdsurvey.losses import create
 
     # Two samples, one position each: intra relations are all 1 for both, so only inter counts.

@@ -26,5 +26,7 @@ def run(args) -> None:
 def register(subparsers) -> None:
     from kdsurvey.arena.cli import add_arguments
 
-    p = command(subparsers, "arena", run, "compare every distillation loss on offline data", ())
+    p = command(
+        subparsers, "arena", run, "compare every distillation loss on offline data", (), "arena"
+    )
     add_arguments(p)

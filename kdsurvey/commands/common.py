@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from kdsurvey import problems
@@ -45,11 +46,62 @@ FORMAT.add_argument(
 )
 
 
-def command(subparsers, name: str, func, help: str, parents=(PAPERS,)):
-    """A sub-command parser that runs ``func(args)``."""
+def command(subparsers, name: str, func, help: str, parents=(PAPERS,), extra: str | None = None):
+    """A sub-command parser that runs ``func(args)``; ``extra`` names the optional dependencies it
+    needs (``losses``, ``arena``), so that a missing one is answered with its install line."""
     parser = subparsers.add_parser(name, help=help, description=help, parents=list(parents))
-    parser.set_defaults(func=func)
+    parser.set_defaults(func=func, extra=extra)
     return parser
+
+
+def missing_extra(args, exc: ModuleNotFoundError) -> str | None:
+    """The stderr line for a module the command's extra brings that is not installed; None when
+    the command declares no extra or the missing module is kdsurvey's own (a bug to show)."""
+    extra = getattr(args, "extra", None)
+    module = (exc.name or "").partition(".")[0]
+    if not extra or not module or module == "kdsurvey":
+        return None
+    return f"this command needs {module} (the {extra} extra): pip install 'kdsurvey[{extra}]'"
+
+
+def _device_count(kind: str) -> int:
+    """How many devices of type ``kind`` (``cuda``, ``mps``, ``xpu``...) torch can use here."""
+    import torch
+
+    backend = getattr(torch.backends, kind, None) if kind == "mps" else getattr(torch, kind, None)
+    is_available = getattr(backend, "is_available", None)
+    if not (is_available and is_available()):
+        return 0
+    count = getattr(backend, "device_count", None)
+    return count() if count else 1
+
+
+def check_device(device: str | None, count: Callable[[str], int] | None = None) -> None:
+    """``--device``: bad usage (exit 2, one line) when it names no torch device or one this
+    machine lacks, before any work starts; otherwise every loss would fail on its own (``losses
+    verify`` reported 186 failures) or a traceback would escape (``arena``). ``None``: the
+    command's default. ``count`` (device type -> how many; default :func:`_device_count`) is
+    injectable for tests."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise Failure(
+            f"--device {device}: not a torch device (e.g. cpu, cuda, cuda:1)", 2
+        ) from None
+    if parsed.type == "cpu":
+        return
+    found = (count or _device_count)(parsed.type)
+    if found <= (parsed.index or 0):
+        have = f"{found} {parsed.type} device(s)" if found else f"no {parsed.type} device"
+        raise Failure(
+            f"--device {device}: torch {torch.__version__} sees {have} on this machine; "
+            "use --device cpu",
+            2,
+        )
 
 
 def add_timeout(parser, what: str) -> None:

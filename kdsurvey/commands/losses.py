@@ -91,7 +91,14 @@ def register(subparsers) -> None:
         subparsers, "losses", "the reference loss implementations (needs the losses extra)"
     )
     command(losses, "list", list_losses, "list registered losses", (FORMAT,))
-    p = command(losses, "verify", verify, "run reference case files against the losses", (FORMAT,))
+    p = command(
+        losses,
+        "verify",
+        verify,
+        "run reference case files against the losses",
+        (FORMAT,),
+        "losses",
+    )
     p.add_argument(
         "directory",
         metavar="DIR",
@@ -102,12 +109,17 @@ def register(subparsers) -> None:
         "--device", default="cpu", help="torch device to run on, e.g. cuda (default: cpu)"
     )
     p = command(
-        losses, "manifest", manifest, "write kdsurvey/losses/manifest.json from the registry", ()
+        losses,
+        "manifest",
+        manifest,
+        "write kdsurvey/losses/manifest.json from the registry",
+        (),
+        "losses",
     )
     p.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 with a diff when it is stale"
     )
-    p = command(losses, "demo", demo, "train a tiny student with a loss", ())
+    p = command(losses, "demo", demo, "train a tiny student with a loss", (), "losses")
     p.add_argument("name", help="registry name, e.g. dkd")
     p.add_argument("--steps", type=int, default=30, help="training steps (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

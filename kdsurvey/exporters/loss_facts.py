@@ -9,7 +9,7 @@ never need torch. A loss's family is the category of the paper record it cites.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from kdsurvey.losses import manifest
@@ -70,6 +70,10 @@ class LossFacts:
     description: str = ""  # what it computes (Markdown, $inline math$)
     math: tuple[str, ...] = ()  # its defining formulas (LaTeX, one per display block)
     presets: tuple[PresetFacts, ...] = ()  # the authors' training settings, the default first
+    shapes: dict[str, str] = field(
+        default_factory=dict
+    )  # forward() argument -> its shape, "(B, C)"
+    example: dict | None = None  # what the usage block builds (the manifest's ``example``)
 
 
 def _literal(value) -> str:
@@ -108,6 +112,8 @@ def facts(name: str) -> LossFacts | None:
         reference=entry.get("reference"),
         description=(entry.get("description") or "").strip(),
         math=tuple(entry.get("math") or ()),
+        shapes={i["name"]: i["shape"] for i in entry.get("inputs", ()) if i.get("shape")},
+        example=entry.get("example"),
         presets=tuple(
             PresetFacts(
                 name=p["name"],

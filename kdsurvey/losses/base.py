@@ -96,6 +96,13 @@ class DistillationLoss(nn.Module):
             return feature_example(batch, dtype, generator, large)
         raise NotImplementedError(f"{cls.__name__} must define example_inputs")
 
+    @classmethod
+    def example_kwargs(cls) -> dict[str, Any]:
+        """Constructor arguments ``example_inputs`` needs beyond the defaults (the sizes of an
+        adapter the loss must build for those shapes); the loss page's usage block passes them
+        to ``create``. None for a loss whose defaults take its example as it is."""
+        return {}
+
 
 def logits_example(batch, dtype, generator, large, with_target=False) -> dict[str, Tensor]:
     """Student/teacher logits (and labels) for classification losses: 256x100 when ``large``."""

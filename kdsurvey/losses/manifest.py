@@ -9,6 +9,10 @@ torch; :func:`load`, :func:`names` and :func:`entry` do not. A test keeps the fi
 ``presets`` are the authors' training settings (:class:`kdsurvey.losses.base.Preset`), the
 default first; its values are the hyperparameters' defaults.
 
+``example`` is what the loss page's usage block builds, described so that the page generator stays
+torch-free: each input of ``example_inputs()`` (kind, shape, dtype, the range of its values) and
+the constructor arguments it needs (``example_kwargs()``).
+
 ``learned`` is decided by building the loss with every size parameter it has
 (``student_channels``, ``teacher_channels``, ``num_classes``...): true when that instance owns
 trainable parameters, i.e. when it brings its own adapter or simplifier.
@@ -41,6 +45,11 @@ _SIZES = {
     "student_sizes": 4,
     "teacher_sizes": 4,
 }
+EXAMPLE_BATCH = 4
+# Draws of ``example_inputs`` whose values are pooled to find each input's range (class ids...).
+_DRAWS = 16
+# Labels that mean "ignored": the segmentation maps' 255 and Hugging Face's -100.
+IGNORE_LABELS = (255, -100)
 _MATH = re.compile(r"^\.\. math::[ \t]*(.*(?:\n(?:[ \t]+.*|[ \t]*)(?=\n|$))*)", re.M)
 _SHAPE = re.compile(r"^((?:list of )?\([^)]*\))\s*(.*)$", re.S)
 
@@ -99,6 +108,136 @@ def _learned(cls) -> bool:
         scalar = ("num_classes", "teacher_dim")
         loss = cls(**{k: v if k in scalar else [v, v] for k, v in sizes.items()})
     return any(p.requires_grad for p in loss.parameters())
+
+
+def _values(draws: list) -> dict:
+    """How a tensor input's values look over several draws: the kind of random fill that gives
+    values of the same sort (class ids with their range and ignore label, probabilities...)."""
+    import torch
+
+    t = torch.cat([d.detach().flatten().double() for d in draws])
+    first = draws[0]
+    if first.dtype == torch.bool:
+        return {}
+    if not first.is_floating_point():
+        values = set(t.long().tolist())
+        ignore = next((v for v in IGNORE_LABELS if v in values), None)
+        kept = sorted(values - {ignore}) or [0]
+        out = {"low": min(kept), "high": max(kept) + 1}
+        return {**out, "ignore": ignore} if ignore is not None else out
+    if t.numel() and t.abs().max() == 0:
+        return {"fill": "zeros"}
+    if (
+        t.numel()
+        and t.min() >= 0
+        and first.dim()
+        and all(
+            torch.allclose(d.double().sum(-1), torch.ones((), dtype=torch.float64)) for d in draws
+        )
+    ):
+        return {"fill": "probabilities"}
+    if t.numel() and t.min() > 0:
+        return {"fill": "positive"}
+    if t.numel() and t.max() <= 0:
+        return {"fill": "nonpositive"}
+    return {"fill": "normal"}
+
+
+def _describe(where: str, draws: list) -> dict:
+    """One example input (``draws``: its value in each draw) as data the page can render."""
+    import torch
+
+    first = draws[0]
+    if isinstance(first, torch.Tensor):
+        if any(tuple(d.shape) != tuple(first.shape) for d in draws):
+            raise ValueError(f"{where}: its shape changes from draw to draw")
+        dtype = str(first.dtype).removeprefix("torch.")
+        out = {"kind": "tensor", "shape": list(first.shape), "dtype": dtype, **_values(draws)}
+        if first.grad is not None and bool(first.grad.abs().sum() > 0):
+            out["grad"] = True  # the loss's gradient reaches it: a student output
+        return out
+    if isinstance(first, (list, tuple)):
+        return {
+            "kind": type(first).__name__ if type(first) in (list, tuple) else "list",
+            "items": [_describe(f"{where}[{i}]", [d[i] for d in draws]) for i in range(len(first))],
+        }
+    if isinstance(first, dict):
+        return {
+            "kind": "dict",
+            "items": {k: _describe(f"{where}[{k!r}]", [d[k] for d in draws]) for k in first},
+        }
+    if first is None or isinstance(first, (bool, int, float, str)):
+        return {"kind": "value", "value": first}
+    source = _module_source(first) if isinstance(first, torch.nn.Module) else None
+    if source:
+        return {"kind": "module", "source": source}
+    path = _import_path(first) if inspect.isroutine(first) else None
+    if path:
+        return {"kind": "callable", "module": path[0], "function": path[1]}
+    raise TypeError(
+        f"{where}: a {type(first).__name__} cannot be written in the usage example; give a "
+        "tensor, a list, tuple or dict of them, a plain value, a torch.nn layer (or a Sequential "
+        "of them) or an importable function"
+    )
+
+
+def _import_path(function) -> tuple[str, str] | None:
+    """``(module, name)`` under which ``function`` itself is found (``torch.sigmoid``, not its
+    qualified name inside a private class); None for a lambda or a local function."""
+    import importlib
+
+    module = getattr(function, "__module__", None)
+    for name in (getattr(function, "__qualname__", ""), getattr(function, "__name__", "")):
+        found = importlib.import_module(module) if module and name and "<" not in name else None
+        for part in name.split(".") if found is not None else ():
+            found = getattr(found, part, None)
+        if found is function:
+            return module, name
+    return None
+
+
+def _module_source(module) -> str | None:
+    """Python source that builds a ``torch.nn`` layer of the same type and parameter shapes (its
+    repr, checked by building it), or a ``Sequential`` of such layers; None for any other."""
+    import torch
+
+    if type(module) is torch.nn.Sequential:
+        parts = [_module_source(m) for m in module]
+        return f"torch.nn.Sequential({', '.join(parts)})" if all(parts) else None
+    if not type(module).__module__.startswith("torch.nn."):
+        return None
+    source = f"torch.nn.{module!r}"
+    try:
+        rebuilt = eval(source, {"torch": torch})  # noqa: S307 - a torch.nn layer's own repr
+    except Exception:  # noqa: BLE001 - a repr that is not Python: not writable
+        return None
+    shapes = [p.shape for p in module.parameters()]
+    same = type(rebuilt) is type(module) and [p.shape for p in rebuilt.parameters()] == shapes
+    return source if same else None
+
+
+def _example(cls) -> dict:
+    """The usage block's recipe: ``example_inputs`` described input by input (marking the
+    student inputs the gradient reaches, found by one backward pass), and ``example_kwargs``."""
+    import torch
+
+    draws = [
+        cls.example_inputs(batch=EXAMPLE_BATCH, generator=torch.Generator().manual_seed(seed))
+        for seed in range(_DRAWS)
+    ]
+    kwargs = cls.example_kwargs()
+    first = draws[0]
+    for key, value in first.items():
+        for t in value if isinstance(value, (list, tuple)) else [value]:
+            if key.endswith("_student") and isinstance(t, torch.Tensor) and t.is_floating_point():
+                t.requires_grad_(True)
+    torch.manual_seed(0)
+    cls(**kwargs)(**first).backward()
+    where = f"{cls.__name__}.example_inputs()"
+    inputs = [
+        {"name": key, **_describe(f"{where}[{key!r}]", [d[key] for d in draws])} for key in first
+    ]
+    return {"inputs": inputs, "kwargs": {k: _jsonable(v) for k, v in kwargs.items()}}
 
 
 def _reference(name: str) -> dict | None:
@@ -181,6 +320,7 @@ def _entry(name: str) -> dict:
         "hyperparameters": hyper,
         "notes": "\n\n".join(_oneline(p) for p in re.split(r"\n\s*\n", notes) if p.strip()),
         "learned": _learned(cls),
+        "example": _example(cls),
         "presets": presets,
     }
 

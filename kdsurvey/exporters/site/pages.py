@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
 
-from kdsurvey.exporters import arena_page, leaderboard
+from kdsurvey.exporters import arena_page, leaderboard, usage
 from kdsurvey.exporters.help_page import render_help
 from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
 from kdsurvey.exporters.render import environment, newest_first
@@ -286,16 +286,10 @@ def render_pages(
 
 
 def _usage(name: str, info) -> str:
-    """The loss page's usage example, highlighted as the site's code blocks are (Pygments); no
-    blank line, so that it stays one raw HTML block (:mod:`.fastpath`)."""
-    args = ", ".join(
-        f"{a.name}={a.default if a.default is not None else '...'}" for a in info.params
-    )
-    return _python_html(
-        f'from kdsurvey.losses import {info.cls}  # or: create("{name}", ...)\n'
-        f"loss_fn = {info.cls}({args})\n"
-        f"loss = loss_fn({', '.join(info.inputs)})\n"
-    )
+    """The loss page's usage example (:func:`kdsurvey.exporters.usage.code`), highlighted as the
+    site's code blocks are (Pygments); no blank line, so that it stays one raw HTML block
+    (:mod:`.fastpath`)."""
+    return _python_html(usage.code(name, info))
 
 
 @cache
