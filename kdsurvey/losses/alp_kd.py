@@ -71,8 +71,13 @@ class ALPKD(DistillationLoss):
             The scalar loss.
         """
         first = feats_teacher[0]
-        for h in feats_teacher:
-            check_same_shape(h, first, "teacher layers")
+        for j, h in enumerate(feats_teacher):
+            if h.shape != first.shape:
+                raise ValueError(
+                    f"ALP-KD attends over teacher layers of one shape, but teacher layer {j} is "
+                    f"{tuple(h.shape)} and teacher layer 0 is {tuple(first.shape)}: tap teacher "
+                    "layers of one width (e.g. a transformer's hidden states)"
+                )
         for h in feats_student:
             check_leading_dims(h, first, dims=first.dim() - 1, what="hidden state")
         hs = torch.stack(

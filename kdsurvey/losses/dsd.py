@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._checks import check_dense, check_same_length, check_same_shape
+from kdsurvey.losses._checks import check_dense, check_same_length
 from kdsurvey.losses.base import DistillationLoss, feature_example
 from kdsurvey.losses.registry import register
 
@@ -108,7 +108,14 @@ class DSD(DistillationLoss):
             raise ValueError("dsd needs at least one map (the class score map)")
         for s, t in zip(feats_student[:-1], feats_teacher[:-1], strict=True):
             check_dense(s, t, "features")
-        check_same_shape(feats_student[-1], feats_teacher[-1], "logits")
+        z_s, z_t = feats_student[-1], feats_teacher[-1]
+        if z_s.shape != z_t.shape:
+            raise ValueError(
+                f"dsd takes the class score maps (B, K, h, w) as the last item of feats_student "
+                f"and feats_teacher, of one shape; got student {tuple(z_s.shape)} vs teacher "
+                f"{tuple(z_t.shape)}: append the networks' outputs to the feature lists (e.g. "
+                "providers={'feats_student': lambda ctx: [*ctx.feats_student, ctx.student_out]})"
+            )
         teachers = [t.detach() for t in feats_teacher]
         psd = self._psd(feats_student, teachers)
         csd = self._csd(feats_student[-1], teachers[-1])
