@@ -52,6 +52,9 @@ class DistillationLoss(nn.Module):
     batch_invariant: ClassVar[bool] = True
     # The authors' training settings by name, the default first (see :class:`Preset`).
     presets: ClassVar[dict[str, Preset]] = {}
+    # The extra views of each batch its official loop trains on, ``fn(inputs, target) ->
+    # (view_inputs, original_rows)`` (see kdsurvey.losses._views); None: the batch as it is.
+    views: ClassVar[Any] = None
 
     @classmethod
     def preset(cls, name: str | None = None) -> Preset:
