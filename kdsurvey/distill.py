@@ -338,8 +338,9 @@ class Distiller(nn.Module):
         return feats
 
     def loss_inputs(self, ctx: Context) -> dict[str, Any]:
-        """The keyword arguments the loss's forward receives for this batch."""
-        kwargs = {}
+        """The keyword arguments the loss's forward receives for this batch; a ``TypeError``
+        names every input it cannot derive (and unset constructor arguments) at once."""
+        kwargs, missing = {}, []
         for key, p in self.params.items():
             if key == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
@@ -361,10 +362,14 @@ class Distiller(nn.Module):
             elif key == "epoch" and self.epoch is not None:
                 kwargs[key] = self.epoch
             elif required:
-                raise TypeError(
-                    f"loss {self.loss_name!r} needs input {key!r}, which the Distiller cannot "
-                    f"derive; pass providers={{{key!r}: fn(ctx)}}"
-                )
+                missing.append(key)
+        if missing:
+            built = {**self._size_kwargs_seen, **self.preset.kwargs, **self.loss_kwargs}
+            given = ", ".join(f"{k!r}: fn(ctx)" for k in missing)
+            raise TypeError(
+                f"loss {self.loss_name!r} needs input {', '.join(map(repr, missing))}, which the "
+                f"Distiller cannot derive; pass providers={{{given}}}" + self._unset_hint(built)
+            )
         return kwargs
 
     def _size_kwargs(self, ctx: Context) -> dict[str, Any]:

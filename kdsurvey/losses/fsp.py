@@ -96,7 +96,11 @@ class FSP(DistillationLoss):
         feats_student = connect(self.connectors, feats_student)
         for s, t in zip(feats_student, feats_teacher, strict=True):
             check_same_dims(
-                s, t, (0, 1), "FSP feature map (batch and channels)", connector_hint(s, t)
+                s,
+                t,
+                (0, 1),
+                "FSP feature map (batch and channels)",
+                connector_hint(s, t, per_layer=True),
             )
         teachers = [t.detach() for t in feats_teacher]
         loss = feats_student[0].new_zeros(())

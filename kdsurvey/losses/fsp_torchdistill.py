@@ -118,7 +118,11 @@ class FSPTorchdistill(DistillationLoss):
         feats_student = connect(self.connectors, feats_student)
         for s, t in zip(feats_student, feats_teacher, strict=True):
             check_same_dims(
-                s, t, (0, 1), "FSP feature map (batch and channels)", connector_hint(s, t)
+                s,
+                t,
+                (0, 1),
+                "FSP feature map (batch and channels)",
+                connector_hint(s, t, per_layer=True),
             )
         pairs = self.pairs or [(i, i + 1) for i in range(len(feats_student) - 1)]
         weights = self.pair_weights or [1.0] * len(pairs)
