@@ -223,6 +223,13 @@ def test_errors_say_what_to_do():
     for name in ("fsp", "fsp_torchdistill", "kdsvd"):
         with pytest.raises(ValueError, match=r"student_channels=\[\.\.\.\]"):
             create(name)(feats_student=[s, s], feats_teacher=[t, t])
+    for name in ("ofd", "mgd", "ab"):  # any loss that owns adapters, built without them
+        args = (s, t) if name == "mgd" else ([s], [t])
+        with pytest.raises(ValueError, match=r"student_channels=\.\.\., teacher_channels="):
+            create(name)(*args)
+    with pytest.raises(ValueError) as e:  # a loss that owns none gets no such hint
+        create("at")([s], [t[:1]])
+    assert "student_channels" not in str(e.value)
 
 
 def test_views_feed_the_loss_every_view_and_the_label_loss_the_originals():
