@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_dense, check_same_length
-from kdsurvey.losses.base import DistillationLoss, feature_example
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_example
 from kdsurvey.losses.registry import register
 
 
@@ -48,8 +48,18 @@ class DSD(DistillationLoss):
     Notes:
         Shapes: ``feats_student``, ``feats_teacher``: lists of ``(B, C_l, H_l, W_l)`` maps, the last
         being the ``(B, K, h, w)`` class score map; student and teacher widths may differ except for
-        the last item; returns a scalar.
+        the last item; returns a scalar. No adapter is needed for thinner students: PSD compares
+        channel-averaged attention maps and CSD class score maps, and CIRKD's script builds none.
     """
+
+    presets = {
+        "cityscapes": Preset(
+            source="winycg/CIRKD train_scripts/train_kd/train_dsd.sh (commit 05a2753): "
+            "--lambda-psd 1000. --lambda-csd 10.; train_kd.py (commit 3169b74): task loss weight "
+            "1, DSD on [s_outputs[-2], s_outputs[-1], s_outputs[0]]",
+            note="A re-implementation by the CIRKD authors (the DSD authors released no code).",
+        )
+    }
 
     def __init__(
         self,
