@@ -37,8 +37,9 @@ Losses trained on extra views of each batch (SSKD's four rotations) declare them
 networks then see the views, the loss gets every row, and the label loss and the returned
 output use the original rows.
 
-Any batch size works after ``setup``: the sizes read from the first batch are channel counts and
-the like, and a loss built for a batch size (``semckd``'s embeddings) takes others.
+Batches of any size follow ``setup``: the sizes read from the first batch are channel counts and
+the like, and a loss built for a batch size (``semckd``'s embeddings) takes others. (A BatchNorm
+adapter, as any BatchNorm in training mode, needs at least two samples.)
 """
 
 from __future__ import annotations
@@ -286,6 +287,7 @@ class Distiller(nn.Module):
                 )
 
         self._step_hook = register_optimizer_step_pre_hook(check)
+        weakref.finalize(self, self._step_hook.remove)  # gone with the distiller, at the latest
 
     def _run(self, inputs: Any, target: Tensor | None, extra: dict | None = None) -> Context:
         original = None
