@@ -201,6 +201,7 @@ class Distiller(nn.Module):
         self.feat_tap = feat_tap
         self.providers = dict(providers or {})
         self.epoch: int | None = None
+        self._built_here = isinstance(loss, str)
         if isinstance(loss, str):
             self.loss_cls = get(loss)
             self.loss_name = loss
@@ -369,8 +370,9 @@ class Distiller(nn.Module):
             built = {**self._size_kwargs_seen, **self.preset.kwargs, **self.loss_kwargs}
             given = ", ".join(f"{k!r}: fn(ctx)" for k in missing)
             raise TypeError(
-                f"loss {self.loss_name!r} needs input {', '.join(map(repr, missing))}, which the "
-                f"Distiller cannot derive; pass providers={{{given}}}" + self._unset_hint(built)
+                f"loss {self.loss_name!r} needs input{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(repr, missing))}, which the Distiller cannot derive; pass "
+                f"providers={{{given}}}" + self._unset_hint(built)
             )
         return kwargs
 
@@ -451,9 +453,14 @@ class Distiller(nn.Module):
         self._watch_optimisers()
         return self
 
-    def _unset_hint(self, given: Mapping[str, Any], required_only: bool = False) -> str:
-        """The constructor arguments the harness did not set (required ones, or those left at
-        ``None``), as the ``loss_kwargs=`` that supplies them; empty when there are none."""
+    def _unset_hint(
+        self, given: Mapping[str, Any], required_only: bool = False, error: str | None = None
+    ) -> str:
+        """The constructor arguments the harness left unset (required ones, or those left at
+        ``None``; with ``error``, only those it names), as the ``loss_kwargs=`` that supplies
+        them; empty when there are none or the loss was given already built."""
+        if not self._built_here:
+            return ""
         init = inspect.signature(self.loss_cls.__init__).parameters
         unset = [
             n
@@ -462,6 +469,7 @@ class Distiller(nn.Module):
             and n not in given
             and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
             and (p.default is inspect.Parameter.empty or (not required_only and p.default is None))
+            and (error is None or n in error)
         ]
         if not unset:
             return ""
@@ -474,7 +482,7 @@ class Distiller(nn.Module):
     def _describe(self, kw: dict[str, Any], e: Exception) -> str:
         lines = [f"loss {self.loss_name!r} cannot take these inputs ({type(e).__name__}: {e})"]
         built = {**self._size_kwargs_seen, **self.preset.kwargs, **self.loss_kwargs}
-        hint = self._unset_hint(built)
+        hint = self._unset_hint(built, error=str(e))
         if hint:
             lines.append(hint.strip("\n"))
         for key, value in kw.items():
