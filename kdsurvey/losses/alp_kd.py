@@ -41,7 +41,10 @@ class ALPKD(DistillationLoss):
         (every token attends separately). Returns a scalar.
 
         No official code; written from the paper (dot-product attention without scaling, MSE averaged
-        over batch and hidden units, summed over student layers). ``zero_at_match`` is False: the target
+        over batch and hidden units, summed over student layers). The projection is this
+        project's adapter, neither the authors' nor a library's: the paper's students share the
+        teacher's hidden size. Teacher layers must share one shape (the error names the two
+        that differ). ``zero_at_match`` is False: the target
         is a convex mix of all teacher layers, so it differs from the matching teacher layer.
     """
 
