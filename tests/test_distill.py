@@ -139,3 +139,119 @@ def test_prebuilt_loss_and_weights():
     d.setup(x, y)
     out = d(x, y)
     assert out.loss.item() == pytest.approx(0.5 * out.distill_loss.item(), rel=1e-6)
+
+
+def test_any_batch_size_after_setup():
+    """semckd's learned embeddings are sized by the setup batch; larger and short batches
+    (a DataLoader's last one) still train."""
+    teacher, student = _pair()
+    taps = ["stage2", "stage3"]
+    d = Distiller(teacher, student, "semckd", student_taps=taps, teacher_taps=taps)
+    d.setup(*_batch(8))
+    assert d.loss.query is not None  # the learned embeddings exist
+    opt = torch.optim.SGD(d.parameters(), lr=0.01)
+    for n in (16, 5, 1):
+        out = d(*_batch(n))
+        assert torch.isfinite(out.loss) and out.output.shape == (n, 10)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+
+
+def test_optimiser_created_before_setup_is_refused():
+    teacher, student = _pair()
+    d = Distiller(teacher, student, "fitnet", student_taps=["stage2"], teacher_taps=["stage2"])
+    early = torch.optim.SGD(d.parameters(), lr=0.1)  # the student only: no adapters yet
+    x, y = _batch()
+    d.setup(x, y)
+    before = [p.detach().clone() for p in student.parameters()]
+    d(x, y).loss.backward()
+    with pytest.raises(RuntimeError, match=r"before distiller\.setup") as e:
+        early.step()
+    assert "regressor" in str(e.value)  # names the untrained adapter parameters
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters()))  # nothing moved
+    late = torch.optim.SGD(d.parameters(), lr=0.1)
+    late.step()  # created after setup: accepted
+    other = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    other.step()  # an optimiser of another network is not this distiller's business
+    d.remove_hooks()
+    early.step()  # the check is gone with the hooks
+
+
+def test_underivable_inputs_name_the_argument_that_supplies_them():
+    teacher, student = _pair()
+    taps = ["stage3"]
+    d = Distiller(teacher, student, "crd", student_taps=taps, teacher_taps=taps)
+    with pytest.raises(TypeError) as e:
+        d.setup(*_batch())
+    msg = str(e.value)
+    assert "providers={'idx': fn(ctx)}" in msg and "loss_kwargs={'n_data': ...}" in msg
+    d = Distiller(
+        teacher,
+        student,
+        "crd",
+        student_taps=taps,
+        teacher_taps=taps,
+        providers={"idx": lambda ctx: torch.arange(8)},
+    )
+    with pytest.raises(ValueError, match=r"loss_kwargs=\{'n_data': \.\.\.\}"):
+        d.setup(*_batch())
+
+
+def test_errors_say_what_to_do():
+    from kdsurvey.losses import create
+
+    teacher, student = _pair()
+    x, y = _batch()
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\) score maps.*use 'kd'"):
+        Distiller(teacher, student, "skd_pixel").setup(x, y)
+    taps = ["stage1", "stage2"]
+    with pytest.raises(ValueError) as e:
+        Distiller(teacher, student, "alp_kd", student_taps=taps, teacher_taps=taps).setup(x, y)
+    first = str(e.value).splitlines()[0]
+    assert "teacher layer 1 is (8, 16, 4, 4) and teacher layer 0 is (8, 8, 8, 8)" in first
+    assert "student" not in first
+    with pytest.raises(ValueError) as e:
+        Distiller(teacher, student, "dsd", student_taps=taps, teacher_taps=taps).setup(x, y)
+    assert "class score maps" in str(e.value) and "logits shapes" not in str(e.value)
+    s, t = torch.randn(2, 4, 4, 4), torch.randn(2, 16, 4, 4)
+    for name in ("fitnet", "vid", "dist_plus"):
+        kw = {"logits_student": torch.randn(2, 10), "logits_teacher": torch.randn(2, 10)}
+        kw = kw if name == "dist_plus" else {}
+        with pytest.raises(ValueError, match="student_channels=4, teacher_channels=16"):
+            create(name)(feat_student=s, feat_teacher=t, **kw)
+    for name in ("fsp", "fsp_torchdistill", "kdsvd"):
+        with pytest.raises(ValueError, match=r"student_channels=\[\.\.\.\]"):
+            create(name)(feats_student=[s, s], feats_teacher=[t, t])
+    for name in ("ofd", "mgd", "ab"):  # any loss that owns adapters, built without them
+        args = (s, t) if name == "mgd" else ([s], [t])
+        with pytest.raises(ValueError, match=r"student_channels=\.\.\., teacher_channels="):
+            create(name)(*args)
+    with pytest.raises(ValueError) as e:  # a loss that owns none gets no such hint
+        create("at")([s], [t[:1]])
+    assert "student_channels" not in str(e.value)
+
+
+def test_views_feed_the_loss_every_view_and_the_label_loss_the_originals():
+    from kdsurvey.losses._views import rotations
+
+    x, y = _batch(3)
+    views, original = rotations(x)
+    assert views.shape == (12, 1, 8, 8) and original.tolist() == [0, 4, 8]
+    assert torch.equal(views[4], x[1]) and torch.equal(views[5], torch.rot90(x[1], 1, (1, 2)))
+    teacher, student = _pair()
+    taps = ["stage3"]
+    seen = {}
+    d = Distiller(teacher, student, "sskd", student_taps=taps, teacher_taps=taps)
+    d.setup(x, y)
+    assert d.loss.head is not None  # the official student projection head, owned by the loss
+    d.loss.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.update({k: v.shape for k, v in kw.items()}), with_kwargs=True
+    )
+    out = d(x, y)
+    assert seen["logits_student"] == (12, 10) and seen["target"] == (3,)
+    assert out.output.shape == (3, 10)
+    direct = torch.nn.functional.cross_entropy(student(views)[original], y)  # same BN batch
+    assert out.task_loss.item() == pytest.approx(direct.item(), rel=1e-5)
+    plain = Distiller(teacher, student, "kd", views=rotations).setup(x, y)
+    assert plain(x, y).output.shape == (3, 10)

@@ -132,7 +132,7 @@ def test_dist_plus_feature_terms_are_one_minus_mean_correlations():
     channel = 1 - np.mean([_pearson(s[i, :, p], t[i, :, p]) for i in range(5) for p in range(6)])
     a_s, a_t = s.sum(1), t.sum(1)  # (B, HW) channel-summed maps
     spatial = 1 - np.mean([_pearson(a_s[:, p], a_t[:, p]) for p in range(6)])
-    only = dict(beta=0.0, gamma=0.0, temperature=1.0)
+    only = dict(beta=0.0, gamma=0.0, temperature=1.0, loss_weight=1.0)
     got_c = create("dist_plus", iota=1.0, kappa=0.0, **only)(zs, zt, fs, ft).item()
     got_s = create("dist_plus", iota=0.0, kappa=1.0, **only)(zs, zt, fs, ft).item()
     assert got_c == pytest.approx(channel, rel=1e-6)
@@ -145,6 +145,8 @@ def test_dist_plus_feature_terms_are_one_minus_mean_correlations():
 def test_dist_plus_without_feature_terms_is_dist():
     zs, zt = _logits(8)
     fs, ft = _feats(9, b=8)
-    got = create("dist_plus", iota=0.0, kappa=0.0, beta=2.0, gamma=0.5, temperature=4.0)
+    got = create(
+        "dist_plus", iota=0.0, kappa=0.0, beta=2.0, gamma=0.5, temperature=4.0, loss_weight=1.0
+    )
     want = create("dist", beta=2.0, gamma=0.5, temperature=4.0)(zs, zt)
     assert got(zs, zt, fs, ft).item() == pytest.approx(want.item(), rel=1e-6)

@@ -42,30 +42,14 @@ SEGMENTATION = {
 
 # Losses that fit neither task, with the reason (checked by the tests: each really fails).
 NOT_FITTING: dict[str, str] = {
-    "alp_kd": "ALP-KD attends over layers of one common width (transformer encoders' (B, T, D) "
-    "states); the arena's CNN stages differ in width and size and the loss has one projection",
-    "dsd": "DSD compares backbone and head features and logits of equal shapes with no adapter; "
-    "the arena's student segmenter is thinner than its teacher",
-    "kdsvd": "KD-SVD compares singular vectors of student and teacher maps of equal shape and "
-    "defines no adapter; the arena's student is thinner than its teacher",
-    "sskd": "SSKD trains on four rotated views of every image (a 4x batch the training loop must "
-    "build and label); the shared recipe feeds one view per image",
-    "vid": "VID takes the student's regressed mean with the teacher's channel count and owns only "
-    "the variance, not the regressor; the arena's student is thinner than its teacher",
+    "alp_kd": "ALP-KD attends over several teacher layers of one width (a transformer's hidden "
+    "states); missing harness feature: taps chosen per loss (a Task taps one list of stages for "
+    "every loss, and the arena's CNN stages each have their own width)",
     "hsakd": "HSAKD matches auxiliary classifiers (4C-way: class x rotation) hung on every stage "
-    "of both networks, the teacher's trained beforehand, over a 4x batch of rotated views; the "
-    "arena's networks have no auxiliary branches and the shared recipe feeds one view per image",
-    "pad_l2": "PAD-L2 takes the student's per-dimension log-variance from a variance branch that "
-    "belongs to the student model, and an embedding already of the teacher's width; the arena's "
-    "students have no such branch, are thinner than their teachers, and the loss owns no adapter",
-    "fsp": "FSP matrices (C_l x C_l+1 per stage pair) must be the same size for student and "
-    "teacher and the loss defines no adapter; the arena's student is 4x thinner than its teacher",
-    "fsp_torchdistill": "torchdistill's FSP matrices (C_a x C_b per pair of maps) must be the same "
-    "size for student and teacher and the loss defines no adapter (nor does torchdistill's); the "
-    "arena's student is 4x thinner than its teacher",
-    "dist_plus": "DIST+'s feature terms correlate student and teacher maps of equal shape "
-    "channel by channel and the loss defines no adapter (nor does torchdistill's); the arena's "
-    "student is thinner than its teacher",
+    "of both networks, the teacher's trained beforehand on the rotated views with the teacher "
+    "frozen; the rotated views come from the views= hook, but the missing harness feature is a "
+    "teacher-preparation stage (training auxiliary heads on the frozen teacher before "
+    "distillation)",
 }
 
 
@@ -164,6 +148,9 @@ def providers(name: str, task: str, split: data.Split | None = None) -> dict:
     if "logits_strong_student" in params:
         out["logits_strong_student"] = lambda ctx: _strong(ctx).strong
         out["logits_strong_teacher"] = lambda ctx: _strong(ctx).strong_teacher
+    if name == "dsd":  # [backbone feature, head feature, class scores], as CIRKD's script passes
+        out["feats_student"] = lambda ctx: [*ctx.feats_student[1:], ctx.student_out]
+        out["feats_teacher"] = lambda ctx: [*ctx.feats_teacher[1:], ctx.teacher_out]
     if name == "cwd":  # CWD distils the dense logit maps (official: the segmentation head output)
         out["feat_student"] = lambda ctx: ctx.student_out
         out["feat_teacher"] = lambda ctx: ctx.teacher_out

@@ -26,13 +26,27 @@ so **create the optimiser after** ``setup``::
     out.loss.backward(); opt.step()
 
 ``Distiller.parameters()`` yields only trainable parameters of the student and the loss (the
-teacher's are frozen and excluded).
+teacher's are frozen and excluded). An optimiser created before ``setup`` would miss the adapters
+and leave them untrained: once the loss owns parameters, the distiller watches every optimiser
+step (a global ``torch.optim`` step pre-hook, removed by :meth:`Distiller.remove_hooks`), and the
+first step of an optimiser that updates the student but not the adapters raises
+``RuntimeError`` before anything is changed. Each optimiser is checked once.
+
+Losses trained on extra views of each batch (SSKD's four rotations) declare them (their class's
+``views``), or pass ``views=fn``: ``fn(inputs, target) -> (view_inputs, original_rows)``. Both
+networks then see the views, the loss gets every row, and the label loss and the returned
+output use the original rows.
+
+Batches of any size follow ``setup``: the sizes read from the first batch are channel counts and
+the like, and a loss built for a batch size (``semckd``'s embeddings) takes others. (A BatchNorm
+adapter, as any BatchNorm in training mode, needs at least two samples.)
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +54,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import get
@@ -78,6 +93,7 @@ class Context:
     distiller: Distiller
     epoch: int | None = None
     extra: dict = field(default_factory=dict)  # keyword arguments given to forward/setup
+    original: Tensor | None = None  # with views: the rows of the original images
 
 
 @dataclass
@@ -152,6 +168,8 @@ class Distiller(nn.Module):
             of the distillation term, linear over ``warmup_epochs`` (needs ``distiller.epoch``).
         feat_tap: which tap feeds ``feat_*`` (default the last one).
         providers: extra or overriding forward inputs, ``{name: fn(ctx) -> value}``.
+        views: ``fn(inputs, target) -> (view_inputs, original_rows)``, the views both networks
+            see (default: the loss's own ``views``, e.g. SSKD's rotations; ``False``: none).
     """
 
     def __init__(
@@ -169,6 +187,7 @@ class Distiller(nn.Module):
         feat_tap: int = -1,
         providers: Mapping[str, Callable[[Context], Any]] | None = None,
         preset: str | None = None,
+        views: Callable[[Any, Tensor | None], tuple[Any, Tensor]] | bool | None = None,
     ):
         super().__init__()
         self.student = student
@@ -182,6 +201,7 @@ class Distiller(nn.Module):
         self.feat_tap = feat_tap
         self.providers = dict(providers or {})
         self.epoch: int | None = None
+        self._built_here = isinstance(loss, str)
         if isinstance(loss, str):
             self.loss_cls = get(loss)
             self.loss_name = loss
@@ -206,7 +226,11 @@ class Distiller(nn.Module):
                 module = resolve_module(model, name, role)
                 self._hooks.append(module.register_forward_hook(self._hook(role, i)))
         self.params = inspect.signature(self.loss_cls.forward).parameters
+        self.views = getattr(self.loss_cls, "views", None) if views is None else views or None
         self._ready = False
+        self._step_hook = None
+        self._size_kwargs_seen: dict[str, Any] = {}
+        self._checked_optimisers: weakref.WeakSet = weakref.WeakSet()
 
     # -- plumbing ------------------------------------------------------------------------------
     def _hook(self, role: str, i: int):
@@ -231,8 +255,45 @@ class Distiller(nn.Module):
         for h in self._hooks:
             h.remove()
         self._hooks.clear()
+        if self._step_hook is not None:
+            self._step_hook.remove()
+            self._step_hook = None
+
+    def _watch_optimisers(self) -> None:
+        """Check each optimiser's first step: one that updates the student must also update the
+        loss's adapters (see the module docstring). Holds the distiller weakly."""
+        if self._step_hook is not None or self.loss is None:
+            return
+        if not any(p.requires_grad for p in self.loss.parameters()):
+            return
+        me = weakref.ref(self)
+
+        def check(optimiser, _args, _kwargs):
+            d = me()
+            if d is None or optimiser in d._checked_optimisers:
+                return
+            d._checked_optimisers.add(optimiser)
+            given = {id(p) for g in optimiser.param_groups for p in g["params"]}
+            if not any(id(p) in given for p in d.student.parameters()):
+                return  # not this distiller's optimiser (e.g. another network's)
+            missing = [n for n, p in d.loss.named_parameters() if p.requires_grad]
+            missing = [n for n in missing if id(d.loss.get_parameter(n)) not in given]
+            if missing:
+                raise RuntimeError(
+                    f"this optimiser updates the student but not the {len(missing)} adapter "
+                    f"parameters of loss {d.loss_name!r} ({', '.join(missing[:3])}"
+                    f"{', ...' if len(missing) > 3 else ''}): it was probably created before "
+                    "distiller.setup(...), which builds them. Create it after setup, from "
+                    "distiller.parameters()"
+                )
+
+        self._step_hook = register_optimizer_step_pre_hook(check)
+        weakref.finalize(self, self._step_hook.remove)  # gone with the distiller, at the latest
 
     def _run(self, inputs: Any, target: Tensor | None, extra: dict | None = None) -> Context:
+        original = None
+        if self.views is not None:
+            inputs, original = self.views(inputs, target)
         with torch.no_grad():
             teacher_out = self.teacher(inputs)
         feats_t = list(self._captured["teacher"])
@@ -248,6 +309,7 @@ class Distiller(nn.Module):
             self,
             self.epoch,
             dict(extra or {}),
+            original,
         )
 
     def _feat(self, ctx: Context, role: str) -> Tensor:
@@ -279,8 +341,9 @@ class Distiller(nn.Module):
         return feats
 
     def loss_inputs(self, ctx: Context) -> dict[str, Any]:
-        """The keyword arguments the loss's forward receives for this batch."""
-        kwargs = {}
+        """The keyword arguments the loss's forward receives for this batch; a ``TypeError``
+        names every input it cannot derive (and unset constructor arguments) at once."""
+        kwargs, missing = {}, []
         for key, p in self.params.items():
             if key == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
@@ -302,10 +365,15 @@ class Distiller(nn.Module):
             elif key == "epoch" and self.epoch is not None:
                 kwargs[key] = self.epoch
             elif required:
-                raise TypeError(
-                    f"loss {self.loss_name!r} needs input {key!r}, which the Distiller cannot "
-                    f"derive; pass providers={{{key!r}: fn(ctx)}}"
-                )
+                missing.append(key)
+        if missing:
+            built = {**self._size_kwargs_seen, **self.preset.kwargs, **self.loss_kwargs}
+            given = ", ".join(f"{k!r}: fn(ctx)" for k in missing)
+            raise TypeError(
+                f"loss {self.loss_name!r} needs input{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(repr, missing))}, which the Distiller cannot derive; pass "
+                f"providers={{{given}}}" + self._unset_hint(built)
+            )
         return kwargs
 
     def _size_kwargs(self, ctx: Context) -> dict[str, Any]:
@@ -365,12 +433,14 @@ class Distiller(nn.Module):
         try:
             ctx = self._run(inputs, target, extra)
             if self.loss is None:
-                kwargs = {**self._size_kwargs(ctx), **self.preset.kwargs, **self.loss_kwargs}
+                self._size_kwargs_seen = self._size_kwargs(ctx)
+                kwargs = {**self._size_kwargs_seen, **self.preset.kwargs, **self.loss_kwargs}
                 try:
                     self.loss = self.loss_cls(**kwargs)
                 except (TypeError, ValueError) as e:
                     raise ValueError(
                         f"loss {self.loss_name!r} cannot be built with {kwargs}: {e}"
+                        + self._unset_hint(kwargs, required_only=True)
                     ) from e
             kw = self.loss_inputs(ctx)
             try:
@@ -380,10 +450,41 @@ class Distiller(nn.Module):
         finally:
             self.student.train(was_training)
         self._ready = True
+        self._watch_optimisers()
         return self
+
+    def _unset_hint(
+        self, given: Mapping[str, Any], required_only: bool = False, error: str | None = None
+    ) -> str:
+        """The constructor arguments the harness left unset (required ones, or those left at
+        ``None``; with ``error``, only those it names), as the ``loss_kwargs=`` that supplies
+        them; empty when there are none or the loss was given already built."""
+        if not self._built_here:
+            return ""
+        init = inspect.signature(self.loss_cls.__init__).parameters
+        unset = [
+            n
+            for n, p in init.items()
+            if n != "self"
+            and n not in given
+            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            and (p.default is inspect.Parameter.empty or (not required_only and p.default is None))
+            and (error is None or n in error)
+        ]
+        if not unset:
+            return ""
+        example = ", ".join(f"{n!r}: ..." for n in unset)
+        return (
+            f"\n  constructor arguments the Distiller cannot derive, left unset: "
+            f"{', '.join(unset)}; give them with loss_kwargs={{{example}}}"
+        )
 
     def _describe(self, kw: dict[str, Any], e: Exception) -> str:
         lines = [f"loss {self.loss_name!r} cannot take these inputs ({type(e).__name__}: {e})"]
+        built = {**self._size_kwargs_seen, **self.preset.kwargs, **self.loss_kwargs}
+        hint = self._unset_hint(built, error=str(e))
+        if hint:
+            lines.append(hint.strip("\n"))
         for key, value in kw.items():
             where = ""
             if key.startswith("feat"):
@@ -402,14 +503,15 @@ class Distiller(nn.Module):
             )
         ctx = self._run(inputs, target, extra)
         distill = self.loss(**self.loss_inputs(ctx))
+        output = ctx.student_out if ctx.original is None else ctx.student_out[ctx.original]
         if target is not None and self.task_weight:
             fn = self.task_loss_fn or (lambda out, y: F.cross_entropy(out, y, ignore_index=255))
-            task = fn(ctx.student_out, target)
+            task = fn(output, target)
         else:
             task = distill.new_zeros(())
         total = self.task_weight * task + self.weight * self.warmup() * distill
         return DistillOutput(
-            ctx.student_out,
+            output,
             total,
             task.detach(),
             distill.detach(),

@@ -50,6 +50,28 @@ def conv_bn_connector(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(conv, bn)
 
 
+def layer_connectors(student_channels, teacher_channels) -> nn.ModuleList | None:
+    """One :func:`conv_bn_connector` per layer whose widths differ (identity where they agree),
+    or ``None`` without channel counts: RepDistiller's generic ``ConnectorV2``
+    (``models/util.py``, commit b84f547), for losses whose official code compares maps of equal
+    widths and has no adapter of its own."""
+    pairs = channel_pairs(student_channels, teacher_channels)
+    if pairs is None:
+        return None
+    return nn.ModuleList(
+        nn.Identity() if c_s == c_t else conv_bn_connector(c_s, c_t) for c_s, c_t in pairs
+    )
+
+
+def connect(connectors: nn.ModuleList | None, feats: Sequence[Tensor]) -> list[Tensor]:
+    """The student maps through their connectors (as they are without connectors)."""
+    if connectors is None:
+        return list(feats)
+    if len(connectors) != len(feats):
+        raise ValueError(f"built with {len(connectors)} layers' channels, given {len(feats)} maps")
+    return [c(f) for c, f in zip(connectors, feats, strict=True)]
+
+
 def conv_bn_relu(c_in: int, c_out: int, kernel: int = 1, bias: bool = False) -> nn.Sequential:
     """``kernel`` x ``kernel`` conv (same padding) + BatchNorm + ReLU, PyTorch default init."""
     return nn.Sequential(

@@ -16,12 +16,31 @@ def check_target(logits: Tensor, target: Tensor) -> None:
         )
 
 
-def check_same_shape(student: Tensor, teacher: Tensor, what: str = "student and teacher") -> None:
-    """Raise ``ValueError`` naming both shapes when they differ."""
+def check_same_shape(
+    student: Tensor, teacher: Tensor, what: str = "student and teacher", hint: str = ""
+) -> None:
+    """Raise ``ValueError`` naming both shapes when they differ (``hint``: what to do, appended)."""
     if student.shape != teacher.shape:
         raise ValueError(
-            f"{what} shapes differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}"
+            f"{what} shapes differ: student {tuple(student.shape)} vs teacher "
+            f"{tuple(teacher.shape)}" + (f"; {hint}" if hint else "")
         )
+
+
+def connector_hint(
+    student: Tensor, teacher: Tensor, adapter: str = "connector", per_layer: bool = False
+) -> str:
+    """The advice for widths that differ when the loss was built without its adapter: the
+    constructor arguments that build it (empty when the widths agree). ``per_layer``: the loss
+    takes one channel count per map."""
+    if student.dim() < 2 or teacher.dim() < 2 or student.shape[1] == teacher.shape[1]:
+        return ""
+    c_s, c_t = student.shape[1], teacher.shape[1]
+    if per_layer:
+        args = f"student_channels=[...], teacher_channels=[...] (one count per map; here {c_s} vs {c_t})"
+    else:
+        args = f"student_channels={c_s}, teacher_channels={c_t}"
+    return f"the loss owns a {adapter} for different widths: build it with {args}"
 
 
 def check_same_length(students: Sequence[Tensor], teachers: Sequence[Tensor]) -> None:
@@ -69,11 +88,15 @@ def check_same_batch(student: Tensor, teacher: Tensor, what: str = "student and 
         )
 
 
-def check_same_dims(student: Tensor, teacher: Tensor, dims: Sequence[int], what: str) -> None:
-    """Raise ``ValueError`` naming both shapes when the given dimensions differ."""
+def check_same_dims(
+    student: Tensor, teacher: Tensor, dims: Sequence[int], what: str, hint: str = ""
+) -> None:
+    """Raise ``ValueError`` naming both shapes when the given dimensions differ (``hint``: what
+    to do, appended)."""
     if student.dim() != teacher.dim() or any(student.shape[d] != teacher.shape[d] for d in dims):
         raise ValueError(
-            f"{what} shapes differ: student {shape_tuple(student)} vs teacher {shape_tuple(teacher)}"
+            f"{what} shapes differ: student {shape_tuple(student)} vs teacher "
+            f"{shape_tuple(teacher)}" + (f"; {hint}" if hint else "")
         )
 
 

@@ -41,7 +41,10 @@ class ALPKD(DistillationLoss):
         (every token attends separately). Returns a scalar.
 
         No official code; written from the paper (dot-product attention without scaling, MSE averaged
-        over batch and hidden units, summed over student layers). ``zero_at_match`` is False: the target
+        over batch and hidden units, summed over student layers). The projection is this
+        project's adapter, neither the authors' nor a library's: the paper's students share the
+        teacher's hidden size. Teacher layers must share one shape (the error names the two
+        that differ). ``zero_at_match`` is False: the target
         is a convex mix of all teacher layers, so it differs from the matching teacher layer.
     """
 
@@ -71,8 +74,13 @@ class ALPKD(DistillationLoss):
             The scalar loss.
         """
         first = feats_teacher[0]
-        for h in feats_teacher:
-            check_same_shape(h, first, "teacher layers")
+        for j, h in enumerate(feats_teacher):
+            if h.shape != first.shape:
+                raise ValueError(
+                    f"ALP-KD attends over teacher layers of one shape, but teacher layer {j} is "
+                    f"{tuple(h.shape)} and teacher layer 0 is {tuple(first.shape)}: tap teacher "
+                    "layers of one width (e.g. a transformer's hidden states)"
+                )
         for h in feats_student:
             check_leading_dims(h, first, dims=first.dim() - 1, what="hidden state")
         hs = torch.stack(

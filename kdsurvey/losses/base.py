@@ -52,6 +52,33 @@ class DistillationLoss(nn.Module):
     batch_invariant: ClassVar[bool] = True
     # The authors' training settings by name, the default first (see :class:`Preset`).
     presets: ClassVar[dict[str, Preset]] = {}
+    # The extra views of each batch its official loop trains on, ``fn(inputs, target) ->
+    # (view_inputs, original_rows)`` (see kdsurvey.losses._views); None: the batch as it is.
+    views: ClassVar[Any] = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``forward``; a shape error of a loss built without the adapters it can own (no
+        parameters, though its constructor takes ``student_channels``/``teacher_channels``)
+        says which constructor arguments build them."""
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValueError as e:
+            msg = str(e)
+            init = inspect.signature(type(self).__init__).parameters
+            if (
+                "student_channels" in init
+                and "teacher_channels" in init
+                and "student_channels" not in msg
+                and "student" in msg
+                and "teacher" in msg
+                and not any(True for _ in self.parameters())
+            ):
+                raise ValueError(
+                    f"{msg}; the loss owns adapters for different widths: build it with "
+                    "student_channels=..., teacher_channels=... (the student's and the "
+                    "teacher's channel counts)"
+                ) from e
+            raise
 
     @classmethod
     def preset(cls, name: str | None = None) -> Preset:

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._checks import check_same_shape
-from kdsurvey.losses.base import DistillationLoss, feature_example, logits_example
+from kdsurvey.losses._adapters import apply_optional, channel_pairs, conv_bn_connector
+from kdsurvey.losses._checks import check_same_shape, connector_hint
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_example, logits_example
 from kdsurvey.losses.dist import pearson_rows
 from kdsurvey.losses.registry import register
 
@@ -55,14 +56,22 @@ class DISTPlus(DistillationLoss):
             over the batch).
         temperature: :math:`\tau`, softens both networks' class probabilities; the logit terms
             are multiplied by :math:`\tau^2` (1 in torchdistill's ImageNet sample config).
-        loss_weight: ``w``, multiplies the whole loss (torchdistill's ImageNet sample config
-            uses 2 with ``beta`` and ``gamma`` at 2).
+        student_channels: C_s, the student map's width. Given with ``teacher_channels``, the loss
+            owns a connector (1x1 conv + BatchNorm to C_t) applied to the student map before the
+            feature terms; ``None`` (default): none, the widths already agree.
+        teacher_channels: C_t, the teacher map's width. Give it together with
+            ``student_channels``, or leave both ``None``.
+        loss_weight: ``w``, multiplies the whole loss.
 
     Notes:
         Shapes: ``logits_student`` and ``logits_teacher`` ``(B, K)``; ``feat_student`` and
-        ``feat_teacher`` ``(B, C, H, W)`` (or any ``(B, C, ...)``), of equal shapes: the loss owns
-        no adapter (torchdistill's sample config distils ResNet-34's ``layer4`` into ResNet-18's,
-        both 512 channels). The authors released no DIST+ code (hunto/DIST_KD and
+        ``feat_teacher`` ``(B, C, H, W)`` (or any ``(B, C, ...)``), of equal shapes unless the loss
+        owns its connector. torchdistill has none (its sample config distils ResNet-34's
+        ``layer4`` into ResNet-18's, both 512 channels); given both widths, the loss connects a
+        thinner student map with RepDistiller's generic connector ``ConnectorV2``
+        (``models/util.py``, commit b84f547: 1x1 conv, BatchNorm, He init), a library's
+        adapter. The defaults (``beta = gamma = 2``, ``iota = kappa = 1``, ``w = 2``) are
+        torchdistill's ImageNet sample config (the ``imagenet`` preset). The authors released no DIST+ code (hunto/DIST_KD and
         hunto/image_classification_sota hold DIST only) and the paper's full text was not
         readable here, so the feature terms follow the only implementation there is, torchdistill
         (yoshitomo-matsubara/torchdistill), ``torchdistill/losses/mid_level.py::DISTPlusLoss``
@@ -79,16 +88,31 @@ class DISTPlus(DistillationLoss):
         procedure, not part of this loss.
     """
 
+    presets = {
+        "imagenet": Preset(
+            source="yoshitomo-matsubara/torchdistill configs/sample/ilsvrc2012/dist_plus/"
+            "resnet18_from_resnet34.yaml (commit 785cdb9): DISTPlusLoss beta 2.0, gamma 2.0, "
+            "iota 1.0, kappa 1.0, tau 1.0, weight 2.0; ce weight 1.0",
+            note="A library's config: the authors released no DIST+ code.",
+        )
+    }
+
     def __init__(
         self,
-        beta: float = 1.0,
-        gamma: float = 1.0,
+        beta: float = 2.0,
+        gamma: float = 2.0,
         iota: float = 1.0,
         kappa: float = 1.0,
         temperature: float = 1.0,
-        loss_weight: float = 1.0,
+        student_channels: int | None = None,
+        teacher_channels: int | None = None,
+        loss_weight: float = 2.0,
     ):
         super().__init__()
+        pairs = channel_pairs(student_channels, teacher_channels)
+        self.connector = None
+        if pairs is not None and pairs[0][0] != pairs[0][1]:
+            self.connector = conv_bn_connector(*pairs[0])
         self.beta, self.gamma, self.iota, self.kappa = beta, gamma, iota, kappa
         self.temperature = temperature
         self.loss_weight = loss_weight
@@ -112,14 +136,18 @@ class DISTPlus(DistillationLoss):
         Args:
             logits_student: (B, K) student logits.
             logits_teacher: (B, K) teacher logits.
-            feat_student: (B, C, H, W) student feature map, already of the teacher's shape.
+            feat_student: (B, C, H, W) student feature map (of the teacher's shape unless the loss
+                owns its connector).
             feat_teacher: (B, C, H, W) teacher feature map.
 
         Returns:
             The scalar loss.
         """
         check_same_shape(logits_student, logits_teacher, "logits")
-        check_same_shape(feat_student, feat_teacher, "feature")
+        feat_student = apply_optional(self.connector, feat_student)
+        check_same_shape(
+            feat_student, feat_teacher, "feature", connector_hint(feat_student, feat_teacher)
+        )
         if feat_student.dim() < 3 or logits_student.shape[0] != feat_student.shape[0]:
             raise ValueError(
                 f"features must be (B, C, ...) with the logits' batch: logits "

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._checks import check_dense, check_same_length, check_same_shape
-from kdsurvey.losses.base import DistillationLoss, feature_example
+from kdsurvey.losses._checks import check_dense, check_same_length
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_example
 from kdsurvey.losses.registry import register
 
 
@@ -48,8 +48,18 @@ class DSD(DistillationLoss):
     Notes:
         Shapes: ``feats_student``, ``feats_teacher``: lists of ``(B, C_l, H_l, W_l)`` maps, the last
         being the ``(B, K, h, w)`` class score map; student and teacher widths may differ except for
-        the last item; returns a scalar.
+        the last item; returns a scalar. No adapter is needed for thinner students: PSD compares
+        channel-averaged attention maps and CSD class score maps, and CIRKD's script builds none.
     """
+
+    presets = {
+        "cityscapes": Preset(
+            source="winycg/CIRKD train_scripts/train_kd/train_dsd.sh (commit 05a2753): "
+            "--lambda-psd 1000. --lambda-csd 10.; train_kd.py (commit 3169b74): task loss weight "
+            "1, DSD on [s_outputs[-2], s_outputs[-1], s_outputs[0]]",
+            note="A re-implementation by the CIRKD authors (the DSD authors released no code).",
+        )
+    }
 
     def __init__(
         self,
@@ -108,7 +118,14 @@ class DSD(DistillationLoss):
             raise ValueError("dsd needs at least one map (the class score map)")
         for s, t in zip(feats_student[:-1], feats_teacher[:-1], strict=True):
             check_dense(s, t, "features")
-        check_same_shape(feats_student[-1], feats_teacher[-1], "logits")
+        z_s, z_t = feats_student[-1], feats_teacher[-1]
+        if z_s.shape != z_t.shape:
+            raise ValueError(
+                f"dsd takes the class score maps (B, K, h, w) as the last item of feats_student "
+                f"and feats_teacher, of one shape; got student {tuple(z_s.shape)} vs teacher "
+                f"{tuple(z_t.shape)}: append the networks' outputs to the feature lists (e.g. "
+                "providers={'feats_student': lambda ctx: [*ctx.feats_student, ctx.student_out]})"
+            )
         teachers = [t.detach() for t in feats_teacher]
         psd = self._psd(feats_student, teachers)
         csd = self._csd(feats_student[-1], teachers[-1])

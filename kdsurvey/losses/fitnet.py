@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs
-from kdsurvey.losses._checks import check_leading_dims, check_same_shape
+from kdsurvey.losses._checks import check_leading_dims, check_same_shape, connector_hint
 from kdsurvey.losses.base import DistillationLoss
 from kdsurvey.losses.registry import register
 
@@ -68,5 +68,10 @@ class FitNet(DistillationLoss):
         check_leading_dims(feat_student, feat_teacher)
         if self.regressor is not None:
             feat_student = self.regressor(feat_student)
-        check_same_shape(feat_student, feat_teacher, "hint feature")
+        hint = (
+            ""
+            if self.regressor is not None
+            else connector_hint(feat_student, feat_teacher, "regressor")
+        )
+        check_same_shape(feat_student, feat_teacher, "hint feature", hint)
         return self.loss_weight * F.mse_loss(feat_student, feat_teacher.detach())

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from kdsurvey.losses._checks import check_same_dims, check_same_length
+from kdsurvey.losses._adapters import connect, layer_connectors
+from kdsurvey.losses._checks import check_same_dims, check_same_length, connector_hint
 from kdsurvey.losses._pooling import pool_to_smaller_square
 from kdsurvey.losses._relations import flatten_positions
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -27,6 +28,12 @@ class FSP(DistillationLoss):
     .. math:: \mathcal{L} = w\sum_l \operatorname{mean}\big((G^s_l - G^t_l)^2\big)
 
     Args:
+        student_channels: C_s of each map (a sequence, one per layer). Given with
+            ``teacher_channels``, the loss owns a connector for each map whose width differs
+            from the teacher's (1x1 conv + BatchNorm to C_t); ``None`` (default): none, the
+            widths already agree.
+        teacher_channels: C_t of each map (a sequence). Give it together with
+            ``student_channels``, or leave both ``None``.
         loss_weight: ``w``, multiplies the whole loss.
 
     Notes:
@@ -35,11 +42,34 @@ class FSP(DistillationLoss):
         scalar. Checked against RepDistiller ``distiller_zoo/FSP.py`` (the per-pair losses summed, as
         ``helper/pretrain.py`` does). The paper (and torchdistill) differ: torchdistill max-pools and
         uses a per-sample L2 norm; the default follows RepDistiller, whose numbers are the reference.
+
+        Connectors: the official code has none (it compares networks of equal widths;
+        RepDistiller's ``FSP`` refuses unequal channel counts). Given both channel lists, the loss
+        connects each thinner student map with RepDistiller's generic connector ``ConnectorV2``
+        (``models/util.py``, commit b84f547: 1x1 conv, BatchNorm, He init), a library's adapter,
+        applied before the FSP matrices are formed.
     """
 
-    def __init__(self, loss_weight: float = 1.0):
+    presets = {
+        "cifar100": Preset(
+            source="HobbitLong/RepDistiller helper/pretrain.py:72-74 and helper/loops.py:174-176 "
+            "(commit b84f547)",
+            task_weight=0.0,
+            note="A first stage: RepDistiller trains the student's feature layers on the summed "
+            "FSP losses alone (init_epochs 30, lr 0.05), then trains on cross-entropy with no "
+            "FSP term (its -b 50 is unused for FSP), as the paper's two stages do.",
+        )
+    }
+
+    def __init__(
+        self,
+        student_channels: Sequence[int] | None = None,
+        teacher_channels: Sequence[int] | None = None,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.loss_weight = loss_weight
+        self.connectors = layer_connectors(student_channels, teacher_channels)
 
     @staticmethod
     def fsp_matrices(feats: Sequence[Tensor]) -> list[Tensor]:
@@ -63,8 +93,15 @@ class FSP(DistillationLoss):
             The scalar loss.
         """
         check_same_length(feats_student, feats_teacher)
+        feats_student = connect(self.connectors, feats_student)
         for s, t in zip(feats_student, feats_teacher, strict=True):
-            check_same_dims(s, t, (0, 1), "FSP feature map (batch and channels)")
+            check_same_dims(
+                s,
+                t,
+                (0, 1),
+                "FSP feature map (batch and channels)",
+                connector_hint(s, t, per_layer=True),
+            )
         teachers = [t.detach() for t in feats_teacher]
         loss = feats_student[0].new_zeros(())
         for gs, gt in zip(

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._checks import check_same_dims, check_same_length
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._adapters import connect, layer_connectors
+from kdsurvey.losses._checks import check_same_dims, check_same_length, connector_hint
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.fsp import FSP
 from kdsurvey.losses.registry import register
 
@@ -51,6 +52,12 @@ class FSPTorchdistill(DistillationLoss):
             consecutive maps, ``(0, 1), (1, 2), ...``.
         pair_weights: weight :math:`\lambda_p` of each pair (torchdistill's per-pair ``weight``);
             ``None`` (default): 1 for every pair.
+        student_channels: C_s of each map (a sequence, one per layer). Given with
+            ``teacher_channels``, the loss owns a connector for each map whose width differs
+            from the teacher's (1x1 conv + BatchNorm to C_t); ``None`` (default): none, the
+            widths already agree.
+        teacher_channels: C_t of each map (a sequence). Give it together with
+            ``student_channels``, or leave both ``None``.
         loss_weight: ``w``, multiplies the whole loss.
 
     Notes:
@@ -60,12 +67,31 @@ class FSPTorchdistill(DistillationLoss):
         torchdistill (yoshitomo-matsubara/torchdistill ``torchdistill/losses/mid_level.py``,
         ``FSPLoss.forward``, commit 3e4373c), a library's variant, not the authors' code (none is
         public).
+
+        Connectors: the official code has none (it compares networks of equal widths;
+        torchdistill's ``FSPLoss`` and RepDistiller's ``FSP`` need unequal channel counts). Given both channel lists, the loss
+        connects each thinner student map with RepDistiller's generic connector ``ConnectorV2``
+        (``models/util.py``, commit b84f547: 1x1 conv, BatchNorm, He init), a library's adapter,
+        applied before the FSP matrices are formed.
     """
+
+    presets = {
+        "ilsvrc2012": Preset(
+            source="yoshitomo-matsubara/torchdistill configs/sample/ilsvrc2012/fsp/"
+            "resnet18_from_resnet34.yaml (commit cf72fdf): stage1 FSPLoss weight 1.0, pair "
+            "weights 1",
+            task_weight=0.0,
+            note="Stage 1 (5 epochs, Adam lr 1e-4) trains on this loss alone; stage 2 (15 "
+            "epochs) on cross-entropy alone.",
+        )
+    }
 
     def __init__(
         self,
         pairs: Sequence[Sequence[int]] | None = None,
         pair_weights: Sequence[float] | None = None,
+        student_channels: Sequence[int] | None = None,
+        teacher_channels: Sequence[int] | None = None,
         loss_weight: float = 1.0,
     ):
         super().__init__()
@@ -76,6 +102,7 @@ class FSPTorchdistill(DistillationLoss):
             raise ValueError(f"{len(pair_weights)} pair weights for {len(pairs)} pairs")
         self.pair_weights = None if pair_weights is None else [float(x) for x in pair_weights]
         self.loss_weight = loss_weight
+        self.connectors = layer_connectors(student_channels, teacher_channels)
 
     def forward(self, feats_student: Sequence[Tensor], feats_teacher: Sequence[Tensor]) -> Tensor:
         """The loss of one batch.
@@ -88,8 +115,15 @@ class FSPTorchdistill(DistillationLoss):
             The scalar loss.
         """
         check_same_length(feats_student, feats_teacher)
+        feats_student = connect(self.connectors, feats_student)
         for s, t in zip(feats_student, feats_teacher, strict=True):
-            check_same_dims(s, t, (0, 1), "FSP feature map (batch and channels)")
+            check_same_dims(
+                s,
+                t,
+                (0, 1),
+                "FSP feature map (batch and channels)",
+                connector_hint(s, t, per_layer=True),
+            )
         pairs = self.pairs or [(i, i + 1) for i in range(len(feats_student) - 1)]
         weights = self.pair_weights or [1.0] * len(pairs)
         if len(weights) != len(pairs):

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_length, check_same_shape
 from kdsurvey.losses._kl import kl_of_logits
-from kdsurvey.losses.base import DistillationLoss, logits_example
+from kdsurvey.losses._views import rotations
+from kdsurvey.losses.base import DistillationLoss, Preset, logits_example
 from kdsurvey.losses.registry import register
 
 
@@ -45,8 +46,19 @@ class HSAKD(DistillationLoss):
         branches plus once on the final logits, exactly as ``train`` forms ``loss_div``;
         ``train_student_imagenet.py`` does the same. The rotation of the inputs, the label
         cross-entropy (on the unrotated rows only) and the teacher's first training stage are
-        not part of this loss; any number of rows works, 4B being the paper's.
+        not part of this loss; any number of rows works, 4B being the paper's. In the harness the
+        loss's ``views`` are the four rotations, so :class:`kdsurvey.distill.Distiller` feeds
+        both networks the rotated batch and the label loss its unrotated rows; the auxiliary
+        branches' logits come from ``providers``.
     """
+
+    views = staticmethod(rotations)
+    presets = {
+        "cifar100": Preset(
+            source="winycg/HSAKD train_student_cifar.py (commit ae234e4): --kd_T default 3; "
+            "train() forms loss = loss_cls + loss_div, loss_cls on the unrotated rows",
+        )
+    }
 
     def __init__(self, temperature: float = 3.0, loss_weight: float = 1.0):
         super().__init__()

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._checks import check_same_length, check_same_shape, tensor_list
+from kdsurvey.losses._adapters import connect, layer_connectors
+from kdsurvey.losses._checks import (
+    check_same_length,
+    check_same_shape,
+    connector_hint,
+    tensor_list,
+)
 from kdsurvey.losses.base import DistillationLoss
 from kdsurvey.losses.registry import register
 
@@ -57,6 +63,12 @@ class KDSVD(DistillationLoss):
 
     Args:
         k: number :math:`k` of leading teacher singular vectors kept (1).
+        student_channels: C_s of each map (a sequence, one per layer). Given with
+            ``teacher_channels``, the loss owns a connector for each map whose width differs from
+            the teacher's (1x1 conv + BatchNorm to C_t); ``None`` (default): none, the widths
+            already agree.
+        teacher_channels: C_t of each map (a sequence). Give it together with
+            ``student_channels``, or leave both ``None``.
         loss_weight: ``w``, multiplies the whole loss.
 
     Notes:
@@ -69,11 +81,23 @@ class KDSVD(DistillationLoss):
         ``H*W``) and differentiates through the SVD with autograd; the authors' TensorFlow code
         was not run, so where the port departs from it (or from the paper) is not established by
         these cases.
+
+        Connectors: neither the authors' code nor RepDistiller has one (both distil networks of
+        equal widths). Given both channel lists, the loss connects each thinner student map with
+        RepDistiller's generic connector ``ConnectorV2`` (``models/util.py``, commit b84f547:
+        1x1 conv, BatchNorm, He init), a library's adapter, before the decomposition.
     """
 
-    def __init__(self, k: int = 1, loss_weight: float = 1.0):
+    def __init__(
+        self,
+        k: int = 1,
+        student_channels: Sequence[int] | None = None,
+        teacher_channels: Sequence[int] | None = None,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.k, self.loss_weight = k, loss_weight
+        self.connectors = layer_connectors(student_channels, teacher_channels)
 
     def forward(self, feats_student: Sequence[Tensor], feats_teacher: Sequence[Tensor]) -> Tensor:
         """The loss of one batch.
@@ -87,8 +111,9 @@ class KDSVD(DistillationLoss):
         """
         feats_student, feats_teacher = tensor_list(feats_student), tensor_list(feats_teacher)
         check_same_length(feats_student, feats_teacher)
+        feats_student = connect(self.connectors, feats_student)
         for s, t in zip(feats_student, feats_teacher, strict=True):
-            check_same_shape(s, t, "KDSVD feature map")
+            check_same_shape(s, t, "KDSVD feature map", connector_hint(s, t, per_layer=True))
         loss = feats_student[0].new_zeros(())
         prev_s = prev_t = None
         for f_s, f_t in zip(feats_student, feats_teacher, strict=True):

@@ -25,6 +25,7 @@ class _NormalizedMLPEmbed(nn.Module):
 
     def __init__(self, dim_in: int, dim_out: int):
         super().__init__()
+        self.width = dim_in  # the batch size it was built for
         self.net = nn.Sequential(
             nn.Linear(dim_in, 2 * dim_out), nn.ReLU(), nn.Linear(2 * dim_out, dim_out)
         )
@@ -72,8 +73,10 @@ class SemCKD(DistillationLoss):
             both ``None``.
         batch_size: with channel lists, also build the learned query/key embeddings ``q_i``, ``k_j``
             (official ``MLPEmbed`` on rows of the ``B x B`` similarity: Linear to ``2B/f``, ReLU,
-            Linear to ``B/f``, L2 norm). Their input width is the batch size, so every batch must
-            have exactly ``batch_size`` samples (the official loop skips smaller ones).
+            Linear to ``B/f``, L2 norm). Their input width is the batch size: a larger batch is
+            split into slices of ``batch_size`` (the loss is their size-weighted mean), and the
+            similarity rows of a smaller one are zero-padded to ``batch_size`` columns (the
+            official loop skips smaller batches; here the absent samples count as orthogonal).
         factor: ``f``, embedding reduction (default 4).
         loss_weight: ``w`` (default 1; official ``-b 400`` on CIFAR-100, 50 on ImageNet).
 
@@ -121,6 +124,8 @@ class SemCKD(DistillationLoss):
         for i, f in enumerate(feats):
             flat = f.reshape(f.shape[0], -1)
             sim = flat @ flat.t()
+            if embeds is not None and sim.shape[1] < embeds[i].width:
+                sim = F.pad(sim, (0, embeds[i].width - sim.shape[1]))  # a short batch
             out.append(F.normalize(sim, dim=1) if embeds is None else embeds[i](sim))
         return torch.stack(out)
 
@@ -143,8 +148,20 @@ class SemCKD(DistillationLoss):
                 f"expected {self.n_student} student and {self.n_teacher} teacher "
                 f"layers, got {n_s} and {n_t}"
             )
-        if self.query is not None and batch != self.batch_size:
-            raise ValueError(f"learned embeddings need batches of {self.batch_size}, got {batch}")
+        if self.query is not None and batch > self.batch_size:
+            # one loss per slice of batch_size samples (the last maybe shorter), as that many
+            # batches would give, weighted by their sizes
+            chunks = [
+                (
+                    self.forward(
+                        [f[i : i + self.batch_size] for f in feats_student],
+                        [f[i : i + self.batch_size] for f in feats_teacher],
+                    ),
+                    min(self.batch_size, batch - i),
+                )
+                for i in range(0, batch, self.batch_size)
+            ]
+            return sum(loss * n for loss, n in chunks) / batch
         feats_teacher = [f.detach() for f in feats_teacher]
         q = self._embed(feats_student, self.query)  # (S, B, d)
         k = self._embed(feats_teacher, self.key)  # (T, B, d)

@@ -63,6 +63,11 @@ class SKDPixel(DistillationLoss):
             The scalar loss.
         """
         check_same_shape(logits_student, logits_teacher, "logits")
+        if logits_student.dim() != 4:
+            raise ValueError(
+                f"skd_pixel takes (B, C, H, W) score maps (dense prediction), got logits of shape "
+                f"{tuple(logits_student.shape)}; for (B, C) classification logits use 'kd'"
+            )
         p_t = F.softmax(logits_teacher.detach(), dim=1)
         ce = -(p_t * F.log_softmax(logits_student, dim=1)).sum()
         h, w = logits_student.shape[2:]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from kdsurvey.losses._adapters import channel_pairs
 from kdsurvey.losses._checks import check_same_batch, check_same_shape
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._relations import flatten_samples
+from kdsurvey.losses._views import ROTATIONS as VIEWS
+from kdsurvey.losses._views import rotations
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
-
-VIEWS = 4  # the original image and its rotations by 90, 180 and 270 degrees
 
 
 def _kept_rows(rank: Tensor, ratio: float) -> Tensor:
@@ -69,6 +71,13 @@ class SSKD(DistillationLoss):
         kd_weight: :math:`\lambda_{kd}`, weight of the KD term on the original views (0.9).
         tf_weight: :math:`\lambda_{tf}`, weight of the KD term on the rotated views (2.7).
         ss_weight: :math:`\lambda_{ss}`, weight of the similarity term (10.0).
+        student_channels: D_s, the student embedding's width. Given (with
+            ``teacher_channels``), the loss owns the student's projection head of the official
+            code (``wrapper.py``, ``proj_head``: ``Linear(D_s, D_s)``, ReLU, ``Linear(D_s, D_s)``,
+            PyTorch default init) and ``feat_student`` is the student's pooled embedding.
+            ``None`` (default): ``feat_student`` is already the head's output.
+        teacher_channels: D_t, the teacher embedding's width (the teacher's head is not the
+            loss's: see the notes).
 
     Notes:
         Shapes: ``logits_student``/``logits_teacher`` ``(4B, classes)``, ``feat_student``/
@@ -81,9 +90,26 @@ class SSKD(DistillationLoss):
         whichever rows an unstable ``argsort`` puts first; here ties go to the earlier row (the
         cases have no such ties). The paper's defaults (:math:`T = T_{tf} = 4`,
         :math:`T_{ss} = 0.5`, weights 0.9, 2.7, 10, ratios 1.0, 0.75) are the code's.
+
+        In the harness: the loss's ``views`` are the four rotations
+        (:func:`kdsurvey.losses._views.rotations`), so :class:`kdsurvey.distill.Distiller` feeds
+        both networks the ``4B`` rows and the label loss the originals. The official teacher's
+        projection head is trained first (60 epochs of rotation-contrastive cross-entropy, the
+        backbone frozen); the harness has no such teacher stage, so unless ``feat_teacher`` is
+        given (``providers={"feat_teacher": ...}``, a trained head's output) the teacher's
+        pooled embedding stands in for its head's output.
     """
 
     batch_invariant = False  # rows come in groups of four views
+    views = staticmethod(rotations)
+    presets = {
+        "cifar100": Preset(
+            source="xuguodong03/SSKD student.py:37-47 (commit 482ddde): --ce-weight 0.1, "
+            "--kd-weight 0.9, --tf-weight 2.7, --ss-weight 10.0, --kd-T 4, --tf-T 4, --ss-T 0.5, "
+            "--ratio-tf 1.0, --ratio-ss 0.75",
+            task_weight=0.1,
+        )
+    }
 
     def __init__(
         self,
@@ -95,8 +121,15 @@ class SSKD(DistillationLoss):
         kd_weight: float = 0.9,
         tf_weight: float = 2.7,
         ss_weight: float = 10.0,
+        student_channels: int | None = None,
+        teacher_channels: int | None = None,
     ):
         super().__init__()
+        pairs = channel_pairs(student_channels, teacher_channels)
+        self.head = None
+        if pairs is not None:
+            d = pairs[0][0]
+            self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.temperature, self.tf_temperature, self.ss_temperature = (
             temperature,
             tf_temperature,
@@ -119,18 +152,22 @@ class SSKD(DistillationLoss):
             logits_student: (4B, K) student logits, rows ``4i..4i+3`` the views of image ``i``.
             logits_teacher: (4B, K) teacher logits, in the same row order.
             target: (B,) int64 class labels of the original images.
-            feat_student: (4B, D_s) student projection-head outputs, in the same row order.
+            feat_student: (4B, D_s) student projection-head outputs, in the same row order (the
+                student's embeddings when the loss owns the head).
             feat_teacher: (4B, D_t) teacher projection-head outputs, in the same row order.
 
         Returns:
             The scalar loss.
         """
         check_same_shape(logits_student, logits_teacher, "SSKD logits")
+        if self.head is not None:
+            feat_student = self.head(flatten_samples(feat_student))
         n = logits_student.shape[0]
         if n % VIEWS or target.shape != (n // VIEWS,) or feat_student.shape[0] != n:
             raise ValueError(
                 f"SSKD expects {VIEWS} views per image: logits {tuple(logits_student.shape)}, "
-                f"target {tuple(target.shape)}, student features {tuple(feat_student.shape)}"
+                f"target {tuple(target.shape)}, student features {tuple(feat_student.shape)}; "
+                "the Distiller builds them with the loss's views (rotations), or give views="
             )
         check_same_batch(feat_student, feat_teacher, "SSKD feature")
         b = n // VIEWS
