@@ -51,7 +51,9 @@ def _build(create, cls, key):
     except ValueError:
         params = inspect.signature(cls.__init__).parameters
         sizes = {
-            k: v for k, v in manifest._SIZES.items() if k in params and k not in cls.presets[key].kwargs
+            k: v
+            for k, v in manifest._SIZES.items()
+            if k in params and k not in cls.presets[key].kwargs
         }
         return create(cls.name, preset=key, **sizes)
 
