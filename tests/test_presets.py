@@ -27,7 +27,7 @@ def losses():
 # -- torch-free: what the manifest (and so the site) says ---------------------------------------
 def test_many_losses_declare_their_authors_settings():
     # a floor, so that presets dropped by mistake fail here
-    assert len(_entries_with_presets()) >= 40
+    assert len(_entries_with_presets()) >= 50
 
 
 @pytest.mark.parametrize("entry", _entries_with_presets(), ids=lambda e: e["name"])

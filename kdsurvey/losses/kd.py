@@ -46,6 +46,13 @@ class KD(DistillationLoss):
             kwargs={"temperature": 1.0, "loss_weight": 0.5},
             task_weight=0.5,
         ),
+        "segmentation": Preset(
+            source="winycg/CIRKD@05a2753 train_cirkd.py:L79, L83, L232 (pixel-wise KD: "
+            "--kd-temperature 1, --lambda-kd 1)",
+            kwargs={"temperature": 1.0, "loss_weight": 1.0},
+            note="Cityscapes; the pixel-wise KD baseline the dense-prediction papers train beside "
+            "their own terms",
+        ),
     }
 
     def __init__(self, temperature: float = 4.0, loss_weight: float = 0.9):
