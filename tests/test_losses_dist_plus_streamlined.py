@@ -156,5 +156,5 @@ def test_dist_plus_without_feature_terms_is_dist():
     zs, zt = _logits(8)
     fs, ft = _feats(9, b=8)
     got = create("dist_plus", iota=0.0, kappa=0.0, beta=2.0, gamma=0.5, temperature=4.0)
-    want = create("dist", beta=2.0, gamma=0.5, temperature=4.0)(zs, zt)
+    want = create("dist", beta=2.0, gamma=0.5, temperature=4.0, loss_weight=1.0)(zs, zt)
     assert got(zs, zt, fs, ft).item() == pytest.approx(want.item(), rel=1e-6)
