@@ -51,7 +51,13 @@ def test_streamlined_direction_term_is_the_mahalanobis_mean_of_gram_differences(
 
 def test_streamlined_instance_term_is_kd_with_temperature_squared():
     zs, zt = _logits(1)
-    loss = create("streamlined_kd", temperature=3.0, direction_weight=0.0, median_masks=False)
+    loss = create(
+        "streamlined_kd",
+        temperature=3.0,
+        instance_weight=1.0,
+        direction_weight=0.0,
+        median_masks=False,
+    )
     assert loss(zs, zt).item() == pytest.approx(_instance(zs.numpy(), zt.numpy(), 3.0), rel=1e-9)
 
 
@@ -64,7 +70,7 @@ def test_streamlined_direction_is_an_l2_norm_after_whitening():
     low = np.linalg.cholesky(np.cov(d, rowvar=False) + 0.1 * np.eye(6))
     whitened = np.linalg.solve(low, d.T).T
     want = np.linalg.norm(whitened, axis=1).mean()
-    loss = create("streamlined_kd", instance_weight=0.0, median_masks=False)
+    loss = create("streamlined_kd", instance_weight=0.0, direction_weight=1.0, median_masks=False)
     assert loss(zs, zt).item() == pytest.approx(want, rel=1e-9)
 
 
@@ -99,7 +105,11 @@ def test_streamlined_equals_torchdistills_terms_under_the_documented_settings():
         _instance(zs.numpy(), zt.numpy(), t) / t**2, rel=1e-9
     )
     direction = create(
-        "streamlined_kd", tikhonov=lam / c**2, instance_weight=0.0, median_masks=False
+        "streamlined_kd",
+        tikhonov=lam / c**2,
+        instance_weight=0.0,
+        direction_weight=1.0,
+        median_masks=False,
     )
     want = _direction(zs.numpy(), zt.numpy(), lam, divide_by_classes=False)
     assert direction(zs, zt).item() == pytest.approx(want, rel=1e-9)
@@ -148,5 +158,5 @@ def test_dist_plus_without_feature_terms_is_dist():
     got = create(
         "dist_plus", iota=0.0, kappa=0.0, beta=2.0, gamma=0.5, temperature=4.0, loss_weight=1.0
     )
-    want = create("dist", beta=2.0, gamma=0.5, temperature=4.0)(zs, zt)
+    want = create("dist", beta=2.0, gamma=0.5, temperature=4.0, loss_weight=1.0)(zs, zt)
     assert got(zs, zt, fs, ft).item() == pytest.approx(want.item(), rel=1e-6)

@@ -45,7 +45,7 @@ def _softmax(z, t=1.0):
 def test_ntce_kd_shrinks_teacher_top1_and_student_label_by_the_teacher_margin():
     # Teacher top-1 is class 0 with margin 3 - 1 = 2; the label is class 2.
     teacher, student = [3.0, 1.0, 0.0], [0.5, -0.5, 1.0]
-    loss = create("ntce_kd", temperature=2.0, shrink_factors=(1.0, -0.5))
+    loss = create("ntce_kd", temperature=2.0, shrink_factors=(1.0, -0.5), loss_weight=1.0)
     got = loss(torch.tensor([student]), torch.tensor([teacher]), torch.tensor([2]))
     expected = 0.0
     for f in (1.0, -0.5):
@@ -59,8 +59,10 @@ def test_ntce_kd_with_factor_zero_is_plain_kd():
     gen = torch.Generator().manual_seed(0)
     s, t = torch.randn(8, 10, generator=gen), torch.randn(8, 10, generator=gen)
     y = torch.randint(0, 10, (8,), generator=gen)
-    ntce = create("ntce_kd", temperature=4.0, shrink_factors=(0.0,))(s, t, y)
-    assert ntce.item() == pytest.approx(create("kd", temperature=4.0)(s, t).item(), rel=1e-6)
+    ntce = create("ntce_kd", temperature=4.0, shrink_factors=(0.0,), loss_weight=1.0)(s, t, y)
+    assert ntce.item() == pytest.approx(
+        create("kd", temperature=4.0, loss_weight=1.0)(s, t).item(), rel=1e-6
+    )
 
 
 def test_cd_matches_channel_means_and_distils_only_teacher_correct_samples():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_layers
 from kdsurvey.losses._pooling import pool_to_smaller
-from kdsurvey.losses.base import DistillationLoss, layers_example
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset, layers_example
 from kdsurvey.losses.registry import register
 
 
@@ -29,7 +32,7 @@ class AT(DistillationLoss):
 
     Args:
         p: power applied to the activations before the channel mean (default 2).
-        loss_weight: ``w`` = the paper's :math:`\beta` (default 1; the authors train with 1000).
+        loss_weight: ``w`` = the paper's :math:`\beta` (1000: paper Sec. 4; RepDistiller ``-b 1000``).
 
     Notes:
         Shapes: ``feats_student`` and ``feats_teacher`` are lists of ``(B, C, H, W)`` maps, one per
@@ -42,7 +45,14 @@ class AT(DistillationLoss):
         mean of the squared difference over batch and positions, reproduced here.
     """
 
-    def __init__(self, p: float = 2.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L9 (-a 0 -b 1000); {MDISTILLER_CFG}:L67-71; "
+            "paper Sec. 4 (beta = 10^3)",
+        ),
+    }
+
+    def __init__(self, p: float = 2.0, loss_weight: float = 1000.0):
         super().__init__()
         self.p = p
         self.loss_weight = loss_weight

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs, conv_bn_connector
 from kdsurvey.losses._checks import check_layers, check_same_shape
-from kdsurvey.losses.base import DistillationLoss, layers_example
+from kdsurvey.losses.base import DistillationLoss, Preset, layers_example
 from kdsurvey.losses.registry import register
 
 
@@ -68,7 +69,7 @@ class AttnFD(DistillationLoss):
         teacher_channels: the teacher's channel counts (a sequence, one per layer): the width the
             connectors map to. Give it together with ``student_channels``, or leave both ``None``.
         reduction: CBAM channel reduction (default 16).
-        loss_weight: ``w`` = ``attn_lambda`` (default 1; the official default is 2).
+        loss_weight: ``w`` = ``attn_lambda`` (2, the official default).
 
     Notes:
         Shapes: lists of ``(B, C, H, W)``, equal shapes per layer after the modules; returns a scalar.
@@ -77,12 +78,19 @@ class AttnFD(DistillationLoss):
         The whole-batch norm follows the code (the paper's text does not say per sample).
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "pascal_voc": Preset(
+            source="AmirMansurian/AttnFD@f090bbe train_kd.py:L256 (--attn_lambda 2); README.md:L42",
+            note="beside the segmentation loss, with the student's own training recipe",
+        ),
+    }
+
     def __init__(
         self,
         student_channels: Sequence[int] | None = None,
         teacher_channels: Sequence[int] | None = None,
         reduction: int = 16,
-        loss_weight: float = 1.0,
+        loss_weight: float = 2.0,
     ):
         super().__init__()
         self.loss_weight = loss_weight

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from kdsurvey.losses._adapters import MLPEmbed, apply_classifier, softmax_weight
 from kdsurvey.losses._checks import check_same_batch, check_same_length, shape_tuple, tensor_list
 from kdsurvey.losses._pooling import pool_to_smaller_square
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -44,7 +44,7 @@ class BCKD(DistillationLoss):
             ``teacher_dim``, for the MLPs.
         teacher_dim: :math:`D`, the input width of the teacher's classifier: the width every MLP
             maps to.
-        loss_weight: ``w`` (the reference script's ``-b`` is 10).
+        loss_weight: ``w`` (10, the reference script's ``-b``).
 
     Notes:
         Shapes: ``feats_student`` / ``feats_teacher``: lists of block outputs ``(B, C_l, H_l, W_l)``
@@ -64,13 +64,20 @@ class BCKD(DistillationLoss):
         "l1": F.l1_loss,
     }
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="BTAEYANG/initialDemo@dcea892 train_student.py:L70-72 (-r 1, -b 10)",
+            note="a public repository that matches the paper, not confirmed as the authors' code",
+        ),
+    }
+
     def __init__(
         self,
         loss_type: str = "mse",
         student_sizes: Sequence[int] | None = None,
         teacher_sizes: Sequence[int] | None = None,
         teacher_dim: int | None = None,
-        loss_weight: float = 1.0,
+        loss_weight: float = 10.0,
     ):
         super().__init__()
         if loss_type not in self._LOSSES:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from kdsurvey.losses._adapters import MLPEmbed, apply_classifier, softmax_weight
 from kdsurvey.losses._checks import check_same_batch, check_same_shape, tensor_list
 from kdsurvey.losses._kl import kl_to_probs
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -48,7 +48,7 @@ class CalibratedMaskSimilarity(DistillationLoss):
             equal :math:`D`.
         teacher_dim: :math:`D`, the input width of the teacher's classifier: the width every stage
             MLP maps to.
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1: the script's ``-b`` is ``sim_weight``).
 
     Notes:
         Shapes: ``logits_student``/``logits_teacher`` ``(B, K)``, ``target`` ``(B,)``,
@@ -64,6 +64,13 @@ class CalibratedMaskSimilarity(DistillationLoss):
     """
 
     zero_at_match = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="BTAEYANG/initialDemo@dcea892 train_student.py:L70-72, L87 (-r 1, -b 10, --kd_T 4)",
+            note="a public repository that matches the paper, not confirmed as the authors' code",
+        ),
+    }
 
     def __init__(
         self,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_batch
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss, embedding_example
+from kdsurvey.losses.base import DistillationLoss, Preset, embedding_example
 from kdsurvey.losses.registry import register
 
 
@@ -38,7 +39,7 @@ class CC(DistillationLoss):
         teacher_channels: the teacher's flattened feature width, the input width of the teacher's
             embedding. Give it together with ``student_channels``, or leave both ``None``.
         embed_dim: width of those embeddings (128).
-        loss_weight: ``w``, multiplies the whole loss.
+        loss_weight: ``w``, multiplies the whole loss (0.003, torchdistill's ImageNet config).
 
     Notes:
         Shapes: ``feat_student`` ``(B, D_s)``, ``feat_teacher`` ``(B, D_t)``; returns a scalar.
@@ -46,6 +47,15 @@ class CC(DistillationLoss):
         ``distiller_zoo/CC.py`` computes a different quantity; the default follows torchdistill, which
         matches the paper's equations.
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="yoshitomo-matsubara/torchdistill@3e4373c "
+            "configs/sample/ilsvrc2012/cckd/resnet18_from_resnet50.yaml:L166-181 (CE via KDLoss "
+            "alpha 0 at weight 1; CCKDLoss gaussian, gamma 0.4, max_p 2, batchmean, weight 0.003)",
+            note="a library's sample config: the CC authors released no code",
+        ),
+    }
 
     def __init__(
         self,
@@ -56,7 +66,7 @@ class CC(DistillationLoss):
         student_channels: int | None = None,
         teacher_channels: int | None = None,
         embed_dim: int = 128,
-        loss_weight: float = 1.0,
+        loss_weight: float = 0.003,
     ):
         super().__init__()
         if kernel not in ("gaussian", "bilinear"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_batch, check_same_shape
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -36,7 +39,7 @@ class CCRepDistiller(DistillationLoss):
         teacher_channels: width of the flattened teacher features, the input width of the
             teacher's head (used only together with the student's width).
         embed_dim: output width ``D`` of the two heads (128).
-        loss_weight: ``w``, multiplies the whole loss.
+        loss_weight: ``w``, multiplies the whole loss (0.02: RepDistiller ``-b 0.02``).
 
     Notes:
         Shapes: ``feat_student`` and ``feat_teacher`` ``(B, D)`` (trailing dims flattened, equal
@@ -49,12 +52,16 @@ class CCRepDistiller(DistillationLoss):
 
     batch_invariant = False
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(source=f"{REPDISTILLER_CIFAR}:L13 (-a 0 -b 0.02)"),
+    }
+
     def __init__(
         self,
         student_channels: int | None = None,
         teacher_channels: int | None = None,
         embed_dim: int = 128,
-        loss_weight: float = 1.0,
+        loss_weight: float = 0.02,
     ):
         super().__init__()
         self.loss_weight = loss_weight

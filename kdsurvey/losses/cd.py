@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from kdsurvey.losses._adapters import channel_pairs, conv_bn_relu
 from kdsurvey.losses._checks import check_leading_dims, check_same_length, check_same_shape
 from kdsurvey.losses._kl import kl_of_logits
-from kdsurvey.losses.base import DistillationLoss, feature_example, logits_example
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_example, logits_example
 from kdsurvey.losses.registry import register
 
 
@@ -51,7 +52,7 @@ class CD(DistillationLoss):
         decay_milestones: an int ``m`` gives :math:`k = \lfloor e/m\rfloor` (default 30, ImageNet);
             a sequence gives the number of milestones :math:`\le e` (CIFAR-100: ``(60, 160)``).
         kd_start_epoch: :math:`e_0`, GKD is off while ``epoch <= e_0`` (default 30; CIFAR 60).
-        loss_weight: ``w`` (default 1).
+        loss_weight: ``w`` (1; the official configs weight the terms inside).
 
     Notes:
         Forward: ``feats_student``/``feats_teacher`` lists of ``(B, C, H, W)`` (spatial sizes may
@@ -62,6 +63,18 @@ class CD(DistillationLoss):
         ``losses/kd_loss.py`` ``KDLossv2``, ``utils/util.py`` ``adjust_loss_alpha`` with ``lrdv2``).
         When no sample is correctly classified the official GKD divides by zero; here it is 0.
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="zhouzaida/channel-distillation@2464d30 imagenet_config.py:L18-41 (CE 1; KDLossv2 "
+            "T 1, rate 1; CDLoss rate 6, factor 0.9; lrdv2) and utils/util.py:L7-11",
+        ),
+        "cifar100": Preset(
+            source="zhouzaida/channel-distillation@2464d30 cifar_config.py:L17-40 (KDLossv2 rate 0.1) "
+            "and utils/util.py:L15-23 (milestones 60, 160; GKD off until epoch 60)",
+            kwargs={"kd_weight": 0.1, "decay_milestones": (60, 160), "kd_start_epoch": 60},
+        ),
+    }
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -9,7 +11,7 @@ from torch import Tensor, nn
 from kdsurvey.losses._checks import check_dense, check_label_map
 from kdsurvey.losses._kl import kl_from_log_probs
 from kdsurvey.losses._labels import IGNORE_INDEX, class_masks, resize_labels
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -50,8 +52,8 @@ class CIRKD(DistillationLoss):
         temperature: :math:`\tau`, similarity softmax temperature (0.1); also the memory terms'
             contrast temperature.
         loss_weight: weight of the mini-batch term (``lambda_minibatch_pixel``, 1).
-        memory_pixel_weight: weight of the memory pixel-to-pixel term (official runs: 0.1).
-        memory_region_weight: weight of the memory pixel-to-region term (official runs: 0.1).
+        memory_pixel_weight: weight of the memory pixel-to-pixel term (0; official runs: 0.1).
+        memory_region_weight: weight of the memory pixel-to-region term (0; official runs: 0.1).
         num_classes: number of classes (memory terms only).
         student_channels: the student's embedding width. With ``teacher_channels`` (memory terms
             only), the student embedding passes a projection head conv1x1 -> BatchNorm -> ReLU ->
@@ -76,6 +78,20 @@ class CIRKD(DistillationLoss):
         ``cirkd``; the official float32 accumulator rounds the value, hence rtol 1e-5 there). The pair
         loop is one batched einsum, so memory grows as :math:`B^2 (HW)^2`.
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "minibatch": Preset(
+            source="winycg/CIRKD@05a2753 train_cirkd.py:L81, L84 (--contrast-temperature 0.1, "
+            "--lambda-minibatch-pixel 1)",
+            note="the mini-batch term alone: the memory terms need num_classes (preset cityscapes)",
+        ),
+        "cityscapes": Preset(
+            source="winycg/CIRKD@05a2753 train_cirkd.py:L74-77, L80, L85-86 (memory sizes, "
+            "--contrast-kd-temperature 1, --lambda-memory-pixel 0.1, --lambda-memory-region 0.1)",
+            kwargs={"num_classes": 19, "memory_pixel_weight": 0.1, "memory_region_weight": 0.1},
+            note="beside pixel-wise KD (--lambda-kd 1, L83), a separate loss here",
+        ),
+    }
 
     def __init__(
         self,

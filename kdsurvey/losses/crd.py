@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,8 @@ from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_batch
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -52,7 +54,7 @@ class CRD(DistillationLoss):
             ``contrast_idx`` (16384).
         nce_t: temperature :math:`\tau` of the critic (0.07).
         nce_m: momentum :math:`m` of the bank update (0.5).
-        loss_weight: ``w``, multiplies the whole loss.
+        loss_weight: ``w``, multiplies the whole loss (0.8: the authors' RepDistiller ``-b 0.8``).
 
     Notes:
         Shapes: ``feat_student`` ``(B, ...)`` and ``feat_teacher`` ``(B, ...)`` (flattened; equal
@@ -80,6 +82,13 @@ class CRD(DistillationLoss):
 
     zero_at_match = False  # a contrastive bound, not a distance
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L29 (-a 0 -b 0.8); {REPDISTILLER} train_student.py:L81-85 (feat_dim 128, "
+            f"nce_k 16384, nce_t 0.07, nce_m 0.5); {MDISTILLER_CFG}:L141-147",
+        ),
+    }
+
     def __init__(
         self,
         n_data: int | None = None,
@@ -89,7 +98,7 @@ class CRD(DistillationLoss):
         nce_k: int = 16384,
         nce_t: float = 0.07,
         nce_m: float = 0.5,
-        loss_weight: float = 1.0,
+        loss_weight: float = 0.8,
     ):
         super().__init__()
         self.nce_k, self.nce_t, self.nce_m, self.loss_weight = nce_k, nce_t, nce_m, loss_weight

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
 from kdsurvey.losses._kl import kl_to_probs
-from kdsurvey.losses.base import DistillationLoss, logits_example
+from kdsurvey.losses.base import DistillationLoss, Preset, logits_example
 from kdsurvey.losses.registry import register
 
 
@@ -32,7 +34,7 @@ class CrossViewConsistency(DistillationLoss):
         cross_weight: :math:`\lambda_{cv}` (0.5).
         tau_weak: :math:`\tau_w` (0.9).
         tau_strong: :math:`\tau_s` (0.2).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1; the official weights are the two above).
 
     Notes:
         Shapes: ``logits_student``/``logits_teacher`` are the weak view, ``logits_strong_student``/
@@ -46,6 +48,14 @@ class CrossViewConsistency(DistillationLoss):
     """
 
     zero_at_match = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="scx-822/CRLD-main@c9d6657 mdistiller/engine/cfg.py, CFG.CRLD (CE_WEIGHT 1, "
+            "WV_WEIGHT 2, CV_WEIGHT 0.5, TEMPERATURE 4, TAU_W 0.9, TAU_S 0.2)",
+            note="a mirror of the official code",
+        ),
+    }
 
     def __init__(
         self,

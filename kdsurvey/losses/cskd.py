@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_batch, check_same_shape
 from kdsurvey.losses._relations import cosine_matrix, flatten_samples
-from kdsurvey.losses.base import DistillationLoss, feature_example
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_example
 from kdsurvey.losses.registry import register
 
 
@@ -61,7 +63,7 @@ class CSKD(DistillationLoss):
             student input is already adapted.
         teacher_channels: C_t, the teacher's channel count: the width the adapter maps the student
             to. Give it together with ``student_channels``, or leave both ``None``.
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1: the official script weights the terms inside).
 
     Notes:
         Shapes: ``feat_student``/``feat_teacher`` ``(B, C, H, W)`` (or ``(B, D)``; the division then
@@ -73,6 +75,14 @@ class CSKD(DistillationLoss):
     """
 
     zero_at_match = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="xeanzheng/CSKD@a309f0f train_cifar.py:L227-244 (intra 0.002, inter 0.04, "
+            "loss = 0.9 CE + category loss + 0.1 KD)",
+            task_weight=0.9,
+        ),
+    }
 
     def __init__(
         self,

@@ -4,13 +4,14 @@ adversarially learned global temperature."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_shape
 from kdsurvey.losses._kl import kl_of_logits
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -59,7 +60,7 @@ class CTKD(DistillationLoss):
             15.6 with the official interval).
         lambda_: curriculum factor :math:`\lambda\ge 0` scaling the reversed gradient; 1 is the
             value the official schedule reaches after its 10 warm-up epochs.
-        loss_weight: ``w``, multiplies the whole loss (the official ``-a``, 0.9).
+        loss_weight: ``w``, multiplies the whole loss (0.9, the official ``-a``).
 
     Notes:
         Checked against zhengli97/CTKD ``models/temp_global.py::Global_T`` with
@@ -76,13 +77,24 @@ class CTKD(DistillationLoss):
         implemented, not an instance-wise one.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="zhengli97/CTKD@7d52522 scripts/run_cifar_distill.sh:L19-22 (-r 0.1 -a 0.9 -b 0 "
+            "--kd_T 4, --decay_max 0 --decay_min -1 --decay_loops 10); train_student.py:L89-90 "
+            "(--t_start 1 --t_end 20)",
+            task_weight=0.1,
+            note="lambda_ follows a cosine curriculum from 0 to 1 over the first 10 epochs "
+            "(CTKD.cosine_lambda), which the training loop sets",
+        ),
+    }
+
     def __init__(
         self,
         t_start: float = 1.0,
         t_range: float = 20.0,
         init_theta: float = 1.0,
         lambda_: float = 1.0,
-        loss_weight: float = 1.0,
+        loss_weight: float = 0.9,
     ):
         super().__init__()
         self.t_start = t_start

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -29,7 +31,7 @@ class CWD(DistillationLoss):
         divergence: ``"kl"`` (summed KL, teacher as target) or ``"mse"`` (summed squared error, with
             the temperature forced to 1 as in the official code). Default ``"kl"``.
         temperature: ``T`` (default 4), used with ``"kl"`` only.
-        loss_weight: ``w`` = :math:`\lambda` (default 1; README: 3).
+        loss_weight: ``w`` = :math:`\lambda` (3, the README's Cityscapes run).
 
     Notes:
         Shapes: ``feat_student``, ``feat_teacher`` ``(N, C, H, W)`` of equal shape (logit maps or
@@ -44,12 +46,19 @@ class CWD(DistillationLoss):
 
     _NORMS = ("channel", "spatial", "channel_mean")
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cityscapes": Preset(
+            source="irfanICMLL/TorchDistiller@78bac7c SemSeg-distill/README.md:L78 (exp_cwd.sh "
+            "channel kl 3 4: norm channel, divergence kl, lambda 3, T 4)",
+        ),
+    }
+
     def __init__(
         self,
         norm_type: str = "channel",
         divergence: str = "kl",
         temperature: float = 4.0,
-        loss_weight: float = 1.0,
+        loss_weight: float = 3.0,
     ):
         super().__init__()
         if norm_type not in self._NORMS:

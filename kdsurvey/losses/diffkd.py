@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -9,7 +11,7 @@ from torch import Tensor, nn
 from kdsurvey.losses._adapters import apply_optional, conv_bn_relu
 from kdsurvey.losses._checks import check_leading_dims, check_same_shape
 from kdsurvey.losses._kl import kl_of_logits
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -130,7 +132,7 @@ class DiffKD(DistillationLoss):
         seed: seeds a private ``torch.Generator`` for the noise and timesteps in training mode
             (``None``: the global RNG, as official). In eval mode a generator seeded with ``seed``
             (or 0) is re-created at every call, so the value is deterministic.
-        loss_weight: ``w`` (default 1).
+        loss_weight: ``w`` (1, the official ``kd_loss_weight``).
 
     Notes:
         Shapes: ``feat_student`` ``(B, C_s, H, W)`` or ``(B, C_s)``, ``feat_teacher`` likewise with
@@ -146,6 +148,25 @@ class DiffKD(DistillationLoss):
 
     zero_at_match = False
     batch_invariant = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="hunto/image_classification_sota@6f7a70a configs/strategies/distill/diffkd/diffkd_b1.yaml:L28-36 (ori_loss_weight 1, "
+            "kd_loss_weight 1); lib/models/losses/kd_loss.py:L136-146 (KD, diffusion and "
+            "autoencoder terms summed at weight 1)",
+            note="the official run distils a feature instance (imagenet_features) and a logits "
+            "instance (imagenet_logits) together",
+        ),
+        "imagenet_features": Preset(
+            source="hunto/image_classification_sota@6f7a70a lib/models/losses/kd_loss.py:L82-91 (kernel 3, MSE, autoencoder on, "
+            "ae_channels 1024)",
+            kwargs={"use_ae": True, "ae_channels": 1024},
+        ),
+        "imagenet_logits": Preset(
+            source="hunto/image_classification_sota@6f7a70a lib/models/losses/kd_loss.py:L82-91 (kernel 1, KL at tau 1, no autoencoder)",
+            kwargs={"kernel_size": 1, "temperature": 1.0},
+        ),
+    }
 
     def __init__(
         self,

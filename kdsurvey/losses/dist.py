@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -36,7 +38,7 @@ class DIST(DistillationLoss):
         beta: weight of the inter-class term (1).
         gamma: weight of the intra-class term (1).
         temperature: :math:`\tau` (1 on ImageNet; the CIFAR configs use 4).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (2, the authors' ``kd_loss_weight``).
 
     Notes:
         Shapes: ``logits_student`` and ``logits_teacher`` ``(B, C)``. Checked against
@@ -44,12 +46,25 @@ class DIST(DistillationLoss):
         Hao840/vanillaKD ``losses/dist.py``. Filed under "similarity" as the survey classifies it.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="hunto/image_classification_sota@6f7a70a configs/strategies/distill/resnet_dist.yaml:L28-30 (kd dist, "
+            "ori_loss_weight 1, kd_loss_weight 2); lib/models/losses/kd_loss.py:L67-68 (beta 1, "
+            "gamma 1, tau 1)",
+        ),
+        "cifar100": Preset(
+            source="hunto/image_classification_sota@6f7a70a configs/strategies/distill/dist_cifar.yaml:L34-36 (kd dist_t4, "
+            "kd_loss_weight 2); lib/models/losses/kd_loss.py:L69-71",
+            kwargs={"temperature": 4.0},
+        ),
+    }
+
     def __init__(
         self,
         beta: float = 1.0,
         gamma: float = 1.0,
         temperature: float = 1.0,
-        loss_weight: float = 1.0,
+        loss_weight: float = 2.0,
     ):
         super().__init__()
         self.beta, self.gamma, self.temperature = beta, gamma, temperature

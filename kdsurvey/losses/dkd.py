@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import dkd_rows
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import MDISTILLER, MDISTILLER_CFG
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -26,7 +29,7 @@ class DKD(DistillationLoss):
         alpha: TCKD weight (1.0).
         beta: NCKD weight (8.0 on CIFAR-100; 0.5 on ImageNet).
         temperature: ``T`` (4.0; 1.0 on ImageNet).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1; the official training ramps it in over 20 epochs, 1 on ImageNet).
 
     Notes:
         Shapes: ``logits_student``/``logits_teacher`` ``(B, C)``, ``target`` ``(B,)`` int64; scalar.
@@ -35,6 +38,22 @@ class DKD(DistillationLoss):
         logit; TCKD is evaluated in log space (same value, no ``log(0)`` for saturated rows). The
         warm-up factor of the official distiller and the label cross-entropy are not part of it.
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{MDISTILLER_CFG}:L162-167 (CE_WEIGHT 1, ALPHA 1, BETA 8, T 4, WARMUP 20), "
+            f"used as is by {MDISTILLER} configs/cifar100/dkd/res32x4_res8x4.yaml",
+            warmup_epochs=20,
+            note="BETA is set per pair: 8 (ResNet32x4 teachers), 6 (VGG13, WRN-40-2), 2 (ResNet56, "
+            "ResNet110)",
+        ),
+        "imagenet": Preset(
+            source=f"{MDISTILLER} configs/imagenet/r34_r18/dkd.yaml:L26-30",
+            kwargs={"beta": 0.5, "temperature": 1.0},
+            warmup_epochs=1,
+            note="ResNet50 to MobileNet uses BETA 2.0 (configs/imagenet/r50_mv1/dkd.yaml:L28)",
+        ),
+    }
 
     def __init__(
         self,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
-from kdsurvey.losses.base import DistillationLoss, logits_example
+from kdsurvey.losses.base import DistillationLoss, Preset, logits_example
 from kdsurvey.losses.registry import register
 
 
@@ -91,7 +93,7 @@ class IKL(_DKLBase):
         beta: wMSE weight (8.0; {4, 8, 12} on CIFAR).
         t2: temperature of the teacher softmax giving the weights when ``gi=False`` (100.0).
         gi: use ``class_prior`` ("global information") for the weights (False; True on ImageNet).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1; ramped in over the official 20 warm-up epochs).
 
     Notes:
         Shapes: ``(B, C)`` logits; optional ``class_prior`` ``(B, C)`` (the trainer builds it as
@@ -100,6 +102,21 @@ class IKL(_DKLBase):
         dkl_loss``: the second term is a cross-entropy (includes the teacher entropy) with no
         :math:`T^2`; the wMSE is evaluated in O(BC) instead of building the ``(B, C, C)`` tensors.
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="jiequancui/DKL@c5e8ad2 DKLv1/KD-dkl/configs/cifar100/ikl_kd/res32x4_res8x4.yaml:L18-23 (ALPHA 1, "
+            "BETA 8, T 4, WARMUP 20); DKLv1/KD-dkl/mdistiller/engine/cfg.py:L174, L178 (CE_WEIGHT 1, "
+            "T2 100)",
+            warmup_epochs=20,
+        ),
+        "imagenet": Preset(
+            source="jiequancui/DKL@c5e8ad2 DKLv1/KD-dkl/configs/imagenet/r34_r18/ikl_kd.yaml:L27-31 (BETA 0.5, GI, T2 1); "
+            "DKLv1/KD-dkl/mdistiller/engine/cfg.py:L172, L175 (WARMUP 1, T 1)",
+            kwargs={"temperature": 1.0, "beta": 0.5, "gi": True, "t2": 1.0},
+            warmup_epochs=1,
+        ),
+    }
 
     def __init__(
         self,
@@ -135,7 +152,7 @@ class GKL(_DKLBase):
         gamma: exponent of the weight vectors (0.05 on CIFAR res32x4->res8x4; 0.6 on ImageNet).
         t2: teacher-softmax temperature for the weights when ``gi=False`` (4.0).
         gi: use ``class_prior`` for the weights (True).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1; ramped in over the official 20 warm-up epochs).
 
     Notes:
         Shapes and checks as :class:`IKL`; ``class_prior`` is required with the default ``gi=True``.
@@ -143,6 +160,20 @@ class GKL(_DKLBase):
     """
 
     normalise_by_weights = True
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="jiequancui/DKL@c5e8ad2 DKLv2/KD-dkl/cifar100_config_gkl/res32x4_res8x4.yaml:L18-26; "
+            "DKLv2/KD-dkl/mdistiller/engine/cfg.py:L174 (CE_WEIGHT 1)",
+            warmup_epochs=20,
+        ),
+        "imagenet": Preset(
+            source="jiequancui/DKL@c5e8ad2 DKLv2/KD-dkl/imagenet_config_gkl/r34_r18_gkl_kd.yaml:L27-32 (BETA 0.5, "
+            "GAMMA 0.6, T2 1); DKLv2/KD-dkl/mdistiller/engine/cfg.py:L172, L175 (WARMUP 5, T 1)",
+            kwargs={"temperature": 1.0, "beta": 0.5, "gamma": 0.6, "t2": 1.0},
+            warmup_epochs=5,
+        ),
+    }
 
     def __init__(
         self,

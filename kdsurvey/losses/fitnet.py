@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs
 from kdsurvey.losses._checks import check_leading_dims, check_same_shape, connector_hint
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -27,7 +30,7 @@ class FitNet(DistillationLoss):
             no adapter, the student input is already adapted.
         teacher_channels: C_t, the teacher's channel count: the width the adapter maps the student
             to. Give it together with ``student_channels``, or leave both ``None``.
-        loss_weight: ``w`` (default 1; RepDistiller/mdistiller train with 100).
+        loss_weight: ``w`` (100: RepDistiller ``-b 100``, mdistiller ``FEAT_WEIGHT``).
 
     Notes:
         Shapes: ``feat_student`` ``(B, C_s, H, W)`` (``C_s = C_t`` without regressor), ``feat_teacher``
@@ -39,11 +42,19 @@ class FitNet(DistillationLoss):
         official code's mean squared error is used here (the factor is absorbed by ``w``).
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L7 (-a 0 -b 100); {MDISTILLER_CFG}:L88-90",
+            note="the libraries' one-stage recipe; the FitNets paper trains the hint first, in a "
+            "separate stage",
+        ),
+    }
+
     def __init__(
         self,
         student_channels: int | None = None,
         teacher_channels: int | None = None,
-        loss_weight: float = 1.0,
+        loss_weight: float = 100.0,
     ):
         super().__init__()
         self.loss_weight = loss_weight

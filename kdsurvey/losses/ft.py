@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs
 from kdsurvey.losses._checks import check_leading_dims
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -65,7 +67,7 @@ class FT(DistillationLoss):
             frozen during distillation: its factor is detached in :meth:`forward`, so only the
             translator (and the student) learn from this loss.
         rate: paraphrase rate ``k`` (default 0.5).
-        loss_weight: ``w`` = the paper's :math:`\beta` (default 1; the authors train with 500).
+        loss_weight: ``w`` = the paper's :math:`\beta` (500: the authors' ``--beta``).
 
     Notes:
         Shapes: ``feat_student`` and ``feat_teacher`` ``(B, ...)`` with the same number of elements per
@@ -76,12 +78,19 @@ class FT(DistillationLoss):
         attention-style factor instead; it is a different loss and not reproduced.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar": Preset(
+            source="Jangho-Kim/Factor-Transfer-pytorch@19cce26 train_student.py:L35 (--beta 500)",
+            note="the paraphraser is first trained alone (train_Paraphraser.py)",
+        ),
+    }
+
     def __init__(
         self,
         student_channels: int | None = None,
         teacher_channels: int | None = None,
         rate: float = 0.5,
-        loss_weight: float = 1.0,
+        loss_weight: float = 500.0,
     ):
         super().__init__()
         self.loss_weight = loss_weight

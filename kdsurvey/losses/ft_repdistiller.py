@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_leading_dims
 from kdsurvey.losses._pooling import pool_to_smaller_square
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -42,8 +45,8 @@ class FTRepDistiller(DistillationLoss):
         p1: power applied to the activations before the channel mean (default 2).
         p2: 1 (default): mean absolute difference of the two factors; otherwise the mean of the
             difference raised to this power.
-        loss_weight: ``w``, multiplies the whole loss (RepDistiller's ``-b``; its CIFAR script uses
-            200).
+        loss_weight: ``w``, multiplies the whole loss (200: RepDistiller's CIFAR script,
+            ``-b 200``).
 
     Notes:
         Shapes: ``feat_student`` and ``feat_teacher`` ``(B, C, H, W)`` with equal batch sizes; the
@@ -55,7 +58,14 @@ class FTRepDistiller(DistillationLoss):
         teacher's; this loss owns neither module and compares the maps it is given.
     """
 
-    def __init__(self, p1: float = 2.0, p2: float = 1.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L23 (-a 0 -b 200)",
+            note="after RepDistiller's 30-epoch paraphraser stage (train_student.py:L47, init_epochs)",
+        ),
+    }
+
+    def __init__(self, p1: float = 2.0, p2: float = 1.0, loss_weight: float = 200.0):
         super().__init__()
         self.p1 = p1
         self.p2 = p2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import decoupled_log_probs, gt_mask, kl_from_log_probs
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.normkd import norm_temperature
 from kdsurvey.losses.registry import register
 
@@ -38,6 +40,15 @@ class GenerousTeacher(DistillationLoss):
         ``train_generous.py::train_epoch_kd_adv`` (warm-up ``min(epoch/20, 1)`` and the label CE of
         the generous teacher are left out).
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar10": Preset(
+            source="EifelTing/Generous-Teacher@b78440d README.md:L27 (--Tn 1.0 --alpha 1.0); "
+            "train_generous.py:L32-33, L110-112 (warmup = 20)",
+            warmup_epochs=20,
+            note="trains the teacher: the label term is the teacher's own cross-entropy",
+        ),
+    }
 
     def __init__(self, t_norm: float = 1.0, loss_weight: float = 1.0):
         super().__init__()

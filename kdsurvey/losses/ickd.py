@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_same_batch, check_same_dims
 from kdsurvey.losses._relations import flatten_positions
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -30,7 +32,7 @@ class ICKD(DistillationLoss):
             adapted.
         teacher_channels: C_t, the teacher's channel count: the width the adapter maps the student
             to. Give it together with ``student_channels``, or leave both ``None``.
-        loss_weight: ``w`` (the reference CIFAR scripts pass ``-b 4``).
+        loss_weight: ``w`` (2.5, the authors' CIFAR-100 ``-b``; their ``train_student.sh`` uses 4).
 
     Notes:
         Shapes: ``(B, C, H_s, W_s)`` and ``(B, C, H_t, W_t)`` (spatial sizes may differ). Checked
@@ -39,11 +41,19 @@ class ICKD(DistillationLoss):
         default follows the CIFAR code of the reference case.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="ADLab-AutoDrive/ICKD@403b8d3 Cifar100/README.md:L40 and "
+            "Cifar100/scripts/run_cifar_distill.sh:L35 (-a 0 -b 2.5)",
+            note="Cifar100/train_student.sh:L6 passes -b 4 instead",
+        ),
+    }
+
     def __init__(
         self,
         student_channels: int | None = None,
         teacher_channels: int | None = None,
-        loss_weight: float = 1.0,
+        loss_weight: float = 2.5,
     ):
         super().__init__()
         self.loss_weight = loss_weight

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_dense, check_label_map
 from kdsurvey.losses._labels import class_masks, class_prototypes, resize_labels
-from kdsurvey.losses.base import DistillationLoss, feature_label_map_example
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_label_map_example
 from kdsurvey.losses.registry import register
 
 
@@ -26,7 +28,7 @@ class IFVD(DistillationLoss):
 
     Args:
         num_classes: ``K``; labels outside ``[0, K)`` (e.g. 255 = ignore) belong to no class.
-        loss_weight: ``w`` (:math:`\lambda_{ifv}`; 200 in the official Cityscapes runs).
+        loss_weight: ``w`` (:math:`\lambda_{ifv}`, 200: the official Cityscapes default).
 
     Notes:
         Shapes: ``feat_student`` ``(B, Cs, h, w)``, ``feat_teacher`` ``(B, Ct, h, w)``, ``target``
@@ -35,7 +37,15 @@ class IFVD(DistillationLoss):
         one-hot masks (the masks are disjoint, so the result is identical).
     """
 
-    def __init__(self, num_classes: int = 5, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cityscapes": Preset(
+            source="YukangWang/IFVD@950a7a5 options.py:L102 (--lambda-ifv 200)",
+            note="beside pixel-wise KD (--lambda-kd 10, L89) and an adversarial term "
+            "(--lambda-d 0.1, L98), separate losses here",
+        ),
+    }
+
+    def __init__(self, num_classes: int = 5, loss_weight: float = 200.0):
         super().__init__()
         self.num_classes = num_classes
         self.loss_weight = loss_weight

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_batch, check_same_length, tensor_list
 from kdsurvey.losses._relations import flatten_samples, pairwise_distances
-from kdsurvey.losses.base import DistillationLoss, embedding_example, feature_example
+from kdsurvey.losses.base import DistillationLoss, Preset, embedding_example, feature_example
 from kdsurvey.losses.registry import register
 
 
@@ -35,7 +36,7 @@ class IRG(DistillationLoss):
         w_graph: ``w_g``, weight of the vertex + edge term (1).
         w_transform: ``w_tr``, weight of the IRG-transformation term (1).
         no_edge_transform: drop the edge part of the transform term (False).
-        loss_weight: ``w``, multiplies the whole loss.
+        loss_weight: ``w``, multiplies the whole loss (0.005, SemCKD's CIFAR-100 ``-b``).
 
     Notes:
         Shapes: ``feat_student`` ``(B, *)`` and ``feat_teacher`` ``(B, *)`` (widths may differ);
@@ -44,12 +45,20 @@ class IRG(DistillationLoss):
         ``distiller_zoo/IRG.py`` ("code from author: yufanLIU/IRG").
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="DefangChen/SemCKD@ebe5db1 scripts/run_cifar_distill.sh:L23 (-r 1 -a 1 -b 0.005)",
+            note="a library's port of the authors' code; -a 1 adds vanilla KD at weight 1, a "
+            "separate loss here",
+        ),
+    }
+
     def __init__(
         self,
         w_graph: float = 1.0,
         w_transform: float = 1.0,
         no_edge_transform: bool = False,
-        loss_weight: float = 1.0,
+        loss_weight: float = 0.005,
     ):
         super().__init__()
         self.w_graph = w_graph

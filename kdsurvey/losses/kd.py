@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import MDISTILLER, MDISTILLER_CFG, REPDISTILLER, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -20,8 +23,10 @@ class KD(DistillationLoss):
     The :math:`T^2` factor keeps gradient magnitudes comparable across temperatures (paper, Sec. 2).
 
     Args:
-        temperature: softening temperature ``T`` (4 in the CIFAR-100 benchmarks of mdistiller).
-        loss_weight: ``w``, multiplies the whole loss.
+        temperature: softening temperature ``T`` (4: RepDistiller ``--kd_T``, mdistiller CIFAR-100;
+            1 on ImageNet).
+        loss_weight: ``w``, multiplies the whole loss (0.9 beside a label term of 0.1: RepDistiller
+            ``-r 0.1 -a 0.9``; 0.5 and 0.5 on ImageNet).
 
     Notes:
         Shapes: ``logits_student`` and ``logits_teacher`` are ``(B, C)``; returns a scalar.
@@ -29,7 +34,28 @@ class KD(DistillationLoss):
         ``DistillKL``.
     """
 
-    def __init__(self, temperature: float = 4.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L5 (-r 0.1 -a 0.9); {REPDISTILLER} train_student.py:L78 (--kd_T 4); "
+            f"{MDISTILLER_CFG}:L61-64",
+            task_weight=0.1,
+            note="Hinton et al. released no code; these are the common libraries' CIFAR-100 recipe",
+        ),
+        "imagenet": Preset(
+            source=f"{MDISTILLER} configs/imagenet/r34_r18/kd.yaml:L23-27",
+            kwargs={"temperature": 1.0, "loss_weight": 0.5},
+            task_weight=0.5,
+        ),
+        "segmentation": Preset(
+            source="winycg/CIRKD@05a2753 train_cirkd.py:L79, L83, L232 (pixel-wise KD: "
+            "--kd-temperature 1, --lambda-kd 1)",
+            kwargs={"temperature": 1.0, "loss_weight": 1.0},
+            note="Cityscapes; the pixel-wise KD baseline the dense-prediction papers train beside "
+            "their own terms",
+        ),
+    }
+
+    def __init__(self, temperature: float = 4.0, loss_weight: float = 0.9):
         super().__init__()
         self.temperature = temperature
         self.loss_weight = loss_weight

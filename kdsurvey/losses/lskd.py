@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import dkd_rows, kl_of_logits
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -28,7 +30,7 @@ class LSKD(DistillationLoss):
 
     Args:
         temperature: base temperature ``T`` applied after standardisation (2.0).
-        loss_weight: ``w`` (the official CIFAR recipe uses ``--kd-weight 9``).
+        loss_weight: ``w`` (9, the official ``--kd-weight``).
 
     Notes:
         Shapes: ``(B, C)`` logits; scalar. Checked against sunshangquan/logit-standardization-KD
@@ -37,7 +39,19 @@ class LSKD(DistillationLoss):
         mean and std. The paper writes the standardisation with a plain std.
     """
 
-    def __init__(self, temperature: float = 2.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="sunshangquan/logit-standardization-KD@f6e5aa5 README.md:L57 (--logit-stand --base-temp 2 --kd-weight 9); "
+            "mdistiller/engine/cfg.py:L64 (CE_WEIGHT 0.1); tools/train.py:L110-114",
+            task_weight=0.1,
+        ),
+        "imagenet": Preset(
+            source="sunshangquan/logit-standardization-KD@f6e5aa5 README.md:L119 (--base-temp 2 --kd-weight 9); "
+            "configs/imagenet/r34_r18/kd.yaml:L26 (CE_WEIGHT 1.0)",
+        ),
+    }
+
+    def __init__(self, temperature: float = 2.0, loss_weight: float = 9.0):
         super().__init__()
         self.temperature = temperature
         self.loss_weight = loss_weight
@@ -74,19 +88,28 @@ class LSKDDKD(DistillationLoss):
         alpha: TCKD weight (1.0).
         beta: NCKD weight (8.0).
         temperature: base temperature (2.0).
-        loss_weight: ``w`` (README recipe ``--kd-weight 9`` scales the DKD loss).
+        loss_weight: ``w`` (9: the README's ``--kd-weight 9`` scales ``alpha`` and ``beta``).
 
     Notes:
         Shapes: ``(B, C)`` logits, ``(B,)`` labels; scalar. Checked against
         logit-standardization-KD ``mdistiller/distillers/DKD.py::dkd_loss`` (``logit_stand=True``).
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="sunshangquan/logit-standardization-KD@f6e5aa5 README.md:L66 (--logit-stand --base-temp 2 --kd-weight 9); "
+            "tools/train.py:L115-118; mdistiller/engine/cfg.py:L164-168 (CE_WEIGHT 1, ALPHA 1, "
+            "BETA 8, WARMUP 20)",
+            warmup_epochs=20,
+        ),
+    }
+
     def __init__(
         self,
         alpha: float = 1.0,
         beta: float = 8.0,
         temperature: float = 2.0,
-        loss_weight: float = 1.0,
+        loss_weight: float = 9.0,
     ):
         super().__init__()
         self.alpha, self.beta = alpha, beta

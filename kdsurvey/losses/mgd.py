@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._checks import check_leading_dims, check_same_shape
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -36,8 +38,8 @@ class MGD(DistillationLoss):
         seed: seeds a private ``torch.Generator`` for the masks (``None``: the global RNG). Masks
             are drawn only in training mode; in eval mode the generator sees the unmasked feature,
             so the value is deterministic.
-        loss_weight: ``w`` = :math:`\alpha_{mgd}` (default 1; official 7e-5 for classification, 2e-5
-            for detection/segmentation).
+        loss_weight: ``w`` = :math:`\alpha_{mgd}` (7e-5, the official ImageNet
+            classification setting; 2e-5 for Cityscapes segmentation).
 
     Notes:
         Shapes: ``feat_student`` ``(N, C_s, H, W)``, ``feat_teacher`` ``(N, C_t, H, W)`` (equal without
@@ -48,6 +50,25 @@ class MGD(DistillationLoss):
         values, no rescaling), as the official code.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="yzd-v/MGD@2c9da0b cls/configs/distillers/mgd/res34_distill_res18_img.py:L14-15 "
+            "(alpha_mgd 0.00007, lambda_mgd 0.15)",
+        ),
+        "cifar100": Preset(
+            source="yzd-v/cls_KD@1e5d48f configs/distillers/cifar100/res34_distill_res18_cifar.py:"
+            "L41-42 (alpha_mgd 0.0012, lambda_mgd 0.15)",
+            kwargs={"loss_weight": 0.0012},
+            note="the MGD authors' later classification repository",
+        ),
+        "segmentation": Preset(
+            source="yzd-v/MGD@2c9da0b seg/configs/distillers/mgd/"
+            "psp_r101_distill_psp_r18_40k_512x512_city.py:L6-7 (alpha_mgd 0.00002, lambda_mgd 0.75)",
+            kwargs={"loss_weight": 2e-5, "lambda_mgd": 0.75, "mask_type": "spatial"},
+            note="Cityscapes; the segmentation loss masks positions, not channels",
+        ),
+    }
+
     def __init__(
         self,
         student_channels: int | None = None,
@@ -55,7 +76,7 @@ class MGD(DistillationLoss):
         lambda_mgd: float = 0.15,
         mask_type: str = "channel",
         seed: int | None = None,
-        loss_weight: float = 1.0,
+        loss_weight: float = 7e-5,
     ):
         super().__init__()
         if mask_type not in ("channel", "spatial"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
 from kdsurvey.losses._kl import kl_of_logits
-from kdsurvey.losses.base import DistillationLoss, logits_example
+from kdsurvey.losses.base import DistillationLoss, Preset, logits_example
 from kdsurvey.losses.registry import register
 
 
@@ -63,7 +64,7 @@ class MLKD(DistillationLoss):
             configured 4 plus 3, 5, 2 and 6).
         strong_temperatures: the temperatures at which the strong-view KD term really uses the
             strong view (official: 4, 3 and 5); list every temperature for the paper's version.
-        loss_weight: ``w``, multiplies the whole loss (the official ``KD_WEIGHT``, 0.9).
+        loss_weight: ``w``, multiplies the whole loss (0.9, the official ``KD_WEIGHT``).
 
     Notes:
         Checked against Jin-Ying/Multi-Level-Logit-Distillation
@@ -78,11 +79,32 @@ class MLKD(DistillationLoss):
         class- and batch-level terms (the strong-view ones are computed and dropped).
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="Jin-Ying/Multi-Level-Logit-Distillation@5ee473f mdistiller/engine/cfg.py:L60-64 "
+            "(T 4, CE_WEIGHT 0.1, KD_WEIGHT 0.9), used by configs/cifar100/ours/res32x4_res8x4.yaml",
+            task_weight=0.1,
+            note="the label term is the sum of the weak and strong views' cross-entropies "
+            "(distillers/KD_ours.py:L114)",
+        ),
+        "imagenet": Preset(
+            source="Jin-Ying/Multi-Level-Logit-Distillation@5ee473f "
+            "configs/imagenet/r34_r18/kd_ours.yaml:L24-28",
+            kwargs={
+                "temperatures": (1.0, 3.0, 5.0, 2.0, 6.0),
+                "strong_temperatures": (1.0, 3.0, 5.0),
+                "loss_weight": 0.5,
+            },
+            task_weight=0.5,
+            note="TEMPERATURE 1 replaces the configured 4; the added 3, 5, 2, 6 stay",
+        ),
+    }
+
     def __init__(
         self,
         temperatures: Sequence[float] = (4.0, 3.0, 5.0, 2.0, 6.0),
         strong_temperatures: Sequence[float] = (4.0, 3.0, 5.0),
-        loss_weight: float = 1.0,
+        loss_weight: float = 0.9,
     ):
         super().__init__()
         self.temperatures = tuple(float(t) for t in temperatures)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import gt_mask
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -34,7 +36,7 @@ class NKD(DistillationLoss):
             config 1.0; CIFAR-100 config 3.0).
         gamma: weight of the non-target term (official ImageNet ResNet config 1.5; CIFAR-100
             config 3.5; DeiT configs 1.0).
-        loss_weight: ``w``, multiplies the whole loss.
+        loss_weight: ``w``, multiplies the whole loss (1).
 
     Notes:
         Checked against yzd-v/cls_KD ``mmcls/models/dis_losses/nkd.py::NKDLoss.forward`` (commit
@@ -46,6 +48,18 @@ class NKD(DistillationLoss):
     """
 
     zero_at_match = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="yzd-v/cls_KD@1e5d48f configs/distillers/imagenet/res34_distill_res18_img.py:"
+            "L67-68 (temp 1.0, gamma 1.5)",
+        ),
+        "cifar100": Preset(
+            source="yzd-v/cls_KD@1e5d48f configs/distillers/cifar100/res34_distill_res18_cifar.py:"
+            "L67-68 (temp 3.0, gamma 3.5)",
+            kwargs={"temperature": 3.0, "gamma": 3.5},
+        ),
+    }
 
     def __init__(self, temperature: float = 1.0, gamma: float = 1.5, loss_weight: float = 1.0):
         super().__init__()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs
 from kdsurvey.losses._checks import check_leading_dims
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -35,7 +37,7 @@ class NORM(DistillationLoss):
         teacher_channels: the teacher's channel count ``C_t``: the expansion produces ``n_copies``
             times as many channels. Give it together with ``student_channels``, or leave both
             ``None``.
-        loss_weight: ``w`` (official ``beta * beta1``).
+        loss_weight: ``w`` (official ``beta * beta1``: ``-b 1.0`` times a stepped schedule).
 
     Notes:
         Shapes: ``feat_student`` ``(B, N C_t, H, W)`` (raw ``(B, C_s, H, W)`` with the expansion),
@@ -49,6 +51,16 @@ class NORM(DistillationLoss):
     """
 
     zero_at_match = False  # inputs of different shapes; zero when each of the N groups equals T
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="OSVAI/NORM@c6dfc39 README.md:L31-32 (-r 0.1 -a 0 -b 1.0); "
+            "train_cifar_student.py:L86 (--co-sponge 4); helper/loops.py:L114-124 (beta1)",
+            task_weight=0.1,
+            note="beta1 steps 0.1, 0.5, 1 at epochs 0, 10, 20 and back to 0.5, 0.1 at 180, 210; "
+            "the README's ResNet32x4 to ResNet8x4 example passes -s 8 (n_copies 8)",
+        ),
+    }
 
     def __init__(
         self,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import dkd_rows, kl_of_logits
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -29,7 +31,7 @@ class NormKD(DistillationLoss):
 
     Args:
         t_norm: ``tau``, the normalisation multiplier (2.0, cfg ``TEMPERATURE_NORM``).
-        loss_weight: ``w`` (official ``KD_WEIGHT`` 0.9 with ``CE_WEIGHT`` 0.1).
+        loss_weight: ``w`` (0.9, the official ``KD_WEIGHT``, with ``CE_WEIGHT`` 0.1).
 
     Notes:
         Shapes: ``(B, C)`` logits; scalar. Checked against gizi1/NormKD
@@ -38,7 +40,19 @@ class NormKD(DistillationLoss):
         through the student's std.
     """
 
-    def __init__(self, t_norm: float = 2.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="gizi1/NormKD@279371b mdistiller/engine/cfg.py:L66-71",
+            task_weight=0.1,
+        ),
+        "imagenet": Preset(
+            source="gizi1/NormKD@279371b configs/imagenet/r34_r18/normkd.yaml:L23-27",
+            kwargs={"t_norm": 1.0, "loss_weight": 0.5},
+            task_weight=0.5,
+        ),
+    }
+
+    def __init__(self, t_norm: float = 2.0, loss_weight: float = 0.9):
         super().__init__()
         self.t_norm = t_norm
         self.loss_weight = loss_weight
@@ -72,8 +86,8 @@ class NormKDDKD(DistillationLoss):
     :math:`z^t_b/T^t_b`, with :math:`T_b = \tau\,\mathrm{std}(z_b)` as in :class:`NormKD`.
 
     Args:
-        alpha: TCKD weight (1.0).
-        beta: NCKD weight (8.0).
+        alpha: TCKD weight (4.0, official ResNet32x4 to ResNet8x4).
+        beta: NCKD weight (5.0, same pair).
         t_norm: ``tau`` (2.0).
         loss_weight: ``w``.
 
@@ -82,8 +96,23 @@ class NormKDDKD(DistillationLoss):
         ``mdistiller/distillers/NormKD_W_DKD.py::dkd_loss_norm`` (warm-up and CE left out).
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="gizi1/NormKD@279371b configs/cifar100/NormKD_DKD/res32x4_res8x4.yaml:L18-20 "
+            "(ALPHA 4, BETA 5); mdistiller/engine/cfg.py:L73-80 (TEMPERATURE_NORM 2, CE_WEIGHT 1, "
+            "WARMUP 20)",
+            warmup_epochs=20,
+            note="ALPHA and BETA are set per pair (0.5 to 7 and 2 to 8.5)",
+        ),
+        "imagenet": Preset(
+            source="gizi1/NormKD@279371b configs/imagenet/r34_r18/dkd_normkd.yaml:L26-31",
+            kwargs={"alpha": 1.0, "beta": 1.0, "t_norm": 0.5},
+            warmup_epochs=1,
+        ),
+    }
+
     def __init__(
-        self, alpha: float = 1.0, beta: float = 8.0, t_norm: float = 2.0, loss_weight: float = 1.0
+        self, alpha: float = 4.0, beta: float = 5.0, t_norm: float = 2.0, loss_weight: float = 1.0
     ):
         super().__init__()
         self.alpha, self.beta = alpha, beta

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_layers
 from kdsurvey.losses._pooling import pool_to_smaller
-from kdsurvey.losses.base import DistillationLoss, layers_example
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset, layers_example
 from kdsurvey.losses.registry import register
 
 
@@ -49,7 +52,7 @@ class NST(DistillationLoss):
     where the bars are means over the channel pairs.
 
     Args:
-        loss_weight: ``w`` (default 1; mdistiller trains with 50).
+        loss_weight: ``w`` (50: RepDistiller ``-b 50``, mdistiller ``FEAT_WEIGHT``).
 
     Notes:
         Shapes: lists of ``(B, C, H, W)`` per layer; channel counts may differ; the spatially larger map
@@ -62,7 +65,14 @@ class NST(DistillationLoss):
         broadcast ``(B, C, C, HW)`` tensor, so memory stays ``O(B C^2)``.
     """
 
-    def __init__(self, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L27 (-a 0 -b 50); {MDISTILLER_CFG}:L108-111",
+            note="the libraries' CIFAR-100 recipe; the authors' MXNet code is for ImageNet",
+        ),
+    }
+
+    def __init__(self, loss_weight: float = 50.0):
         super().__init__()
         self.loss_weight = loss_weight
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import gt_mask
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -33,9 +35,8 @@ class NTCEKD(DistillationLoss):
         temperature: ``T`` (4.0; the official ImageNet setting is 1.0).
         shrink_factors: the :math:`f_k` (the official default ``(2, 1.5, 1, 0.5, 0, -0.5, -1)``; its
             ResNet32x4/ResNet8x4 setting drops the negative ones).
-        loss_weight: ``w``. The official code multiplies by ``KD_WEIGHT`` (8 by default, 2 for
-            several CIFAR-100 pairs and ImageNet) and ramps it in linearly over the first 20 epochs;
-            both are training-schedule choices left to the caller.
+        loss_weight: ``w``, the official ``KD_WEIGHT`` (8 by default, 2 for several CIFAR-100 pairs
+            and ImageNet), ramped in linearly over the first 20 epochs (see ``presets``).
 
     Notes:
         Shapes: ``(B, C)`` logits with ``C >= 2``, ``(B,)`` labels; scalar. ``zero_at_match`` is
@@ -49,11 +50,25 @@ class NTCEKD(DistillationLoss):
 
     zero_at_match = False
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="lan-long/NTCE-KD@0842747 mdistiller/engine/cfg.py:L174-181 (CE_WEIGHT 1, KD_WEIGHT 8, T 4, WARMUP 20, "
+            "FACTORS 2..-1)",
+            warmup_epochs=20,
+            note="configs/cifar100/ntce/res32x4_res8x4.yaml:L18-21 drops the negative factors",
+        ),
+        "imagenet": Preset(
+            source="lan-long/NTCE-KD@0842747 configs/imagenet/r34_r18/ntce.yaml:L26-30 (KD_WEIGHT 2, T 1, WARMUP 1)",
+            kwargs={"temperature": 1.0, "loss_weight": 2.0},
+            warmup_epochs=1,
+        ),
+    }
+
     def __init__(
         self,
         temperature: float = 4.0,
         shrink_factors: tuple[float, ...] = (2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0),
-        loss_weight: float = 1.0,
+        loss_weight: float = 8.0,
     ):
         super().__init__()
         if not shrink_factors:

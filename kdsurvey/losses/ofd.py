@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs, conv_bn_connector
 from kdsurvey.losses._checks import check_layers, check_same_shape
-from kdsurvey.losses.base import DistillationLoss, layers_example
+from kdsurvey.losses.base import DistillationLoss, Preset, layers_example
 from kdsurvey.losses.registry import register
 
 
@@ -48,7 +49,7 @@ class OFD(DistillationLoss):
         teacher_channels: C_t, the teacher's channel counts (a sequence, one per layer): the width
             the adapter maps the student to. Give it together with ``student_channels``, or leave
             both ``None``.
-        loss_weight: ``w`` (default 1; the official training uses 1e-3 on CIFAR, 1e-4 on ImageNet).
+        loss_weight: ``w`` (1e-3, the authors' CIFAR-100 training; 1e-4 on ImageNet).
 
     Notes:
         Inputs: ``feats_student``/``feats_teacher`` lists of ``(B, C, H, W)`` pre-ReLU maps (shallow to
@@ -64,11 +65,23 @@ class OFD(DistillationLoss):
         margins are non-positive (always so for the official margins).
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="clovaai/overhaul-distillation@76344a8 CIFAR-100/train_with_distillation.py:L91 "
+            "(loss_distill.sum() / batch_size / 1000)",
+        ),
+        "imagenet": Preset(
+            source="clovaai/overhaul-distillation@76344a8 ImageNet/train_with_distillation.py:L179 "
+            "(/ batch_size / 10000)",
+            kwargs={"loss_weight": 1e-4},
+        ),
+    }
+
     def __init__(
         self,
         student_channels: Sequence[int] | None = None,
         teacher_channels: Sequence[int] | None = None,
-        loss_weight: float = 1.0,
+        loss_weight: float = 1e-3,
     ):
         super().__init__()
         self.loss_weight = loss_weight

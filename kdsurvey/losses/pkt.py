@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_batch
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -38,7 +41,8 @@ class PKT(DistillationLoss):
 
     Args:
         eps: :math:`\epsilon`, added to the norms and inside the logarithm (1e-7).
-        loss_weight: ``w``, multiplies the whole loss.
+        loss_weight: ``w``, multiplies the whole loss (30000: RepDistiller ``-b 30000``, mdistiller
+            ``FEAT_WEIGHT``).
 
     Notes:
         Shapes: ``feat_student`` ``(B, D_s)`` and ``feat_teacher`` ``(B, D_t)`` (any trailing
@@ -51,7 +55,13 @@ class PKT(DistillationLoss):
         this cosine one.
     """
 
-    def __init__(self, eps: float = 1e-7, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L19 (-a 0 -b 30000); {MDISTILLER_CFG}:L114-117",
+        ),
+    }
+
+    def __init__(self, eps: float = 1e-7, loss_weight: float = 30000.0):
         super().__init__()
         self.eps, self.loss_weight = eps, loss_weight
 

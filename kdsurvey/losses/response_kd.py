@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -41,8 +43,8 @@ class ResponseKD(DistillationLoss):
         temperature: ``T``; ``None`` picks the official value: 0.7 (stage 2, teacher only) or 2.0.
         beta: exponent of the stage-1 sample weight (1.0).
         label_smoothing: ``epsilon`` of the stage-2 label target (0.01).
-        loss_weight: ``w`` (the official stage 1 uses 0.5 next to a label-smoothed CE; stage 2 uses
-            1 and no other term).
+        loss_weight: ``w`` (1 in the official stage 2, with no other term; stage 1 uses 0.5 next to
+            a label-smoothed CE).
 
     Notes:
         Shapes: ``(B, C)`` logits, ``(B,)`` labels; scalar. Both stages are cross-entropies (not 0
@@ -55,6 +57,21 @@ class ResponseKD(DistillationLoss):
     """
 
     zero_at_match = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="lsongx/EffDstl@68d7f7f configs/mbv1_distill_tres50.py:L93-114 (WSLv2Hook from epoch 240: WSLLoss, temperature 0.7 on the "
+            "teacher only)",
+            task_weight=0.0,
+            note="the final stage trains on this loss alone, with a stronger teacher",
+        ),
+        "imagenet_stage1": Preset(
+            source="lsongx/EffDstl@68d7f7f configs/mbv1_distill_tres50.py:L15-26 (WSLLoss temperature 2, distill_loss_alpha 0.5; "
+            "CrossEntropySmoothLoss 0.1, ce_loss_alpha 1)",
+            kwargs={"stage": 1, "loss_weight": 0.5},
+            note="the label term is label-smoothed (0.1)",
+        ),
+    }
 
     def __init__(
         self,

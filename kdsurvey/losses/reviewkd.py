@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs
 from kdsurvey.losses._checks import check_layers, check_same_shape
-from kdsurvey.losses.base import DistillationLoss, layers_example
+from kdsurvey.losses.base import DistillationLoss, Preset, layers_example
 from kdsurvey.losses.registry import register
 
 
@@ -85,7 +86,8 @@ class ReviewKDHCL(DistillationLoss):
         teacher_channels: C_t, the teacher's channel counts (shallow to deep): the width the adapter
             maps the student to. Give it together with ``student_channels``, or leave both ``None``.
         mid_channels: width of the ABF modules (default ``min(512, C_s of the deepest level)``).
-        loss_weight: ``w`` (official ``kd_loss_weight``, 1 on CIFAR).
+        loss_weight: ``w`` (official ``--kd-loss-weight``: 5 for ResNet32x4 to ResNet8x4 and most
+            CIFAR-100 pairs, ramped in over 20 epochs; 1 on ImageNet).
 
     Notes:
         Shapes: lists of ``(B, C, H, W)``; equal shapes per layer after fusion. Returns a scalar.
@@ -94,12 +96,27 @@ class ReviewKDHCL(DistillationLoss):
         mdistiller ``hcl_loss``. The linear warm-up factor of the official training is not included.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="dvlab-research/ReviewKD@cede6ea CIFAR-100/script/reviewKD.sh:L7 "
+            "(--kd-loss-weight 5.0); CIFAR-100/train.py:L50 (--kd-warm-up 20)",
+            warmup_epochs=20,
+            note="5 of the script's 8 pairs use 5.0; ShuffleNetV2 8.0, ResNet56/20 0.6, "
+            "ResNet110/32 1.0",
+        ),
+        "imagenet": Preset(
+            source="dvlab-research/ReviewKD@cede6ea ImageNet/README.md:L38 "
+            "(--review-kd-loss-weight 1.0, ResNet34 to ResNet18; no warm-up in imagenet_amp.py)",
+            kwargs={"loss_weight": 1.0},
+        ),
+    }
+
     def __init__(
         self,
         student_channels: Sequence[int] | None = None,
         teacher_channels: Sequence[int] | None = None,
         mid_channels: int | None = None,
-        loss_weight: float = 1.0,
+        loss_weight: float = 5.0,
     ):
         super().__init__()
         self.loss_weight = loss_weight

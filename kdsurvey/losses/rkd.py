@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_batch
 from kdsurvey.losses._relations import flatten_samples, pairwise_distances
-from kdsurvey.losses.base import DistillationLoss, embedding_example
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset, embedding_example
 from kdsurvey.losses.registry import register
 
 
@@ -29,8 +32,10 @@ class RKD(DistillationLoss):
     :math:`B^2` resp. :math:`B^3` entries (degenerate entries included, as in the code).
 
     Args:
-        distance_weight: :math:`\lambda_D` (1; mdistiller's CIFAR setting uses 25).
-        angle_weight: :math:`\lambda_A` (2; mdistiller's CIFAR setting uses 50).
+        distance_weight: :math:`\lambda_D` (25, the authors' CIFAR script; 1 in their metric
+            learning runs).
+        angle_weight: :math:`\lambda_A` (50, the authors' CIFAR script; 2 in their metric
+            learning runs).
         loss_weight: ``w``, multiplies the whole loss.
 
     Notes:
@@ -39,8 +44,23 @@ class RKD(DistillationLoss):
         (``RkdDistance`` + ``RKdAngle``), identical to mdistiller and RepDistiller.
     """
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="lenscloth/RKD@1927142 run_distill_classification.py:L41,L43 (--dist_ratio 25, "
+            f"--angle_ratio 50); {REPDISTILLER} distiller_zoo/RKD.py:L10 with "
+            f"{REPDISTILLER_CIFAR}:L17 (-a 0 -b 1); {MDISTILLER_CFG}:L74-79",
+            note="the authors' script adds KD at weight 16 (--kd_ratio), a separate loss here",
+        ),
+        "cub200": Preset(
+            source="lenscloth/RKD@0e0d3c2 examples/cub200.sh:L7-8 (--dist_ratio 1 --angle_ratio 2)",
+            kwargs={"distance_weight": 1.0, "angle_weight": 2.0},
+            task_weight=0.0,
+            note="metric learning: the student's embedding learns from RKD alone (no label term)",
+        ),
+    }
+
     def __init__(
-        self, distance_weight: float = 1.0, angle_weight: float = 2.0, loss_weight: float = 1.0
+        self, distance_weight: float = 25.0, angle_weight: float = 50.0, loss_weight: float = 1.0
     ):
         super().__init__()
         self.distance_weight = distance_weight

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import dkd_rows
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -83,7 +85,7 @@ class SDDKD(_SDDBase):
 
     Args:
         temperature: ``T`` (4.0).
-        loss_weight: ``w`` (cfg ``KD.LOSS.KD_WEIGHT``).
+        loss_weight: ``w`` (0.9, cfg ``KD.LOSS.KD_WEIGHT``, with ``CE_WEIGHT`` 0.1).
 
     Notes:
         Shapes: ``(B, C, N)`` logits (N = 5 for scales [1, 2], 21 for [1, 2, 4]), ``(B,)`` labels;
@@ -91,7 +93,16 @@ class SDDKD(_SDDBase):
         NaN KL entries are zeroed and a non-finite total becomes 0, as there.
     """
 
-    def __init__(self, temperature: float = 4.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="shicaiwei123/SDD-CVPR2024@e412036 mdistiller/engine/cfg.py:L61-64 (T 4, CE_WEIGHT 0.1, KD_WEIGHT 0.9), "
+            "not overridden by configs/cifar100/sdd_kd/res32x4_res8x4.yaml",
+            task_weight=0.1,
+            note="the region split --M [1,2,4] (README.md:L41) is the caller's pooling",
+        ),
+    }
+
+    def __init__(self, temperature: float = 4.0, loss_weight: float = 0.9):
         super().__init__()
         self.temperature = temperature
         self.loss_weight = loss_weight
@@ -136,13 +147,22 @@ class SDDDKD(_SDDBase):
         alpha: TCKD weight (1.0).
         beta: NCKD weight (8.0; CIFAR configs set it per pair).
         temperature: ``T`` (4.0).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1; ramped in over the official 20 warm-up epochs).
 
     Notes:
         Shapes: ``(B, C, N)`` logits, ``(B,)`` labels; scalar. Checked against SDD-CVPR2024
         ``mdistiller/distillers/SDD_DKD.py::multi_dkd`` (warm-up and CE left out; a non-finite total
         becomes 0 as there).
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="shicaiwei123/SDD-CVPR2024@e412036 mdistiller/engine/cfg.py:L163-167 (CE_WEIGHT 1, ALPHA 1, BETA 8, T 4), "
+            "not overridden by configs/cifar100/sdd_dkd/res32x4_res8x4.yaml; train_origin.py:L198 "
+            "(--warmup 20)",
+            warmup_epochs=20,
+        ),
+    }
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 from kdsurvey.losses._adapters import conv_bn_relu
 from kdsurvey.losses._checks import check_leading_dims, check_same_shape
 from kdsurvey.losses._pooling import pool_to_smaller
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -78,7 +79,7 @@ class SemCKD(DistillationLoss):
             similarity rows of a smaller one are zero-padded to ``batch_size`` columns (the
             official loop skips smaller batches; here the absent samples count as orthogonal).
         factor: ``f``, embedding reduction (default 4).
-        loss_weight: ``w`` (default 1; official ``-b 400`` on CIFAR-100, 50 on ImageNet).
+        loss_weight: ``w`` (400, the official CIFAR-100 ``-b``; 50 on ImageNet).
 
     Notes:
         ``None`` (default) for all: no regressor (student and teacher channels must agree) and the
@@ -94,13 +95,26 @@ class SemCKD(DistillationLoss):
 
     zero_at_match = False
 
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="DefangChen/SemCKD@ebe5db1 scripts/run_cifar_distill.sh:L25 and README.md:L37 "
+            "(-r 1 -a 1 -b 400)",
+            note="-a 1 adds vanilla KD (T 4) at weight 1, a separate loss here",
+        ),
+        "imagenet": Preset(
+            source="DefangChen/SemCKD@ebe5db1 README.md:L41 (-r 1 -a 1 -b 50)",
+            kwargs={"loss_weight": 50.0},
+            note="-a 1 adds vanilla KD at weight 1, a separate loss here",
+        ),
+    }
+
     def __init__(
         self,
         student_channels: Sequence[int] | None = None,
         teacher_channels: Sequence[int] | None = None,
         batch_size: int | None = None,
         factor: int = 4,
-        loss_weight: float = 1.0,
+        loss_weight: float = 400.0,
     ):
         super().__init__()
         self.loss_weight, self.batch_size = loss_weight, batch_size

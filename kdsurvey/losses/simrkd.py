@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from kdsurvey.losses._checks import (
 )
 from kdsurvey.losses._pooling import pool_to_smaller_square
 from kdsurvey.losses._relations import cosine_matrix, flatten_positions
-from kdsurvey.losses.base import DistillationLoss, feature_example, logits_example
+from kdsurvey.losses.base import DistillationLoss, Preset, feature_example, logits_example
 from kdsurvey.losses.registry import register
 
 
@@ -46,7 +47,7 @@ class NeighbourRelationKD(DistillationLoss):
         num_neighbors: :math:`k` (1).
         feat_weight: :math:`\lambda_f` (10).
         logit_weight: :math:`\lambda_z` (10).
-        loss_weight: ``w``.
+        loss_weight: ``w`` (1, the official default).
 
     Notes:
         Shapes: ``feats_student`` / ``feats_teacher``: lists of ``(B, C, H, W)`` maps (channels may
@@ -59,6 +60,14 @@ class NeighbourRelationKD(DistillationLoss):
         each neighbour keeps its own map (the logit term agrees for every :math:`k`). The separate
         vanilla KD term of their training script is not included (use ``kd``).
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="xinxiaoxiaomeng/NRKD@6224e4a README.md:L15 with NRKD-master/train_student.py:"
+            "L40-42 (alpha, beta, gamma 1) and NRKD-master/distillers/NKD.py:L9 (k 1, lambda 10, 10)",
+            note="the student also gets vanilla KD (T 4) at weight 1, a separate loss here",
+        ),
+    }
 
     def __init__(
         self,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_dense, check_same_shape
-from kdsurvey.losses.base import DistillationLoss, score_maps_example
+from kdsurvey.losses.base import DistillationLoss, Preset, score_maps_example
 from kdsurvey.losses.registry import register
 
 
@@ -38,7 +40,7 @@ class SKDPixel(DistillationLoss):
     teacher.
 
     Args:
-        loss_weight: ``w`` (:math:`\lambda_{pi}`; 10 in the official Cityscapes runs).
+        loss_weight: ``w`` (:math:`\lambda_{pi}`, 10: the official Cityscapes default).
 
     Notes:
         Shapes: ``logits_student``, ``logits_teacher``: ``(B, K, H, W)``; returns a scalar.
@@ -48,7 +50,14 @@ class SKDPixel(DistillationLoss):
 
     zero_at_match = False  # cross-entropy: its minimum is the teacher's entropy
 
-    def __init__(self, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cityscapes": Preset(
+            source="irfanICMLL/structure_knowledge_distillation@ce208e1 utils/train_options.py:L57 (--lambda-pi 10)",
+            note="beside pair-wise (--lambda-pa 1) and adversarial (--lambda-d 0.1) terms",
+        ),
+    }
+
+    def __init__(self, loss_weight: float = 10.0):
         super().__init__()
         self.loss_weight = loss_weight
 
@@ -105,6 +114,13 @@ class SKDPairwise(DistillationLoss):
         ``utils/criterion.py`` ``CriterionPairWiseforWholeFeatAfterPool`` / ``utils/utils.py``
         ``sim_dis_compute`` (spec ``skd_pa``). A patch size that rounds to 0 is raised to 1.
     """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "cityscapes": Preset(
+            source="irfanICMLL/structure_knowledge_distillation@ce208e1 utils/train_options.py:L58-59 (--lambda-pa 1, --pool-scale 0.5)",
+            note="beside pixel-wise (--lambda-pi 10) and adversarial (--lambda-d 0.1) terms",
+        ),
+    }
 
     def __init__(self, scale: float = 0.5, loss_weight: float = 1.0):
         super().__init__()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_batch, check_same_length, tensor_list
 from kdsurvey.losses._relations import flatten_samples
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses._sources import MDISTILLER_CFG, REPDISTILLER_CIFAR
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -28,7 +30,7 @@ class SP(DistillationLoss):
     .. math:: \mathcal{L} = w\sum_l \frac{1}{B^2}\|\tilde G^t_l - \tilde G^s_l\|_F^2
 
     Args:
-        loss_weight: ``w`` (mdistiller's CIFAR weight is 3000).
+        loss_weight: ``w`` (3000: RepDistiller ``-b 3000``, mdistiller CIFAR ``FEAT_WEIGHT``).
 
     Notes:
         Shapes: ``feats_student`` / ``feats_teacher``: lists of ``(B, *)`` tensors (widths and
@@ -36,7 +38,13 @@ class SP(DistillationLoss):
         (``Similarity``), identical to mdistiller ``sp_loss`` and torchdistill ``SPKDLoss``.
     """
 
-    def __init__(self, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source=f"{REPDISTILLER_CIFAR}:L11 (-a 0 -b 3000); {MDISTILLER_CFG}:L120-123",
+        ),
+    }
+
+    def __init__(self, loss_weight: float = 3000.0):
         super().__init__()
         self.loss_weight = loss_weight
 

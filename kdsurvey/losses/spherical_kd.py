@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
 from kdsurvey.losses._kl import kl_of_logits
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -23,7 +25,8 @@ class SphericalKD(DistillationLoss):
 
     Args:
         temperature: ``T`` (4.0).
-        loss_weight: ``w`` = ``args.alpha`` (the label CE gets ``1 - alpha``).
+        loss_weight: ``w`` = ``args.alpha`` (0.9 for the first 60 ImageNet epochs; the label CE
+            gets ``1 - alpha``).
 
     Notes:
         Shapes: ``(B, C)`` logits; ``target`` ``(B,)`` is accepted (the official loop uses it only
@@ -35,7 +38,17 @@ class SphericalKD(DistillationLoss):
         default reproduces the training script, which produced the reported results.
     """
 
-    def __init__(self, temperature: float = 4.0, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="forjiuzhou/Spherical-Knowledge-Distillation@1c73fc0 README.md:L39 (--T=4); "
+            "skd_main.py:L349-356 (alpha 0.9 until epoch 60)",
+            task_weight=0.1,
+            note="alpha then drops to 0.5 (epochs 60-79) and 0.1 (80-99), the label weight "
+            "rising to 1 - alpha; that schedule is the training loop's",
+        ),
+    }
+
+    def __init__(self, temperature: float = 4.0, loss_weight: float = 0.9):
         super().__init__()
         self.temperature = temperature
         self.loss_weight = loss_weight

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdsurvey.losses._adapters import channel_pairs
 from kdsurvey.losses._checks import check_leading_dims, check_same_shape
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -32,7 +34,7 @@ class SRD(DistillationLoss):
         teacher_channels: C_t, the teacher's embedding width: the width the adapter maps the student
             to. Give it together with ``student_channels``, or leave both ``None``.
         eps: BN epsilon (default 1e-4, official).
-        loss_weight: ``w`` (default 1).
+        loss_weight: ``w`` (1, the official ImageNet factor).
 
     Notes:
         Shapes: ``feat_student`` ``(B, C_s)`` and ``feat_teacher`` ``(B, C_t)`` pooled embeddings (maps
@@ -48,6 +50,14 @@ class SRD(DistillationLoss):
     """
 
     zero_at_match = False  # log(0) = -inf when the normalised embeddings coincide
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="roymiles/Simple-Recipe-Distillation@31e8477 "
+            "imagenet/configs/ilsvrc2012/ours/res3418.yaml:L100-131 (CrossEntropyLoss factor 1.0, "
+            "OurDistillationLoss factor 1.0)",
+        ),
+    }
 
     def __init__(
         self,

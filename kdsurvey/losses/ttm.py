@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape
 from kdsurvey.losses._kl import kl_from_log_probs
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -34,7 +36,7 @@ class TTM(DistillationLoss):
 
     Args:
         gamma: power exponent (``--ttm_l``; 0.1 on CIFAR-100).
-        loss_weight: ``w`` (``-b``; the README example uses 45).
+        loss_weight: ``w`` (``-b``, 45 in the README's example).
 
     Notes:
         Shapes: ``(B, C)`` logits; scalar; no :math:`T^2` factor. Not zero when the student equals
@@ -44,7 +46,14 @@ class TTM(DistillationLoss):
 
     zero_at_match = False
 
-    def __init__(self, gamma: float = 0.1, loss_weight: float = 1.0):
+    presets: ClassVar[dict[str, Preset]] = {
+        "cifar100": Preset(
+            source="zkxufo/TTM@fe457b3 README.md:L19-22 (--ttm_l 0.1 -r 1 -b 45 -a 0)",
+            note="the README's example, VGG13 to VGG8",
+        ),
+    }
+
+    def __init__(self, gamma: float = 0.1, loss_weight: float = 45.0):
         super().__init__()
         self.gamma = gamma
         self.loss_weight = loss_weight

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdsurvey.losses._checks import check_same_shape, check_target
-from kdsurvey.losses.base import DistillationLoss
+from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
@@ -44,6 +46,19 @@ class WSLD(DistillationLoss):
     """
 
     zero_at_match = False
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "imagenet": Preset(
+            source="bellymonster/Weighted-Soft-Label-Distillation@4ecf930 "
+            "knowledge_distiller.py:L40-41 (T 2, alpha 2.5; the hard loss at weight 1)",
+        ),
+        "cifar100": Preset(
+            source="yzd-v/cls_KD@1e5d48f configs/distillers/cifar100/res34_distill_res18_cifar.py:"
+            "L49-50 (temp 4.0, alpha 2.25)",
+            kwargs={"temperature": 4.0, "loss_weight": 2.25},
+            note="the NKD authors' library, not the WSLD authors' code",
+        ),
+    }
 
     def __init__(self, temperature: float = 2.0, loss_weight: float = 2.5):
         super().__init__()
