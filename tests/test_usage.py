@@ -149,7 +149,7 @@ def test_every_sort_of_input_is_written():
         ],
         "kwargs": {"student_channels": [4, 8]},
     }
-    info = replace(facts("dkd"), example=example, shapes={"target": "(B, T)"})
+    info = replace(facts("dkd"), example=example, shapes={"target": "(B, T)"}, presets=())
     assert 'create("x", student_channels=[4, 8])  # DKD with its constructor\'s defaults' in code(
         "x", info
     )

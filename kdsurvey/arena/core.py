@@ -392,7 +392,9 @@ def write_atomic(path: Path, obj: Any) -> None:
 
 
 def not_fitting(losses: Sequence[str]) -> dict[str, str]:
-    return {n: recipe.NOT_FITTING[n] for n in losses if n in recipe.NOT_FITTING}
+    """The losses of ``losses`` that run on neither task, with the reason."""
+    reasons = {n: recipe.why_not_fitting(n) for n in losses if n != recipe.BASELINE}
+    return {n: why for n, why in reasons.items() if why}
 
 
 def run_arena(

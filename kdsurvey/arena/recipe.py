@@ -53,13 +53,36 @@ NOT_FITTING: dict[str, str] = {
 }
 
 
+LANGUAGE = (
+    "a token-level language-model loss ([B, T, V] logits, [B, T] targets): it runs in the "
+    "arena's language track, `kdsurvey arena --task language`"
+)
+
+
+def is_language(name: str) -> bool:
+    """True for a language-model loss: its example gives ``[B, T, V]`` logits and ``[B, T]``
+    targets (vocabularies may differ between student and teacher)."""
+    ex = get(name).example_inputs(batch=2)
+    s, y = ex.get("logits_student"), ex.get("target")
+    return (
+        isinstance(s, Tensor) and isinstance(y, Tensor) and s.dim() == 3 and y.shape == s.shape[:2]
+    )
+
+
+def why_not_fitting(name: str) -> str | None:
+    """Why a loss runs on neither image task (``None`` when it runs on one)."""
+    if name in NOT_FITTING:
+        return NOT_FITTING[name]
+    return LANGUAGE if name != BASELINE and is_language(name) else None
+
+
 def home_tasks(name: str) -> list[str]:
     """The tasks a loss runs on: ``kd`` and the baseline run on both."""
     if name in (BASELINE, "kd"):
         return ["classification", "segmentation"]
-    if name in NOT_FITTING:
-        return []
     get(name)  # KeyError with close matches for an unknown name
+    if why_not_fitting(name):
+        return []
     if name in SEGMENTATION:
         return ["segmentation"]
     return ["classification"]

@@ -27,6 +27,9 @@ def _compare(ok: dict[int, dict], by: dict, task: str, loss: str) -> dict[str, A
         "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
         "time_per_epoch_s": statistics.fmean(x["time_per_epoch_s"] for x in ok.values()),
     }
+    first = ok[min(ok)]
+    if "weight" in first:  # the settings it trained at: distillation and label-term weights
+        entry["weight"], entry["task_weight"] = first["weight"], first["task_weight"]
     for ref, label in ((BASELINE, "student"), ("kd", "kd")):
         base = {s: x for s, x in by.get((task, ref, 1.0), {}).items() if x["status"] == "ok"}
         common = sorted(set(ok) & set(base))

@@ -109,6 +109,8 @@ def rows(results: dict, catalogue: Catalogue) -> list[dict]:
                     "vs_student": _gain(e, "gain_vs_student"),
                     "vs_kd": _gain(e, "gain_vs_kd"),
                     "time": e.get("time_per_epoch_s"),
+                    "weight": e.get("weight"),
+                    "task_weight": e.get("task_weight"),
                     "swept": _swept(e.get("sweep")),
                 }
             )
