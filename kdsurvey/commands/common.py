@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from kdsurvey import problems
-from kdsurvey.records import libraries, survey
 from kdsurvey.records.catalogue import Catalogue, CatalogueError, already_message, load
 from kdsurvey.records.model import TaskInfo, Venue
 from kdsurvey.records.reading import TASKS_FILE, VENUES_FILE, read_table
@@ -83,23 +82,13 @@ def load_catalogue(args) -> Catalogue:
         raise Failure(f"{len(exc.problems)} error(s)") from None
 
 
-def check_data_files(args, catalogue) -> None:
+def check_data_files(args, view) -> None:
     """The data files beside the records that name records or losses, when they exist:
-    ``libraries.yaml`` (known losses, no name twice) and ``survey.yaml`` (every id a record)."""
+    ``libraries.yaml`` (known losses, no name twice) and ``survey.yaml`` (every id a record),
+    read through the build's :class:`~kdsurvey.exporters.view.View` (once for every exporter)."""
+    catalogue = view.catalogue
     papers, categories = len(catalogue.papers), len(catalogue.categories)
-    found = []
-    path = Path(args.papers) / libraries.LIBRARIES_FILE
-    if path.is_file():
-        try:
-            libraries.load(path)
-        except libraries.LibrariesError as exc:
-            found += exc.problems
-    path = Path(args.papers) / survey.SURVEY_FILE
-    if path.is_file():
-        try:
-            survey.load(path, (p.id for p in catalogue.papers))
-        except survey.SurveyError as exc:
-            found += exc.problems
+    found = view.data_problems
     if found:
         if args.format == "json":
             shape = problems.as_json(found, papers=papers, categories=categories)

@@ -311,17 +311,32 @@ def _format() -> bibtexparser.BibtexFormat:
     return fmt
 
 
+def entries(
+    catalogue: Catalogue, papers: Iterable[Paper] | None = None, ascii: bool = False
+) -> dict[str, str]:
+    """Each paper's BibTeX entry (all by default), by id in key order: what :func:`bibtex`
+    writes, one entry at a time (the site shows each on its paper's page). Raises
+    :class:`CitationError` for records that cannot be written (e.g. no ASCII spelling)."""
+    stack = default_unparse_stack(allow_inplace_modification=True)
+    out = {}
+    for item in library(catalogue, papers, ascii).entries:
+        lib = bibtexparser.Library([item])
+        out[item.key] = bibtexparser.write_string(lib, unparse_stack=stack, bibtex_format=_format())
+    return out
+
+
+def join_entries(written: Iterable[str]) -> str:
+    """The BibTeX file of entries written by :func:`entries`: one blank line between them."""
+    return "\n".join(written)
+
+
 def bibtex(catalogue: Catalogue, papers: Iterable[Paper] | None = None, ascii: bool = False) -> str:
     """The BibTeX of ``papers`` (all by default): UTF-8, or pure ASCII with ``ascii=True``.
 
-    Used by ``kdsurvey export bibtex`` and by the site for each paper's BibTeX. Raises
-    :class:`CitationError` for records that cannot be written (e.g. no ASCII spelling).
+    Used by ``kdsurvey export bibtex``; the site takes the same entries from :func:`entries`.
+    Raises :class:`CitationError` for records that cannot be written (e.g. no ASCII spelling).
     """
-    lib = library(catalogue, papers, ascii)
-    if not lib.entries:
-        return ""
-    stack = default_unparse_stack(allow_inplace_modification=True)
-    return bibtexparser.write_string(lib, unparse_stack=stack, bibtex_format=_format())
+    return join_entries(entries(catalogue, papers, ascii).values())
 
 
 def _csl_pages(pages: str | None) -> str | None:

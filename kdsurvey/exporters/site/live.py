@@ -19,6 +19,7 @@ from kdsurvey.exporters.render import environment
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.mkdocs import DEFAULT_CONFIG, load_config, project
 from kdsurvey.exporters.site.pages import GENERATED, generate
+from kdsurvey.exporters.view import View
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
@@ -35,7 +36,7 @@ def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
 class Regenerator:
     """Regenerate the pages when a record, a data file or a template changed since the last call.
 
-    Rendered paper pages are remembered between calls (``memo`` of :func:`.pages.render_pages`),
+    Rendered paper pages are remembered between calls (the :class:`View`'s ``memo``),
     so an edited record costs its own page and the listing pages, not the whole catalogue.
     """
 
@@ -64,7 +65,7 @@ class Regenerator:
             )
             return
         try:
-            result = generate(catalogue, self.docs_dir, self.links, memo=self._memo)
+            result = generate(View(catalogue, self._memo), self.docs_dir, self.links)
         except Exception as exc:  # noqa: BLE001 - a template error must not stop the server
             self.log(f"page generation failed: {exc}")
             return
