@@ -88,4 +88,3 @@ def export_warnings(papers: Iterable[Paper]) -> list[str]:
         for p in sorted(papers, key=lambda p: p.id)
         if not p.authors
     ]
-
