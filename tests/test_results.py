@@ -297,7 +297,7 @@ def test_rendered_tables_match_the_data(papers):
     assert "| Baseline, across papers |" in page and "| 73.00 | 74.00 | 1.00 | 3 |" in page
     assert (
         "leaderboards/index.md" in pages
-        and "[CIFAR\\-100](cifar100.md)" in pages["leaderboards/index.md"]
+        and "[CIFAR-100](cifar100.md)" in pages["leaderboards/index.md"]
     )
     paper_page = pages["papers/beta2021ranked.md"]
     assert "## Reported results" in paper_page and ">77.10</td>" in paper_page

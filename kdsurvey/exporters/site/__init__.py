@@ -17,6 +17,7 @@ Everything here is torch-free: what a page says about a loss comes from the loss
 (:mod:`kdsurvey.exporters.loss_facts`), never from the loss modules.
 """
 
+from kdsurvey.exporters.render import md_text, url
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.live import serve
 from kdsurvey.exporters.site.markdown import (
@@ -25,10 +26,8 @@ from kdsurvey.exporters.site.markdown import (
     front_matter,
     html_text,
     mathml,
-    md_text,
     slug,
     task_label,
-    url,
 )
 from kdsurvey.exporters.site.mkdocs import (
     CONFIG,

@@ -20,11 +20,12 @@ from kdsurvey.exporters.evidence import SCOPE
 from kdsurvey.exporters.evidence import sentence as checked_against
 from kdsurvey.exporters.help_page import render_help
 from kdsurvey.exporters.loss_facts import EVIDENCE
-from kdsurvey.exporters.render import environment, newest_first
+from kdsurvey.exporters.render import environment, md_text, newest_first, url
 from kdsurvey.exporters.site.chart import chart
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.markdown import (
     bibtex_data_url,
+    code_span,
     doc_html,
     doc_text,
     fence,
@@ -32,12 +33,10 @@ from kdsurvey.exporters.site.markdown import (
     html_text,
     inline_html,
     mathml,
-    md_text,
     paragraph_list,
     slug,
     task_label,
     task_lower,
-    url,
 )
 from kdsurvey.exporters.site.related import related
 from kdsurvey.exporters.view import View
@@ -76,6 +75,7 @@ def _site_env():
         url=url,
         fm=front_matter,
         fence=fence,
+        code=code_span,
         slug=slug,
     )
     env.globals = dict(env.globals)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
-from kdsurvey.exporters.site.markdown import task_label
+from kdsurvey.exporters.site.markdown import doc_escape, task_label
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.model import Paper
 
@@ -85,7 +85,7 @@ def related(catalogue: Catalogue) -> dict[str, list[tuple[Paper, str]]]:
         for t in p.tasks:
             key = ("task", p.category.value, t)
             for q in _window(buckets[key], keys[key], p):
-                shared[q.id].append(task_label(t, catalogue.tasks))
+                shared[q.id].append(doc_escape(task_label(t, catalogue.tasks)))
         for qid, tasks in shared.items():
             add(by_id[qid], len(tasks), "same category, also on " + " and ".join(tasks))
         best = sorted(scores.values(), key=lambda e: (-e[0], abs(e[2].year - p.year), e[2].id))
