@@ -619,9 +619,10 @@ def test_command_all_ok_exits_0(server, catalogue_dir, capsys, clean_env):
     (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
     assert main(cli_args(server, catalogue_dir)) == 0
     out, err = capsys.readouterr()
-    assert "4 links: 4 ok, 0 dead, 0 inconclusive" in out
+    # the header and the summary count alike: paper + arxiv are one arXiv API check
+    assert "4 links, 3 distinct: 4 ok, 0 dead, 0 inconclusive" in out
     assert "moved permanently (301)" in out
-    assert "checking 3 link(s) of 1 record(s)" in err  # paper + arxiv are one arXiv API check
+    assert "checking 4 link(s), 3 distinct, of 1 record(s)" in err
     assert len(server.arxiv_batches) == 1
 
 
@@ -704,7 +705,7 @@ def test_changed_since_checks_only_the_changed_records(server, catalogue_dir, ca
     }
     assert main(cli_args(server, catalogue_dir, "--changed-since", "HEAD")) == 0
     out = capsys.readouterr().out
-    assert "unreachable.invalid" not in out and "4 links: 4 ok" in out
+    assert "unreachable.invalid" not in out and "4 links, 3 distinct: 4 ok" in out
     assert main(cli_args(server, catalogue_dir, "--changed-since", "no-such-rev")) == 2
 
 
@@ -781,6 +782,15 @@ def test_tarpit_is_cut_by_the_total_deadline(server, sleeps):
     assert "no complete answer within 0.4 s" in result.message
 
 
+def test_headers_dripped_past_the_deadline_are_cut_too(server, sleeps):
+    """The status line comes at once, then the headers drip: the deadline still ends the attempt
+    (it used to leave http.client with half the headers, which it took for all of them: "ok")."""
+    url = server.route("/drip", Reply(200, drip=0.05, drip_after=len("HTTP/1.1 200 OK\r\n")))
+    result = check(server, sleeps, url, timeout=0.5, deadline=0.4, retries=1)
+    assert (result.verdict, result.status, result.error_kind) == (INCONCLUSIVE, None, "deadline")
+    assert result.attempts == 2 and "no complete answer within 0.4 s" in result.message
+
+
 def test_network_down_is_reported_once_and_nothing_is_dead(server, sleeps, resolver):
     urls = [f"http://h{i}.kdsurvey-offline.net/p" for i in range(6)]  # EAI_NONAME, all of them
     checker = make(server, sleeps)
@@ -789,6 +799,40 @@ def test_network_down_is_reported_once_and_nothing_is_dead(server, sleeps, resol
     assert "6 of 6 hosts could not be reached" in checker.network_down
     assert {r.verdict for r in results.values()} == {INCONCLUSIVE}
     assert all("network is down" in r.message for r in results.values())
+
+
+def test_network_down_is_known_before_any_request(server, sleeps, resolver):
+    """The probe (one connection per host, at once) finds the network down: no request is made,
+    no retry slept, no progress reported, every link inconclusive."""
+    urls = [f"http://h{i}.kdsurvey-offline.net/p" for i in range(5)]
+    server.route("/p", Reply(200))
+    urls.append(server.url("/p"))  # one host answers: 5 of 6 lost is still "down"
+    heard: list = []
+    checker = make(server, sleeps, timeout=30.0)
+    results = checker.run([Target("url", u, u) for u in urls], progress=lambda *a: heard.append(a))
+    checker.close()
+    assert "5 of 6 hosts could not be reached" in checker.network_down
+    assert server.log == [] and sleeps == [] and heard == []
+    assert {r.verdict for r in results.values()} == {INCONCLUSIVE}
+    assert {r.attempts for r in results.values()} == {0}
+    assert sorted(set(resolver.asked)) == sorted({f"h{i}.kdsurvey-offline.net" for i in range(5)})
+
+
+def test_probe_asks_the_apis_and_the_proxy_not_the_identifiers_pages(server, sleeps, resolver):
+    checker = make(server, sleeps, arxiv_api="http://export.kdsurvey-offline.net/api/query")
+    targets = [
+        Target("arxiv", "1503.02531", "https://arxiv.org/abs/1503.02531"),
+        Target("url", "u", "http://code.kdsurvey-offline.net/x"),
+    ]
+    assert "2 of 2 hosts" in checker.probe(targets)
+    assert set(resolver.asked) == {"export.kdsurvey-offline.net", "code.kdsurvey-offline.net"}
+    resolver.asked.clear()
+    with pytest.MonkeyPatch.context() as env:  # every request would go through the proxy
+        env.setenv("HTTP_PROXY", server.url())
+        env.setenv("NO_PROXY", "")
+        assert checker.probe(targets) is None
+    checker.close()
+    assert resolver.asked == []
 
 
 def test_one_missing_host_among_answering_ones_is_still_dead(server, sleeps, resolver):

@@ -186,9 +186,14 @@ def links(args) -> None:
             mark = "cached" if result.cached else result.verdict
             print(f"[{done:>{width}}/{total}] {mark:<12} {target.url}", file=sys.stderr, flush=True)
 
+    places = sum(len(t.sources) for t in targets)
     if not args.quiet:
         scope = f"{len(papers)} record(s)" + (f", {len(pages)} site page(s)" if site else "")
-        print(f"checking {len(targets)} link(s) of {scope}", file=sys.stderr, flush=True)
+        print(
+            f"checking {places} link(s), {len(targets)} distinct, of {scope}",
+            file=sys.stderr,
+            flush=True,
+        )
     checker = LinkChecker(settings)
     started = time.monotonic()
     try:
@@ -213,7 +218,7 @@ def links(args) -> None:
     else:
         sys.stdout.write(table(shown))
         print(
-            f"{counts['links']} links: {counts[OK]} ok, {counts[DEAD]} dead, "
+            f"{counts['links']} links, {len(targets)} distinct: {counts[OK]} ok, {counts[DEAD]} dead, "
             f"{counts[INCONCLUSIVE]} inconclusive ({counts['from_cache']} from cache, "
             f"{counts['seconds']} s)"
         )

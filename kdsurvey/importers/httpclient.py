@@ -353,6 +353,9 @@ class Http:
                         if watch.fired:
                             raise _PastDeadline() from None
                         raise
+                    if watch.fired:  # cut while the headers dripped: http.client took the
+                        response.close()  # end of the stream for the end of the headers
+                        raise _PastDeadline()
             except _PastDeadline:
                 kind, message = "deadline", f"timed out: no complete answer within {deadline:g} s"
                 if last:
