@@ -437,9 +437,9 @@ def test_never_overwrites_and_finds_duplicates(tmp_path, catalogue_dir, capsys):
 
 def test_flag_errors(tmp_path, empty_dir, capsys):
     path = bib_file(tmp_path, DBLP + SCHOLAR)
-    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--summary", "One."]) == 1
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--summary", "One."]) == 2
     assert "--summary describe(s) one paper" in capsys.readouterr().err
-    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "cvpr"]) == 1
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "cvpr"]) == 2
     assert "--venue describe(s) one paper" in capsys.readouterr().err
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "nope"]) == 2
     assert "--venue nope: not a key of venues.yaml" in capsys.readouterr().err

@@ -38,11 +38,13 @@ _DBLP_NUMBER = re.compile(r"\s+\d{4}$")  # DBLP's homonym suffix: "Jian Sun 0001
 
 
 class ImportFailure(Exception):
-    """Every problem found, one line each; nothing was written."""
+    """Every problem found, one line each; nothing was written. ``usage``: the options do not fit
+    the file (bad usage, exit 2), not a problem of its entries."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], usage: bool = False):
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.usage = usage
 
 
 @dataclass
@@ -371,9 +373,12 @@ def import_bibtex(
     if not entries and not problems:
         problems.append(f"{source}: no BibTeX entry found")
     if options.one_paper() and len(entries) > 1:
-        problems.append(
-            f"{source}: {', '.join(options.one_paper())} describe(s) one paper, but the file has "
-            f"{len(entries)} entries: import them one at a time"
+        raise ImportFailure(
+            [
+                f"{source}: {', '.join(options.one_paper())} describe(s) one paper, but the file "
+                f"has {len(entries)} entries: import them one at a time"
+            ],
+            usage=True,
         )
     seen = identities(root)
     results: list[Imported] = []
