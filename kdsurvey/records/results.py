@@ -99,8 +99,8 @@ class Result(BaseModel):
     )
     source: Line = Field(description="where the number stands: Table 2, official README")
     note: str | None = None
-    below_one: bool = Field(
-        default=False,
+    below_one: bool | None = Field(
+        default=None,
         description="true when the paper prints a percentage under 1 (0.78 %), which would "
         "otherwise be refused as a fraction written where a percentage is meant",
     )
