@@ -61,6 +61,8 @@ def run(args) -> None:
             raise Failure(str(exc), 2) from None
         raise Failure(str(exc) + f"\nnothing written ({len(exc.problems)} problem(s))") from None
     for index, record in enumerate(records):
+        for note in record.notes:
+            print(f"{record.fields['id']}: {note}", file=sys.stderr)
         if args.dry_run:
             sys.stdout.write(("---\n" if index else "") + record.yaml)
             note = todo_note(record.todo, None)

@@ -24,6 +24,7 @@ from bibtexparser.middlewares.names import (
     split_multiple_persons_names,
 )
 
+from kdsurvey.checks.textrules import initials_only, title_case
 from kdsurvey.records.catalogue import already_message, identities, same_paper
 from kdsurvey.records.model import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
 from kdsurvey.records.writer import record_yaml, todo_fields
@@ -55,6 +56,7 @@ class Imported:
     fields: dict
     path: Path
     todo: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was tidied, and what could not be
 
     @property
     def yaml(self) -> str:
@@ -334,6 +336,38 @@ def record_fields(
     return record
 
 
+_BARE_INITIAL = re.compile(r"(?<![\w.])([A-Z])(?=[\s-]|$)")
+
+
+def tidy(record: dict) -> list[str]:
+    """Fix in ``record`` what Google Scholar's entries get wrong and ``check metadata`` would warn
+    about at once: a title in sentence case (written in Title Case, as the catalogue writes
+    titles) and an initial without its period (``Timothy M``); one line for each fix, and for
+    what cannot be fixed here (a given name of initials only: only the paper knows it in full)."""
+    notes = []
+    cased = title_case(record["title"])
+    if cased != record["title"]:
+        notes.append(
+            f"title: written in Title Case, {cased!r} (check the names and acronyms the entry "
+            "wrote in lower case)"
+        )
+        record["title"] = cased
+    for index, name in enumerate(record["authors"]):
+        family, _, given = name.partition(", ")
+        fixed = _BARE_INITIAL.sub(r"\1.", given)
+        if fixed != given:
+            notes.append(
+                f"authors[{index}]: {given!r} written {fixed!r} (an initial takes a period)"
+            )
+            record["authors"][index] = f"{family}, {fixed}"
+        if initials_only(record["authors"][index]):
+            notes.append(
+                f"authors[{index}]: {record['authors'][index]!r} has only initials: write the "
+                "given name in full when the paper does"
+            )
+    return notes
+
+
 def _parse(text: str, source: str) -> tuple[list, list[str]]:
     splitter_log = logging.getLogger("bibtexparser.splitter")
     level = splitter_log.level
@@ -393,6 +427,7 @@ def import_bibtex(
         except ValueError as exc:
             problems.append(f"{label}: {exc}")
             continue
+        notes = tidy(record)
         links = record["links"]
         # The same paper (arXiv id, DOI, title) is reported as such, never given an id suffix.
         same = same_paper(seen, record["title"], links["arxiv"], links["doi"])
@@ -412,7 +447,7 @@ def import_bibtex(
             )
             continue
         ids[record["id"]] = entry.key
-        results.append(Imported(entry.key, record, path, todo_fields(record)))
+        results.append(Imported(entry.key, record, path, todo_fields(record), notes))
     if problems:
         raise ImportFailure(problems)
     return results
