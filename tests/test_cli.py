@@ -283,3 +283,20 @@ def test_invalid_records_become_error_annotations(command, fmt, catalogue_dir, c
     monkeypatch.delenv("GITHUB_ACTIONS")
     main([*command, "--papers", str(catalogue_dir)])
     assert "::error" not in "".join(capsys.readouterr())
+
+
+def test_arena_refuses_no_seed_and_a_merge_without_out(tmp_path, capsys):
+    """``--seeds 0`` would run nothing and write an empty file; a merge names its output (the
+    default of a run, ./arena.json, is git-ignored). Both are refused before torch is needed."""
+    out = tmp_path / "a.json"
+    for seeds in ("0", "-1"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["arena", "--seeds", seeds, "--out", str(out)])
+        assert exit_.value.code == 2 and "give at least one seed" in capsys.readouterr().err
+    assert not out.exists()
+    (tmp_path / "s.json").write_text("{}")
+    assert main(["arena", "merge", str(tmp_path / "s.json")]) == 2
+    assert "give --out FILE" in capsys.readouterr().err
+    assert not (ROOT / "arena.json").exists()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "arena.json"], cwd=ROOT, check=False)
+    assert ignored.returncode == 0  # a run's default output never shows up as a change to commit

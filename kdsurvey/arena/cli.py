@@ -11,6 +11,19 @@ import argparse
 import dataclasses
 import sys
 
+RUN_OUT = "arena.json"  # a run's results file by default (git-ignored at the repository root)
+
+
+def _seeds(text: str) -> int:
+    """``--seeds N``: at least one seed (0 would run nothing and write an empty file)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least one seed")
+    return value
+
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
@@ -28,7 +41,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         choices=["classification", "segmentation", "both"],
         help="which task's losses to run (default: both)",
     )
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    ap.add_argument("--seeds", type=_seeds, default=5, help="seeds 0..N-1 (default 5)")
     ap.add_argument(
         "--epochs",
         type=int,
@@ -38,20 +51,27 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument(
         "--out",
-        default="arena.json",
-        help="results file, written after every run (default: arena.json)",
+        default=None,
+        help=f"results file, written after every run (default: {RUN_OUT}); merge: required "
+        "(results/arena.json updates the committed results)",
     )
     ap.add_argument("--shard", default=None, help="K/N: run only the K-th of N slices of the runs")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdsurvey.arena import core
-
     if args.action == "merge":
         if not args.files:
             print("arena merge: give results files", file=sys.stderr)
             return 2
+        if not args.out:
+            print(
+                "arena merge: give --out FILE (results/arena.json to update the committed results)",
+                file=sys.stderr,
+            )
+            return 2
+        from kdsurvey.arena import core
+
         res = core.merge(args.files, args.out)
         print(f"merged {len(res['runs'])} runs into {args.out}", file=sys.stderr)
         return 0
@@ -63,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import torch
 
+    from kdsurvey.arena import core
+
+    args.out = args.out or RUN_OUT
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     r = core.Recipe()
     if args.epochs:
