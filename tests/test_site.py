@@ -660,6 +660,9 @@ def test_serve_regenerates_when_a_record_changes(tmp_path):
             proc.kill()
     # stopped with SIGTERM, the server leaves no mkdocs_* (or other) folder in its TMPDIR
     assert sorted(p.name for p in tmp.iterdir()) == []
+    err = proc.stderr.read()
+    assert "Serving on" in err and "regenerated 1 page" in err  # it did log, and did rebuild
+    assert "dirty" not in err  # MkDocs' "dirty build" warning, once per build, is left out
 
 
 # -- Zensical ---------------------------------------------------------------------------------

@@ -73,6 +73,15 @@ class Regenerator:
             self.log(f"regenerated {len(result.written)} page(s), removed {len(result.removed)}")
 
 
+class _QuietDirty(logging.Filter):
+    """Drops MkDocs' warning that a dirty build is being performed: ``kdsurvey serve`` builds
+    dirty by default and says so in its help (``--no-dirty``); repeated on every rebuild, the
+    warning would bury the messages that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'dirty' build is being performed" not in record.getMessage()
+
+
 def _is_record(path: Path) -> bool:
     from kdsurvey.records.reading import DATA_FILES
 
@@ -91,15 +100,25 @@ def serve(
 
     ``dirty`` (the default) rebuilds only the changed pages: the navigation lists no paper page,
     so a record's edit changes only its own page and the listing pages that show it. A dirty
-    build is not strict (MkDocs warns that it is dirty); a full one is.
+    build is not strict; MkDocs' warning that it is dirty is left out (:class:`_QuietDirty`).
     """
+    papers = Path(papers).resolve()
+    quiet = _QuietDirty()
+    logging.getLogger("mkdocs.commands.build").addFilter(quiet)
+    try:
+        _serve(papers, config_file, dev_addr, dirty, log)
+    finally:
+        logging.getLogger("mkdocs.commands.build").removeFilter(quiet)
+
+
+def _serve(papers: Path, config_file, dev_addr: str, dirty: bool, log) -> None:
+    """:func:`serve`, with MkDocs' loggers set up."""
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.livereload import LiveReloadServer
 
     from kdsurvey.exporters.site.fastpath import install
     from kdsurvey.tempdirs import private_tempdir
 
-    papers = Path(papers).resolve()
     logger = logging.getLogger("mkdocs")
     if not logger.handlers:  # the mkdocs CLI would: show "Serving on ..." and rebuilds
         handler = logging.StreamHandler()
