@@ -471,6 +471,26 @@ def test_online_arxiv_primary_category_of_a_preprint(papers):
     assert "primary category is stat.ML: set links.arxiv_class" in finding.message
 
 
+@pytest.mark.parametrize("venue", ["iclr", "eccv"])
+def test_online_primary_category_of_a_published_paper(papers, venue):
+    """CRD (ICLR) and KDSVD (ECCV) are cs.LG on arXiv: a published record is compared too, and
+    one that says so draws no warning."""
+    write(papers, record(venue=venue, year=2018))
+    with FakeServer() as server:
+        arxiv_api(server, {"1503.02531": {**ARXIV["1503.02531"], "category": "cs.LG"}})
+        [finding] = [f for f in online(papers, server) if f.field == "links"]
+        assert finding.severity == WARNING
+        assert "primary category is cs.LG: set links.arxiv_class" in finding.message
+        assert "gives none, so the exports say cs.CV" in finding.message
+        path = next(p for p in papers.glob("hinton*.yaml"))
+        path.write_text(
+            path.read_text().replace(
+                '  arxiv: "1503.02531"\n', '  arxiv: "1503.02531"\n  arxiv_class: cs.LG\n'
+            )
+        )
+        assert [f for f in online(papers, server) if f.field == "links"] == []
+
+
 def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     write(papers, record(title="Distilling the knowledge in a Neural Network"))

@@ -246,7 +246,8 @@ def _metadata_arguments(p) -> None:
     p.add_argument(
         "--online",
         action="store_true",
-        help="also compare title, authors and year with the arXiv API and Crossref",
+        help="also compare title, authors, year and the primary arXiv class with the arXiv API "
+        "and Crossref",
     )
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--changed-since", metavar="REV", help="check only records changed since REV")

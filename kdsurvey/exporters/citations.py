@@ -34,12 +34,8 @@ from bibtexparser import model
 from bibtexparser.middlewares import default_unparse_stack
 
 from kdsurvey.records.catalogue import Catalogue
-from kdsurvey.records.model import Paper, Venue, VenueKind, family_name
+from kdsurvey.records.model import DEFAULT_ARXIV_CLASS, Paper, Venue, VenueKind, family_name
 from kdsurvey.records.unknowns import bibtex_authors, no_author_fields
-
-#: ``primaryClass`` of a preprint whose record gives no ``links.arxiv_class``: the catalogue is
-#: about vision-first distillation.
-PRIMARY_CLASS = "cs.CV"
 
 ENTRY_TYPES = {
     VenueKind.conference: "inproceedings",
@@ -276,7 +272,7 @@ def entry(paper: Paper, venue: Venue, ascii: bool = False) -> model.Entry:
         fields += [
             ("eprint", paper.links.arxiv),
             ("archivePrefix", "arXiv"),
-            ("primaryClass", paper.links.arxiv_class or PRIMARY_CLASS),
+            ("primaryClass", paper.links.arxiv_class or DEFAULT_ARXIV_CLASS),
         ]
     fields += no_author_fields(paper, latex_text(paper.title, ascii))
     fields.append(("doi", paper.links.doi))

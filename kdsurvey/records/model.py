@@ -84,6 +84,9 @@ PARTICLES = frozenset(
 ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 AUTHOR_RE = re.compile(r"^[^,\s][^,]*, [^,\s][^,]*$")
+#: The primary arXiv class of a record whose ``links.arxiv_class`` is absent (BibTeX's
+#: ``primaryClass``): the catalogue is about vision-first distillation.
+DEFAULT_ARXIV_CLASS = "cs.CV"
 GITHUB_RE = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 PAGES_RE = re.compile(r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
 _PAGE_RANGE = re.compile(r"^(\d+) ?[-\u2010\u2011\u2013\u2014] ?(\d+)$")  # hyphen, en or em dash
