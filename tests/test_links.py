@@ -33,7 +33,13 @@ from kdsurvey.checks.linktargets import Source, Target, classify, site_targets, 
 from kdsurvey.cli import main
 from kdsurvey.commands.check import links_exit_code
 from kdsurvey.gitrepo import changed_files
-from kdsurvey.importers.httpclient import Throttle, classify_exception, retry_after
+from kdsurvey.importers.httpclient import (
+    RetryPolicy,
+    Throttle,
+    classify_exception,
+    retries,
+    retry_after,
+)
 from kdsurvey.records.catalogue import load
 from kdsurvey.records.reading import read_hosts
 
@@ -157,18 +163,18 @@ def test_429_every_time_is_inconclusive_after_the_retries(server, sleeps):
     assert sleeps == [1.0, 1.0]
 
 
-def test_503_then_200_is_ok_after_one_backoff(server, sleeps):
+def test_503_then_200_is_ok_after_one_retry(server, sleeps):
     server.route("/flaky", [Reply(503), Reply(200)])
     result = check(server, sleeps, server.url("/flaky"))
     assert (result.verdict, result.attempts) == (OK, 2)
-    assert sleeps == [0.5]
+    assert sleeps == []  # urllib3's Retry: the first retry goes at once
 
 
 def test_503_every_time_backs_off_exponentially_then_is_inconclusive(server, sleeps):
     server.route("/down", Reply(503))
     result = check(server, sleeps, server.url("/down"), retries=3)
     assert (result.verdict, result.status, result.attempts) == (INCONCLUSIVE, 503, 4)
-    assert sleeps == [0.5, 1.0, 2.0]
+    assert sleeps == [1.0, 2.0]  # at once, then backoff x 2, x 4 (urllib3's Retry)
     assert "server error" in result.message
 
 
@@ -192,7 +198,7 @@ def test_slow_reply_times_out_after_retries(server, sleeps):
     # the timeout decided it: had the client waited for the reply, it would be ok
     assert (result.verdict, result.attempts, result.status) == (INCONCLUSIVE, 2, None)
     assert "timed out" in result.message
-    assert sleeps == [0.5]
+    assert sleeps == []  # retried at once (urllib3's Retry)
 
 
 def test_dropped_connection_is_retried_then_inconclusive(server, sleeps):
@@ -269,9 +275,20 @@ def test_a_robot_host_is_one_line_of_data(catalogue_dir, tmp_path):
     assert (problem.line, problem.field) == (2, "[1]") and "host name" in problem.message
 
 
-def test_retry_after_http_date():
-    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
-    assert retry_after("soon") is None and retry_after("12") == 12.0
+def test_retry_after_seconds_or_http_date():
+    """urllib3 parses Retry-After; a value that is neither seconds nor a date is no wait."""
+    import email.utils
+    from types import SimpleNamespace
+
+    retry = retries(RetryPolicy())
+
+    def asked(value):
+        return retry_after(retry, SimpleNamespace(headers={"Retry-After": value}))
+
+    assert asked("12") == 12.0 and asked("soon") is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)  # a date, 1 s resolution
+    assert 20 <= asked(later) <= 30  # the seconds from now, however slow this machine is
+    assert asked("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # a date past is no wait
 
 
 # -- identifiers through their APIs ----------------------------------------------------------------

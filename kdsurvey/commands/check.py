@@ -115,7 +115,8 @@ def _links_arguments(p) -> None:
         type=float,
         default=1.0,
         metavar="S",
-        help="first retry delay, doubled each retry (default 1 s)",
+        help="backoff factor of urllib3's Retry: the first retry goes at once, the next ones wait "
+        "2x, 4x... this (default 1 s)",
     )
     p.add_argument(
         "--max-retry-after",
