@@ -8,7 +8,6 @@ import pytest
 import yaml
 from conftest import PAPERS, ROOT
 
-from kdsurvey.checks.textrules import title_case
 from kdsurvey.cli import main
 from kdsurvey.exporters import citations
 from kdsurvey.importers.bibtex import (
@@ -21,6 +20,7 @@ from kdsurvey.importers.bibtex import (
     match_venue,
 )
 from kdsurvey.records.catalogue import CatalogueError, load
+from kdsurvey.records.textrules import title_case
 from kdsurvey.records.writer import FIELDS, HEADER, record_yaml
 
 FIXTURES = ROOT / "tests" / "fixtures" / "citations"

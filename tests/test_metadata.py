@@ -12,7 +12,6 @@ from httpfake import FakeServer, Reply, arxiv_api, crossref_api
 
 from kdsurvey.checks.metadata import check
 from kdsurvey.checks.online import check_online
-from kdsurvey.checks.textrules import arxiv_date, edit_distance, title_case
 from kdsurvey.cli import main
 from kdsurvey.importers.arxiv import ArxivClient
 from kdsurvey.importers.crossref import CrossrefClient
@@ -20,6 +19,7 @@ from kdsurvey.importers.httpclient import Http, RetryPolicy
 from kdsurvey.problems import ERROR, WARNING, Problem
 from kdsurvey.records.catalogue import CatalogueError, load
 from kdsurvey.records.model import citation_key
+from kdsurvey.records.textrules import arxiv_date, edit_distance, title_case
 
 TODAY = date(2026, 11, 26)
 

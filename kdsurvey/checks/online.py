@@ -9,11 +9,11 @@ from datetime import date
 from difflib import SequenceMatcher
 
 from kdsurvey.checks.metadata import Checker
-from kdsurvey.checks.textrules import fold
 from kdsurvey.importers.httpclient import SourceError
 from kdsurvey.problems import WARNING, Problem
 from kdsurvey.records.catalogue import normalise_title
 from kdsurvey.records.model import DEFAULT_ARXIV_CLASS, family_name
+from kdsurvey.records.textrules import fold
 
 
 def _similar(a: str, b: str) -> float:

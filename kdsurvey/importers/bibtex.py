@@ -24,9 +24,9 @@ from bibtexparser.middlewares.names import (
     split_multiple_persons_names,
 )
 
-from kdsurvey.checks.textrules import initials_only, title_case
 from kdsurvey.records.catalogue import already_message, identities, same_paper
 from kdsurvey.records.model import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
+from kdsurvey.records.textrules import initials_only, title_case
 from kdsurvey.records.writer import record_yaml, todo_fields
 
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.I)

@@ -1,5 +1,6 @@
-"""Text rules of ``kdsurvey check metadata`` that need no record: Title Case, near-equal titles,
-one person's name spelled two ways, the month an arXiv id was issued in."""
+"""Text rules that need no record: Title Case, near-equal titles, one person's name spelled two
+ways, the month an arXiv id was issued in. ``kdsurvey check metadata`` warns by them, and
+``import bibtex`` writes records that keep them."""
 
 from __future__ import annotations
 
