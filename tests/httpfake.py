@@ -30,6 +30,7 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering
     drop: bool = False  # close the connection without answering
     drip: float = 0.0  # a tarpit: seconds between the bytes of the status line and headers
+    drip_after: int = 0  # bytes the tarpit sends at once before dripping (the status line: 17)
 
     @classmethod
     def json(cls, data, status: int = 200, **headers) -> Reply:
@@ -155,8 +156,10 @@ def _handler(server: FakeServer):
                         f"{name}: {value}\r\n" for name, value in reply.headers.items()
                     )
                     head += "X-Tarpit: " + "x" * 200 + "\r\n\r\n"
+                    data = head.encode()
                     try:
-                        for byte in head.encode():
+                        self.wfile.write(data[: reply.drip_after])
+                        for byte in data[reply.drip_after :]:
                             self.wfile.write(bytes([byte]))
                             self.wfile.flush()
                             time.sleep(reply.drip)

@@ -74,7 +74,21 @@ def test_good_record_loads(catalogue_dir):
         ),
         ("loss: kd", "loss: nope", 15, "loss", "no loss 'nope'"),
         ("loss: kd", "loss: [kd, nope]", 15, "loss[1]", "no loss 'nope'"),
-        ("summary: The", "colour: red\nsummary: The", 16, "colour", "Extra inputs"),
+        ("summary: The", "colour: red\nsummary: The", 16, "colour", "unknown field"),
+        # the usual typos get a "did you mean"
+        ("summary: The", "summery: x\nsummary: The", 16, "summery", "did you mean 'summary'?"),
+        ('  arxiv: "1503.02531"', '  arxiv: "1503.02531"\n  cod: x', 15, "links.cod", "'code'?"),
+        ("venue: arxiv", "venue: CVPR", 9, "venue", "unknown venue 'CVPR'; did you mean 'cvpr'?"),
+        ("venue: arxiv", "venue: NeurIPS", 9, "venue", "did you mean 'neurips'?"),
+        ("venue: arxiv", "venue: cvpt", 9, "venue", "did you mean 'cvpr'?"),
+        (
+            "loss: kd",
+            "loss: DKD",
+            15,
+            "loss",
+            "no loss 'DKD' in kdsurvey.losses: did you mean 'dkd'?",
+        ),
+        ("loss: kd", "pages: 12-x\nloss: kd", 15, "pages", "written first--last (10925--10934)"),
         ("title: Distilling the", "title: Distilling  the", 3, "title", "one line"),
     ],
 )
@@ -288,3 +302,49 @@ def test_a_task_is_one_line_of_data(catalogue_dir):
     assert task_label("knitting", catalogue.tasks) == "KNIT-ting"
     assert task_lower("3d-detection", catalogue.tasks) == "3D detection"
     assert task_lower("classification", catalogue.tasks) == "classification"
+
+
+@pytest.mark.parametrize("written", ["10925-10934", "10925--10934", "10925–10934", "10925 - 10934"])
+def test_a_page_range_may_be_written_with_one_hyphen(catalogue_dir, written):
+    write(
+        catalogue_dir, "hinton2015distilling.yaml", edit("loss: kd", f"pages: {written}\nloss: kd")
+    )
+    [paper] = load(catalogue_dir).papers
+    assert paper.pages == "10925--10934"
+
+
+RESULT = (
+    "results:\n  - {benchmark: cifar100, teacher: resnet32x4, student: resnet8x4, metric: top1, "
+    "value: VALUE, method: KD, role: baseline, baseline: kd, source: Table 2EXTRA}\n"
+)
+
+
+def _with_result(catalogue_dir, value, extra=""):
+    import shutil
+
+    shutil.copy(PAPERS / "benchmarks.yaml", catalogue_dir / "benchmarks.yaml")
+    text = GOOD + RESULT.replace("VALUE", value).replace("EXTRA", extra)
+    write(catalogue_dir, "hinton2015distilling.yaml", text)
+
+
+def test_a_fraction_on_a_percentage_metric_is_refused(catalogue_dir):
+    _with_result(catalogue_dir, '"0.783"')
+    [problem] = [p for p in problems_of(catalogue_dir) if p[2] == "results[0].value"]
+    assert (
+        problem[1] == 18
+        and 'looks like a fraction, but top1 is a percentage: write "78.3"' in problem[3]
+    )
+    assert "below_one: true" in problem[3]
+    _with_result(catalogue_dir, '"0.78"', ", below_one: true")  # the paper prints 0.78 %
+    assert load(catalogue_dir).papers[0].results[0].value == "0.78"
+    _with_result(catalogue_dir, '"1.05"')  # not below one: a percentage
+    assert load(catalogue_dir).papers[0].results[0].value == "1.05"
+
+
+@pytest.mark.parametrize(
+    ("written", "advice"), [("76.30", '"76.30"'), ("76.3", '"76.3"'), ("77", '"77"')]
+)
+def test_an_unquoted_value_is_advised_as_written(catalogue_dir, written, advice):
+    _with_result(catalogue_dir, written)
+    [problem] = [p for p in problems_of(catalogue_dir) if p[2] == "results[0].value"]
+    assert f"quoted as a string ({advice})" in problem[3]

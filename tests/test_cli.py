@@ -232,3 +232,164 @@ def test_only_a_declared_extra_is_hinted():
     assert missing_extra(Namespace(extra=None), torch_missing) is None  # a catalogue command
     own = ModuleNotFoundError("No module named 'kdsurvey.nope'", name="kdsurvey.nope")
     assert missing_extra(Namespace(extra="losses"), own) is None  # our bug: show the traceback
+
+
+# -- the exit code table, walked ---------------------------------------------------------------
+
+TWO_ENTRIES = """\
+@article{a2020first, title={First Paper on Distillation}, author={Doe, Jane}, year={2020},
+  journal={arXiv preprint arXiv:2001.00001}}
+@article{b2020second, title={Second Paper on Distillation}, author={Roe, Rick}, year={2020},
+  journal={arXiv preprint arXiv:2001.00002}}
+"""
+
+
+def _offline_links(papers, tmp_path, monkeypatch):
+    import socket
+
+    from httpfake import FakeResolver
+
+    monkeypatch.setattr(socket, "getaddrinfo", FakeResolver(socket.getaddrinfo))  # no name exists
+    record = GOOD.replace(
+        '  arxiv: "1503.02531"\n', '  arxiv: "1503.02531"\n  code: http://c.kd-offline.net/x\n'
+    )
+    (papers / "hinton2015distilling.yaml").write_text(record)
+    api = "http://export.kd-offline.net/api/query"
+    return ["check", "links", "--papers", str(papers), "--no-site", "-q", "--arxiv-api", api]
+
+
+def _stale_readme(papers, tmp_path, monkeypatch):
+    (tmp_path / "R.md").write_text("old\n")
+    return ["readme", "--check", "--papers", str(papers), "-o", str(tmp_path / "R.md")]
+
+
+def _bad_record(papers, tmp_path, monkeypatch):
+    (papers / "hinton2015distilling.yaml").write_text(GOOD.replace("year: 2015", "year: 3000"))
+    return ["validate", "--papers", str(papers)]
+
+
+def _bad_revision(papers, tmp_path, monkeypatch):
+    from conftest import git
+
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "records")
+    return ["check", "links", "--papers", str(papers), "--changed-since", "no-such-rev", "-q"]
+
+
+def _flag_for_one_paper_on_two(papers, tmp_path, monkeypatch):
+    (tmp_path / "two.bib").write_text(TWO_ENTRIES)
+    url = "https://example.org/paper"
+    return ["import", "bibtex", str(tmp_path / "two.bib"), "--papers", str(papers), "--paper", url]
+
+
+def _interrupted(papers, tmp_path, monkeypatch):
+    from kdsurvey.commands import validate
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate, "run", interrupt)
+    return ["validate", "--papers", str(papers)]
+
+
+OFFLINE_NEW = ["--offline", "--title", "Decoupled Knowledge Distillation", "--author", "Zhao, B"]
+EXIT_CASES = [
+    (0, "success", lambda p, t, m: ["validate", "--papers", str(p)]),
+    (
+        0,
+        "a draft with TODO fields",
+        lambda p, t, m: (
+            ["new", "--arxiv", "2203.08679", *OFFLINE_NEW, "--year", "2022"]
+            + ["--papers", str(p), "--dry-run"]
+        ),
+    ),
+    (1, "a record with problems", _bad_record),
+    (1, "a stale README", _stale_readme),
+    (
+        1,
+        "a paper already catalogued",
+        lambda p, t, m: ["new", "--arxiv", "1503.02531", "--papers", str(p)],
+    ),
+    (2, "an unknown option", lambda p, t, m: ["validate", "--no-such-option"]),
+    (2, "a missing folder", lambda p, t, m: ["validate", "--papers", str(t / "nonexistent")]),
+    (
+        2,
+        "a missing file",
+        lambda p, t, m: ["import", "bibtex", str(t / "no.bib"), "--papers", str(p)],
+    ),
+    (
+        2,
+        "nothing matches the selection",
+        lambda p, t, m: ["export", "bibtex", "--papers", str(p), "--ids", "nope"],
+    ),
+    (2, "a bad revision", _bad_revision),
+    (2, "a flag for one paper on a file of two", _flag_for_one_paper_on_two),
+    (3, "the network is down", _offline_links),
+    (130, "interrupted", _interrupted),
+]
+
+
+@pytest.mark.parametrize(("code", "what", "setup"), EXIT_CASES, ids=[c[1] for c in EXIT_CASES])
+def test_the_exit_code_table_holds(code, what, setup, catalogue_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    argv = setup(catalogue_dir, tmp_path, monkeypatch)
+    try:
+        got = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        got = exc.code
+    assert got == code, what
+
+
+def test_the_walk_covers_every_code_of_the_table():
+    from kdsurvey.commands.common import EXIT_CODES
+
+    assert {code for code, _, _ in EXIT_CASES} == {code for code, _ in EXIT_CODES}
+
+
+# -- GitHub annotations for a broken catalogue -------------------------------------------------
+
+
+ANNOTATED = [
+    (["validate"], "text"),
+    (["validate", "--format", "json"], "json"),
+    (["check", "metadata"], "text"),
+    (["check", "metadata", "--format", "json"], "json"),
+    (["readme", "--check"], "text"),
+]
+
+
+@pytest.mark.parametrize(("command", "fmt"), ANNOTATED)
+def test_invalid_records_become_error_annotations(command, fmt, catalogue_dir, capsys, monkeypatch):
+    bad = GOOD.replace("year: 2015", "year: 3000").replace("venue: arxiv", "venue: x")
+    (catalogue_dir / "hinton2015distilling.yaml").write_text(bad)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main([*command, "--papers", str(catalogue_dir)]) == 1
+    out, err = capsys.readouterr()
+    annotated = err if fmt == "json" else out
+    lines = [ln for ln in annotated.splitlines() if ln.startswith("::error ")]
+    path = str(catalogue_dir / "hinton2015distilling.yaml")
+    assert any(f"file={path},line=8::year: " in ln for ln in lines), annotated
+    assert any(f"file={path},line=9::venue: unknown venue" in ln for ln in lines), annotated
+    if fmt == "json":
+        assert json.loads(out)["error_count"] == len(lines)  # stdout stays one JSON document
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    main([*command, "--papers", str(catalogue_dir)])
+    assert "::error" not in "".join(capsys.readouterr())
+
+
+def test_arena_refuses_no_seed_and_a_merge_without_out(tmp_path, capsys):
+    """``--seeds 0`` would run nothing and write an empty file; a merge names its output (the
+    default of a run, ./arena.json, is git-ignored). Both are refused before torch is needed."""
+    out = tmp_path / "a.json"
+    for seeds in ("0", "-1"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["arena", "--seeds", seeds, "--out", str(out)])
+        assert exit_.value.code == 2 and "give at least one seed" in capsys.readouterr().err
+    assert not out.exists()
+    (tmp_path / "s.json").write_text("{}")
+    assert main(["arena", "merge", str(tmp_path / "s.json")]) == 2
+    assert "give --out FILE" in capsys.readouterr().err
+    assert not (ROOT / "arena.json").exists()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "arena.json"], cwd=ROOT, check=False)
+    assert ignored.returncode == 0  # a run's default output never shows up as a change to commit

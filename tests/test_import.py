@@ -20,6 +20,7 @@ from kdsurvey.importers.bibtex import (
     match_venue,
 )
 from kdsurvey.records.catalogue import CatalogueError, load
+from kdsurvey.records.textrules import title_case
 from kdsurvey.records.writer import FIELDS, HEADER, record_yaml
 
 FIXTURES = ROOT / "tests" / "fixtures" / "citations"
@@ -362,7 +363,7 @@ def test_scholar_style_accents_and_journal(tmp_path, empty_dir, capsys):
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--dry-run"]) == 0
     data = yaml.safe_load(capsys.readouterr().out)
     assert data["id"] == "muller2020uber"
-    assert data["title"] == "Über KD: accents and Family, Given names"
+    assert data["title"] == "Über KD: Accents and Family, Given Names"  # Scholar's sentence case
     assert data["authors"] == [
         "Müller, Jürgen",
         "García-López, José",
@@ -437,9 +438,9 @@ def test_never_overwrites_and_finds_duplicates(tmp_path, catalogue_dir, capsys):
 
 def test_flag_errors(tmp_path, empty_dir, capsys):
     path = bib_file(tmp_path, DBLP + SCHOLAR)
-    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--summary", "One."]) == 1
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--summary", "One."]) == 2
     assert "--summary describe(s) one paper" in capsys.readouterr().err
-    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "cvpr"]) == 1
+    assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "cvpr"]) == 2
     assert "--venue describe(s) one paper" in capsys.readouterr().err
     assert main(["import", "bibtex", path, "--papers", str(empty_dir), "--venue", "nope"]) == 2
     assert "--venue nope: not a key of venues.yaml" in capsys.readouterr().err
@@ -513,7 +514,8 @@ def test_export_then_import_gives_the_records_back(empty_dir, source, ascii):
     assert sorted(records) == sorted(p.key for p in catalogue.papers)
     for paper in catalogue.papers:
         got = records[paper.key]
-        assert got["title"] == paper.title.replace("{", "").replace("}", ""), paper.id
+        # import writes titles in Title Case (a record in sentence case comes back re-cased)
+        assert got["title"] == title_case(paper.title.replace("{", "").replace("}", "")), paper.id
         assert got["authors"] == paper.authors, paper.id
         # a partial or empty list comes back with a sentence saying so, never an invented name
         assert ("authors" in got.get("unconfirmed", {})) == ("authors" in paper.unconfirmed)
@@ -581,3 +583,36 @@ def test_partial_and_missing_author_lists_import_as_valid_records(tmp_path, empt
     assert "authors: []\n" in written and "TODO" not in written
     # and a complete list gets no unconfirmed mapping at all (no empty "unconfirmed: {}")
     assert "unconfirmed" not in record_yaml({"id": "a2020b", "unconfirmed": {}})
+
+
+SCHOLAR_CASE = r"""
+@inproceedings{hospedales2021meta,
+  title={Meta-learning in neural networks: a survey of distillation},
+  author={Hospedales, Timothy M and Antoniou, A and Storkey, Amos},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  year={2021}
+}
+"""
+
+
+def test_import_tidies_what_scholar_gets_wrong_and_says_what_it_cannot(
+    tmp_path, catalogue_dir, capsys
+):
+    path = bib_file(tmp_path, SCHOLAR_CASE)
+    args = ["import", "bibtex", path, "--papers", str(catalogue_dir), "--category", "logit"]
+    args += ["--task", "classification", "--loss", "kd", "--summary", "A summary."]
+    args += ["--paper", "https://openaccess.thecvf.com/content/CVPR2021/html/x.html"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    record = yaml.safe_load((catalogue_dir / "hospedales2021meta.yaml").read_text())
+    assert record["title"] == "Meta-Learning in Neural Networks: A Survey of Distillation"
+    assert record["authors"] == ["Hospedales, Timothy M.", "Antoniou, A.", "Storkey, Amos"]
+    assert "hospedales2021meta: title: written in Title Case" in err
+    assert "authors[0]: 'Timothy M' written 'Timothy M.'" in err
+    assert "authors[1]: 'Antoniou, A.' has only initials: write the given name in full" in err
+    # what was tidied draws no warning from check metadata; what could not be, still does
+    assert main(["check", "metadata", "--papers", str(catalogue_dir)]) == 0
+    out = capsys.readouterr().out
+    mine = [line for line in out.splitlines() if "hospedales2021meta.yaml" in line]
+    assert not [line for line in mine if "casing" in line or "without a period" in line], mine
+    assert any("'A.' is only initials" in line for line in mine), mine

@@ -33,7 +33,13 @@ from kdsurvey.checks.linktargets import Source, Target, classify, site_targets, 
 from kdsurvey.cli import main
 from kdsurvey.commands.check import links_exit_code
 from kdsurvey.gitrepo import changed_files
-from kdsurvey.importers.httpclient import Throttle, classify_exception, retry_after
+from kdsurvey.importers.httpclient import (
+    RetryPolicy,
+    Throttle,
+    classify_exception,
+    retries,
+    retry_after,
+)
 from kdsurvey.records.catalogue import load
 from kdsurvey.records.reading import read_hosts
 
@@ -157,18 +163,18 @@ def test_429_every_time_is_inconclusive_after_the_retries(server, sleeps):
     assert sleeps == [1.0, 1.0]
 
 
-def test_503_then_200_is_ok_after_one_backoff(server, sleeps):
+def test_503_then_200_is_ok_after_one_retry(server, sleeps):
     server.route("/flaky", [Reply(503), Reply(200)])
     result = check(server, sleeps, server.url("/flaky"))
     assert (result.verdict, result.attempts) == (OK, 2)
-    assert sleeps == [0.5]
+    assert sleeps == []  # urllib3's Retry: the first retry goes at once
 
 
 def test_503_every_time_backs_off_exponentially_then_is_inconclusive(server, sleeps):
     server.route("/down", Reply(503))
     result = check(server, sleeps, server.url("/down"), retries=3)
     assert (result.verdict, result.status, result.attempts) == (INCONCLUSIVE, 503, 4)
-    assert sleeps == [0.5, 1.0, 2.0]
+    assert sleeps == [1.0, 2.0]  # at once, then backoff x 2, x 4 (urllib3's Retry)
     assert "server error" in result.message
 
 
@@ -192,7 +198,7 @@ def test_slow_reply_times_out_after_retries(server, sleeps):
     # the timeout decided it: had the client waited for the reply, it would be ok
     assert (result.verdict, result.attempts, result.status) == (INCONCLUSIVE, 2, None)
     assert "timed out" in result.message
-    assert sleeps == [0.5]
+    assert sleeps == []  # retried at once (urllib3's Retry)
 
 
 def test_dropped_connection_is_retried_then_inconclusive(server, sleeps):
@@ -269,9 +275,20 @@ def test_a_robot_host_is_one_line_of_data(catalogue_dir, tmp_path):
     assert (problem.line, problem.field) == (2, "[1]") and "host name" in problem.message
 
 
-def test_retry_after_http_date():
-    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
-    assert retry_after("soon") is None and retry_after("12") == 12.0
+def test_retry_after_seconds_or_http_date():
+    """urllib3 parses Retry-After; a value that is neither seconds nor a date is no wait."""
+    import email.utils
+    from types import SimpleNamespace
+
+    retry = retries(RetryPolicy())
+
+    def asked(value):
+        return retry_after(retry, SimpleNamespace(headers={"Retry-After": value}))
+
+    assert asked("12") == 12.0 and asked("soon") is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)  # a date, 1 s resolution
+    assert 20 <= asked(later) <= 30  # the seconds from now, however slow this machine is
+    assert asked("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # a date past is no wait
 
 
 # -- identifiers through their APIs ----------------------------------------------------------------
@@ -619,9 +636,10 @@ def test_command_all_ok_exits_0(server, catalogue_dir, capsys, clean_env):
     (catalogue_dir / "hinton2015distilling.yaml").write_text(record_with_links(server))
     assert main(cli_args(server, catalogue_dir)) == 0
     out, err = capsys.readouterr()
-    assert "4 links: 4 ok, 0 dead, 0 inconclusive" in out
+    # the header and the summary count alike: paper + arxiv are one arXiv API check
+    assert "4 links, 3 distinct: 4 ok, 0 dead, 0 inconclusive" in out
     assert "moved permanently (301)" in out
-    assert "checking 3 link(s) of 1 record(s)" in err  # paper + arxiv are one arXiv API check
+    assert "checking 4 link(s), 3 distinct, of 1 record(s)" in err
     assert len(server.arxiv_batches) == 1
 
 
@@ -704,7 +722,7 @@ def test_changed_since_checks_only_the_changed_records(server, catalogue_dir, ca
     }
     assert main(cli_args(server, catalogue_dir, "--changed-since", "HEAD")) == 0
     out = capsys.readouterr().out
-    assert "unreachable.invalid" not in out and "4 links: 4 ok" in out
+    assert "unreachable.invalid" not in out and "4 links, 3 distinct: 4 ok" in out
     assert main(cli_args(server, catalogue_dir, "--changed-since", "no-such-rev")) == 2
 
 
@@ -781,6 +799,15 @@ def test_tarpit_is_cut_by_the_total_deadline(server, sleeps):
     assert "no complete answer within 0.4 s" in result.message
 
 
+def test_headers_dripped_past_the_deadline_are_cut_too(server, sleeps):
+    """The status line comes at once, then the headers drip: the deadline still ends the attempt
+    (it used to leave http.client with half the headers, which it took for all of them: "ok")."""
+    url = server.route("/drip", Reply(200, drip=0.05, drip_after=len("HTTP/1.1 200 OK\r\n")))
+    result = check(server, sleeps, url, timeout=0.5, deadline=0.4, retries=1)
+    assert (result.verdict, result.status, result.error_kind) == (INCONCLUSIVE, None, "deadline")
+    assert result.attempts == 2 and "no complete answer within 0.4 s" in result.message
+
+
 def test_network_down_is_reported_once_and_nothing_is_dead(server, sleeps, resolver):
     urls = [f"http://h{i}.kdsurvey-offline.net/p" for i in range(6)]  # EAI_NONAME, all of them
     checker = make(server, sleeps)
@@ -789,6 +816,40 @@ def test_network_down_is_reported_once_and_nothing_is_dead(server, sleeps, resol
     assert "6 of 6 hosts could not be reached" in checker.network_down
     assert {r.verdict for r in results.values()} == {INCONCLUSIVE}
     assert all("network is down" in r.message for r in results.values())
+
+
+def test_network_down_is_known_before_any_request(server, sleeps, resolver):
+    """The probe (one connection per host, at once) finds the network down: no request is made,
+    no retry slept, no progress reported, every link inconclusive."""
+    urls = [f"http://h{i}.kdsurvey-offline.net/p" for i in range(5)]
+    server.route("/p", Reply(200))
+    urls.append(server.url("/p"))  # one host answers: 5 of 6 lost is still "down"
+    heard: list = []
+    checker = make(server, sleeps, timeout=30.0)
+    results = checker.run([Target("url", u, u) for u in urls], progress=lambda *a: heard.append(a))
+    checker.close()
+    assert "5 of 6 hosts could not be reached" in checker.network_down
+    assert server.log == [] and sleeps == [] and heard == []
+    assert {r.verdict for r in results.values()} == {INCONCLUSIVE}
+    assert {r.attempts for r in results.values()} == {0}
+    assert sorted(set(resolver.asked)) == sorted({f"h{i}.kdsurvey-offline.net" for i in range(5)})
+
+
+def test_probe_asks_the_apis_and_the_proxy_not_the_identifiers_pages(server, sleeps, resolver):
+    checker = make(server, sleeps, arxiv_api="http://export.kdsurvey-offline.net/api/query")
+    targets = [
+        Target("arxiv", "1503.02531", "https://arxiv.org/abs/1503.02531"),
+        Target("url", "u", "http://code.kdsurvey-offline.net/x"),
+    ]
+    assert "2 of 2 hosts" in checker.probe(targets)
+    assert set(resolver.asked) == {"export.kdsurvey-offline.net", "code.kdsurvey-offline.net"}
+    resolver.asked.clear()
+    with pytest.MonkeyPatch.context() as env:  # every request would go through the proxy
+        env.setenv("HTTP_PROXY", server.url())
+        env.setenv("NO_PROXY", "")
+        assert checker.probe(targets) is None
+    checker.close()
+    assert resolver.asked == []
 
 
 def test_one_missing_host_among_answering_ones_is_still_dead(server, sleeps, resolver):

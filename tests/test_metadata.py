@@ -12,7 +12,6 @@ from httpfake import FakeServer, Reply, arxiv_api, crossref_api
 
 from kdsurvey.checks.metadata import check
 from kdsurvey.checks.online import check_online
-from kdsurvey.checks.textrules import arxiv_date, edit_distance, title_case
 from kdsurvey.cli import main
 from kdsurvey.importers.arxiv import ArxivClient
 from kdsurvey.importers.crossref import CrossrefClient
@@ -20,6 +19,7 @@ from kdsurvey.importers.httpclient import Http, RetryPolicy
 from kdsurvey.problems import ERROR, WARNING, Problem
 from kdsurvey.records.catalogue import CatalogueError, load
 from kdsurvey.records.model import citation_key
+from kdsurvey.records.textrules import arxiv_date, edit_distance, title_case
 
 TODAY = date(2026, 11, 26)
 
@@ -469,6 +469,26 @@ def test_online_arxiv_primary_category_of_a_preprint(papers):
     [finding] = found
     assert (finding.field, finding.severity) == ("links", WARNING)
     assert "primary category is stat.ML: set links.arxiv_class" in finding.message
+
+
+@pytest.mark.parametrize("venue", ["iclr", "eccv"])
+def test_online_primary_category_of_a_published_paper(papers, venue):
+    """CRD (ICLR) and KDSVD (ECCV) are cs.LG on arXiv: a published record is compared too, and
+    one that says so draws no warning."""
+    write(papers, record(venue=venue, year=2018))
+    with FakeServer() as server:
+        arxiv_api(server, {"1503.02531": {**ARXIV["1503.02531"], "category": "cs.LG"}})
+        [finding] = [f for f in online(papers, server) if f.field == "links"]
+        assert finding.severity == WARNING
+        assert "primary category is cs.LG: set links.arxiv_class" in finding.message
+        assert "gives none, so the exports say cs.CV" in finding.message
+        path = next(p for p in papers.glob("hinton*.yaml"))
+        path.write_text(
+            path.read_text().replace(
+                '  arxiv: "1503.02531"\n', '  arxiv: "1503.02531"\n  arxiv_class: cs.LG\n'
+            )
+        )
+        assert [f for f in online(papers, server) if f.field == "links"] == []
 
 
 def test_changed_since_checks_only_changed_records(papers, capsys, monkeypatch):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import yaml
-from conftest import PAPERS
+from conftest import PAPERS, ROOT
 from httpfake import FakeServer, arxiv_api, crossref_api
 
 from kdsurvey.cli import main
@@ -329,3 +329,33 @@ def test_new_from_a_doi_through_crossref(api, catalogue_dir):
 def test_new_needs_a_source(catalogue_dir, capsys):
     assert new(catalogue_dir) == 2
     assert "--arxiv ID" in capsys.readouterr().err
+
+
+def _contributing_examples() -> list[list[str]]:
+    """The ``kdsurvey new --arxiv`` commands of CONTRIBUTING.md, as argument lists."""
+    import re
+    import shlex
+
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    commands = [
+        shlex.split(cmd.replace("\\\n", " "))
+        for block in blocks
+        for cmd in block.split("\n\n")
+        if cmd.startswith("kdsurvey new --arxiv")
+    ]
+    return [[word for word in cmd[1:] if not word.startswith("#")] for cmd in commands]
+
+
+def test_contributing_examples_add_a_paper_that_is_not_catalogued(capsys):
+    """A new contributor's first command works: its paper is not in the catalogue yet, and the
+    offline example writes a record (dry run) that only lacks what the example leaves out."""
+    examples = _contributing_examples()
+    assert len(examples) == 2
+    catalogued = {p.links.arxiv for p in load(PAPERS).papers}
+    for argv in examples:
+        assert argv[argv.index("--arxiv") + 1] not in catalogued, argv
+    offline = next(argv for argv in examples if "--offline" in argv)
+    assert main([*offline, "--papers", str(PAPERS), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "dry run, nothing written; still to fill in:" in err and "loss" in err

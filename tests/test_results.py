@@ -297,7 +297,7 @@ def test_rendered_tables_match_the_data(papers):
     assert "| Baseline, across papers |" in page and "| 73.00 | 74.00 | 1.00 | 3 |" in page
     assert (
         "leaderboards/index.md" in pages
-        and "[CIFAR\\-100](cifar100.md)" in pages["leaderboards/index.md"]
+        and "[CIFAR-100](cifar100.md)" in pages["leaderboards/index.md"]
     )
     paper_page = pages["papers/beta2021ranked.md"]
     assert "## Reported results" in paper_page and ">77.10</td>" in paper_page
@@ -350,3 +350,16 @@ def test_real_catalogue_results_are_normalised_and_exported():
     assert len(rows) > 1000
     names = set(c.benchmarks.architectures)
     assert all(r["teacher"] in names and r["student"] in names for r in rows)
+
+
+def test_exports_keep_the_printed_precision(papers, capsys):
+    c = board_catalogue(papers)
+    zero = [r for r in results_export.rows(c) if str(r["value"]).endswith("0")]
+    assert zero, "the board catalogue has a value whose last printed digit is a zero"
+    assert main(["export", "results", "--papers", str(papers)]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert [r["value_text"] for r in back] == [str(r["value"]) for r in results_export.rows(c)]
+    assert any(r["value_text"].endswith("0") and "." in r["value_text"] for r in back)
+    assert main(["export", "results", "--papers", str(papers), "--format", "csv"]) == 0
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [p["value"] for p in parsed] == [r["value_text"] for r in back]

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -28,10 +29,11 @@ import pytest
 from kdsurvey.arena import sweep
 from kdsurvey.cli import main
 from kdsurvey.exporters import arena_page, site
-from kdsurvey.exporters.loss_facts import EVIDENCE, evidence_counts, facts
+from kdsurvey.exporters.evidence import SCOPE, github_repo
+from kdsurvey.exporters.loss_facts import EVIDENCE, facts
 from kdsurvey.exporters.site import mkdocs as site_mkdocs
-from kdsurvey.exporters.site.evidence import SCOPE, github_repo
 from kdsurvey.exporters.site.markdown import doc_html
+from kdsurvey.exporters.view import View
 from kdsurvey.losses import manifest
 from kdsurvey.records.catalogue import load
 from kdsurvey.records.model import citation_key
@@ -208,7 +210,9 @@ def test_home_counts_losses_per_evidence_level():
     catalogue = load(PAPERS)
     pages = site.render_pages(catalogue)
     stats = pages[f"{site.INCLUDES}/home-stats.md"]
-    named, per_level = evidence_counts(catalogue)
+    named = {n for p in catalogue.papers for n in p.loss if manifest.entry(n)}
+    per_level = Counter(manifest.entry(n)["evidence"] for n in named)
+    named = len(named)
     assert f"<strong>{named}</strong><span>losses</span>" in stats
     for level, count in per_level.items():
         assert f"{count} [{level}](catalogue/losses/index.md#{level})" in stats
@@ -657,6 +661,9 @@ def test_serve_regenerates_when_a_record_changes(tmp_path):
             proc.kill()
     # stopped with SIGTERM, the server leaves no mkdocs_* (or other) folder in its TMPDIR
     assert sorted(p.name for p in tmp.iterdir()) == []
+    err = proc.stderr.read()
+    assert "Serving on" in err and "regenerated 1 page" in err  # it did log, and did rebuild
+    assert "dirty" not in err  # MkDocs' "dirty build" warning, once per build, is left out
 
 
 # -- Zensical ---------------------------------------------------------------------------------
@@ -913,14 +920,14 @@ def test_remembered_pages_are_the_rendered_pages(tmp_path):
     pages (a title shown by the related papers), and reuses the pages that did not change."""
     papers = write_catalogue(tmp_path / "papers", 20)
     memo: dict = {}
-    first = site.render_pages(load(papers), memo=memo)
+    first = site.render_pages(View(load(papers), memo))
     assert first == site.render_pages(load(papers))
     kept = dict(memo["papers"])
     records = sorted(p for p in papers.glob("*.yaml") if p.name not in site_data_files())
     edited = records[3]
     text = edited.read_text(encoding="utf-8")
     edited.write_text(re.sub(r"(title: .*)", r"\1 Now Renamed", text, count=1), "utf-8")
-    second = site.render_pages(load(papers), memo=memo)
+    second = site.render_pages(View(load(papers), memo))
     assert second == site.render_pages(load(papers))
     changed = {k for k in second if second[k] != first[k]}
     assert f"papers/{edited.stem}.md" in changed

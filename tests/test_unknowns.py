@@ -12,9 +12,10 @@ from conftest import GOOD, PAPERS, require
 
 from kdsurvey.checks import metadata
 from kdsurvey.exporters import citations, readme, site
+from kdsurvey.exporters.view import View
 from kdsurvey.records.catalogue import CatalogueError, load
 from kdsurvey.records.model import citation_key
-from kdsurvey.records.unknowns import export_warnings, help_url, unknowns, with_unknowns
+from kdsurvey.records.unknowns import export_warnings, unknowns, with_unknowns
 
 NO_AUTHOR = """\
 id: unknown2023local
@@ -145,7 +146,7 @@ def test_help_page_lists_exactly_the_unconfirmed_records(real):
 
 def test_readme_marks_unconfirmed_entries(real):
     text = readme.render(real)
-    assert text.count(help_url() + "#") == len(with_unknowns(real.papers))
+    assert text.count(View(real).help_url + "#") == len(with_unknowns(real.papers))
     assert (
         f"**{len(real.papers)} papers**" in text and "from the abstract or the title only" in text
     )

@@ -11,6 +11,19 @@ import argparse
 import dataclasses
 import sys
 
+RUN_OUT = "arena.json"  # a run's results file by default (git-ignored at the repository root)
+
+
+def _seeds(text: str) -> int:
+    """``--seeds N``: at least one seed (0 would run nothing and write an empty file)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least one seed")
+    return value
+
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
@@ -29,7 +42,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="which task's losses to run (default: both; language: the token-level losses on a "
         "synthetic language, kdsurvey.arena.lm)",
     )
-    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 5; language 3)")
+    ap.add_argument(
+        "--seeds", type=_seeds, default=None, help="seeds 0..N-1 (default 5; language 3)"
+    )
     ap.add_argument(
         "--epochs",
         type=int,
@@ -39,8 +54,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument(
         "--out",
-        default="arena.json",
-        help="results file, written after every run (default: arena.json)",
+        default=None,
+        help=f"results file, written after every run (default: {RUN_OUT}); merge: required "
+        "(results/arena.json updates the committed results)",
     )
     ap.add_argument(
         "--sweep",
@@ -53,14 +69,20 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdsurvey.arena import core
-
     if args.action == "merge":
         if not args.files:
             print("arena merge: give results files", file=sys.stderr)
             return 2
+        if not args.out:
+            print(
+                "arena merge: give --out FILE (results/arena.json to update the committed results)",
+                file=sys.stderr,
+            )
+            return 2
         import json
         from pathlib import Path
+
+        from kdsurvey.arena import core
 
         language = json.loads(Path(args.files[0]).read_text()).get("track") == "language"
         if language:
@@ -81,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         return run_language(args)
     import torch
 
+    from kdsurvey.arena import core
+
+    args.out = args.out or RUN_OUT
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     r = core.Recipe()
     if args.epochs:

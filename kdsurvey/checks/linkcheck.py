@@ -8,15 +8,19 @@ Each attempt has a total deadline besides the per-read timeout. Verdicts are ``o
 (404/410, no such id, a host name that definitely does not exist, redirect loop) and
 ``inconclusive`` (bot walls, timeouts and server errors after retries, temporary DNS failures,
 hosts known to block robots: "unverified"). When most hosts cannot be reached at all the network
-is down: :attr:`LinkChecker.network_down` says so, and no link is called dead for it.
+is down: :attr:`LinkChecker.network_down` says so, and no link is called dead for it. That is
+asked first (:meth:`LinkChecker.probe`: one connection per host, all at once), so an offline run
+says so within seconds instead of checking, retrying and reporting every link.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import urljoin, urlsplit
@@ -34,12 +38,19 @@ from kdsurvey.importers.apis import (
 from kdsurvey.importers.arxiv import ARXIV_BATCH, ARXIV_INTERVAL, ArxivClient
 from kdsurvey.importers.crossref import CrossrefClient, DoiClient
 from kdsurvey.importers.github import GitHubClient
-from kdsurvey.importers.httpclient import NETWORK_KINDS, Http, RetryPolicy, SourceError
+from kdsurvey.importers.httpclient import (
+    NETWORK_KINDS,
+    Http,
+    RetryPolicy,
+    SourceError,
+    classify_exception,
+)
 
 HEAD_REFUSED = frozenset({403, 405, 501})
 DEAD_STATUSES = frozenset({404, 410})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
+PROBE_TIMEOUT = 5.0  # the longest wait for one probe's connection (or --timeout, if shorter)
 
 
 @dataclass
@@ -116,7 +127,11 @@ class LinkChecker:
         cache: Cache | None = None,
         progress: Callable[[int, int, Target, Result], None] | None = None,
     ) -> dict[str, Result]:
-        """Check every target (cached ``ok`` results younger than the TTL are reused)."""
+        """Check every target (cached ``ok`` results younger than the TTL are reused).
+
+        When :meth:`probe` finds the network down, no target is checked: each is inconclusive,
+        and ``progress`` hears only of the cached ones.
+        """
         results: dict[str, Result] = {}
         pending: list[Target] = []
         for target in targets:
@@ -131,6 +146,13 @@ class LinkChecker:
                 done += 1
                 if progress:
                     progress(done, total, target, results[target.cache_key])
+        self.network_down = self.probe(pending)
+        if self.network_down:
+            pending, down = [], pending
+            for target in down:
+                results[target.cache_key] = Result(
+                    INCONCLUSIVE, message="not checked, the network is down"
+                )
         tasks = self._tasks(pending)
         lock = threading.Lock()
         scheduler = Scheduler(tasks, gate=self.gate)
@@ -178,13 +200,49 @@ class LinkChecker:
         for thread in threads:
             thread.join()
         self.peak = scheduler.peak
-        self.network_down = _network_down(reached)
+        self.network_down = self.network_down or _network_down(reached)  # lost during the run
         if self.network_down:
             for result in results.values():
                 if result.error_kind in NETWORK_KINDS and result.verdict == DEAD:
                     result.verdict = INCONCLUSIVE
                     result.message = f"not checked, the network is down ({result.message})"
         return results
+
+    def probe(self, targets: list[Target]) -> str | None:
+        """Why the network looks down for ``targets`` (None: it does not): one TCP connection to
+        each host that checking them would ask (their proxy's, when one is set), all at once,
+        before any request. Offline, the lookups or connections fail within seconds, where the
+        checks, with their retries, would take minutes and report each link first."""
+        import requests
+
+        endpoints = set()
+        for target in targets:
+            url = self._asked(target)
+            parts = urlsplit(url)
+            if target.kind == "url" and self.policy(parts.hostname or "").skip:
+                continue  # never requested
+            proxy = requests.utils.get_environ_proxies(url).get(parts.scheme)
+            parts = urlsplit(proxy) if proxy else parts
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            endpoints.add((parts.hostname or "", port))
+        endpoints = sorted(endpoints)
+        if len(endpoints) < 2:
+            return None
+        timeout = min(self.settings.timeout, PROBE_TIMEOUT)
+        with ThreadPoolExecutor(min(len(endpoints), max(1, self.settings.workers))) as pool:
+            reached = dict(
+                zip(endpoints, pool.map(partial(_reach, timeout), endpoints), strict=True)
+            )
+        return _network_down({f"{h}:{p}": ok for (h, p), ok in reached.items()})
+
+    def _asked(self, target: Target) -> str:
+        """The URL that checking ``target`` requests first (an identifier's API)."""
+        apis = {
+            "arxiv": self.settings.arxiv_api,
+            "doi": self.settings.crossref_api,
+            "github": self.settings.github_api,
+        }
+        return apis.get(target.kind, target.url)
 
     def _tasks(self, targets: list[Target]) -> list[Task]:
         tasks: list[Task] = []
@@ -405,6 +463,18 @@ def _network_down(reached: dict[str, bool]) -> str | None:
             "reached (name lookups or connections failed); their links are inconclusive"
         )
     return None
+
+
+def _reach(timeout: float, endpoint: tuple[str, int]) -> bool:
+    """Whether a TCP connection to ``(host, port)`` opens, or fails for another reason than the
+    network (a lookup that says "no such name" of one host says nothing of the others)."""
+    try:
+        socket.create_connection(endpoint, timeout=timeout).close()
+    except TimeoutError:
+        return False
+    except OSError as exc:
+        return classify_exception(exc)[0] not in NETWORK_KINDS
+    return True
 
 
 def _one(check: Callable[[str], Result], target: Target, argument: str) -> dict[str, Result]:

@@ -17,7 +17,13 @@ from collections import defaultdict
 from datetime import date
 from urllib.parse import urlsplit
 
-from kdsurvey.checks.textrules import (
+from kdsurvey.importers.arxiv import arxiv_id_of_url
+from kdsurvey.importers.crossref import doi_of_url
+from kdsurvey.importers.github import github_repo_of_url
+from kdsurvey.problems import ERROR, WARNING, Problem, field_name
+from kdsurvey.records.catalogue import display_path, normalise_title
+from kdsurvey.records.model import PARTICLES
+from kdsurvey.records.textrules import (
     MONTHS,
     arxiv_date,
     edit_distance,
@@ -28,12 +34,6 @@ from kdsurvey.checks.textrules import (
     person_key,
     title_case,
 )
-from kdsurvey.importers.arxiv import arxiv_id_of_url
-from kdsurvey.importers.crossref import doi_of_url
-from kdsurvey.importers.github import github_repo_of_url
-from kdsurvey.problems import ERROR, WARNING, Problem, field_name
-from kdsurvey.records.catalogue import display_path, normalise_title
-from kdsurvey.records.model import PARTICLES
 
 
 class Checker:

@@ -1,5 +1,6 @@
-"""``kdsurvey check metadata --online``: title, authors and year compared with the arXiv API and
-Crossref. Their answers are warnings unless the identifier plainly belongs to another paper."""
+"""``kdsurvey check metadata --online``: title, authors, year and the primary arXiv class compared
+with the arXiv API and Crossref. Their answers are warnings unless the identifier plainly belongs
+to another paper."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from datetime import date
 from difflib import SequenceMatcher
 
 from kdsurvey.checks.metadata import Checker
-from kdsurvey.checks.textrules import fold
 from kdsurvey.importers.httpclient import SourceError
 from kdsurvey.problems import WARNING, Problem
 from kdsurvey.records.catalogue import normalise_title
-from kdsurvey.records.model import family_name
+from kdsurvey.records.model import DEFAULT_ARXIV_CLASS, family_name
+from kdsurvey.records.textrules import fold
 
 
 def _similar(a: str, b: str) -> float:
@@ -56,20 +57,15 @@ def check_online(catalogue, papers, arxiv, crossref, workers: int = 4) -> list[P
             checker.add(paper, ("title",), f"arXiv's title is {entry.title!r}", WARNING)
         if message := _compare_authors(paper.authors, list(entry.authors), "arXiv"):
             checker.add(paper, ("authors",), message, WARNING)
-        venue = catalogue.venues.get(paper.venue)
-        wanted = paper.links.arxiv_class or "cs.CV"
-        if (
-            venue is not None
-            and venue.kind.value == "preprint"
-            and entry.primary_category
-            and entry.primary_category != wanted
-        ):
+        # every record with an arXiv id, published or not: the exports carry the class
+        wanted = paper.links.arxiv_class or DEFAULT_ARXIV_CLASS
+        if entry.primary_category and entry.primary_category != wanted:
+            said = "gives" if paper.links.arxiv_class else "gives none, so the exports say"
             checker.add(
                 paper,
                 ("links",),
-                f"arXiv's primary category is "
-                f"{entry.primary_category}: set links.arxiv_class (BibTeX primaryClass, "
-                f"{wanted} now)",
+                f"arXiv's primary category is {entry.primary_category}: set links.arxiv_class "
+                f"(the record {said} {wanted})",
                 WARNING,
             )
         if entry.year > paper.year + 1:

@@ -13,15 +13,17 @@ from kdsurvey.files import write_atomic
 def run(args) -> None:
     from kdsurvey.exporters.readme import render
     from kdsurvey.exporters.site import SiteError, build
+    from kdsurvey.exporters.view import View
 
     start = time.perf_counter()
-    catalogue = load_catalogue(args)  # validate (loaded once, for the README and the pages)
-    check_data_files(args, catalogue)
+    # validate; loaded once, and viewed once, for the README and the pages
+    view = View(load_catalogue(args))
+    check_data_files(args, view)
     loaded = time.perf_counter()
-    write_atomic(Path(args.readme), render(catalogue))
+    write_atomic(Path(args.readme), render(view))
     readme = time.perf_counter()
     try:
-        result = build(catalogue, args.config, args.site_dir)
+        result = build(view, args.config, args.site_dir)
     except SiteError as exc:
         raise Failure("\n".join(exc.messages) + f"\nsite: {len(exc.messages)} error(s)") from None
     if args.timings:

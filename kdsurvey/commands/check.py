@@ -115,7 +115,8 @@ def _links_arguments(p) -> None:
         type=float,
         default=1.0,
         metavar="S",
-        help="first retry delay, doubled each retry (default 1 s)",
+        help="backoff factor of urllib3's Retry: the first retry goes at once, the next ones wait "
+        "2x, 4x... this (default 1 s)",
     )
     p.add_argument(
         "--max-retry-after",
@@ -186,9 +187,14 @@ def links(args) -> None:
             mark = "cached" if result.cached else result.verdict
             print(f"[{done:>{width}}/{total}] {mark:<12} {target.url}", file=sys.stderr, flush=True)
 
+    places = sum(len(t.sources) for t in targets)
     if not args.quiet:
         scope = f"{len(papers)} record(s)" + (f", {len(pages)} site page(s)" if site else "")
-        print(f"checking {len(targets)} link(s) of {scope}", file=sys.stderr, flush=True)
+        print(
+            f"checking {places} link(s), {len(targets)} distinct, of {scope}",
+            file=sys.stderr,
+            flush=True,
+        )
     checker = LinkChecker(settings)
     started = time.monotonic()
     try:
@@ -213,7 +219,7 @@ def links(args) -> None:
     else:
         sys.stdout.write(table(shown))
         print(
-            f"{counts['links']} links: {counts[OK]} ok, {counts[DEAD]} dead, "
+            f"{counts['links']} links, {len(targets)} distinct: {counts[OK]} ok, {counts[DEAD]} dead, "
             f"{counts[INCONCLUSIVE]} inconclusive ({counts['from_cache']} from cache, "
             f"{counts['seconds']} s)"
         )
@@ -241,7 +247,8 @@ def _metadata_arguments(p) -> None:
     p.add_argument(
         "--online",
         action="store_true",
-        help="also compare title, authors and year with the arXiv API and Crossref",
+        help="also compare title, authors, year and the primary arXiv class with the arXiv API "
+        "and Crossref",
     )
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--changed-since", metavar="REV", help="check only records changed since REV")

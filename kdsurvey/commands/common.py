@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from kdsurvey import problems
-from kdsurvey.records import libraries, survey
 from kdsurvey.records.catalogue import Catalogue, CatalogueError, already_message, load
 from kdsurvey.records.model import TaskInfo, Venue
 from kdsurvey.records.reading import TASKS_FILE, VENUES_FILE, read_table
@@ -19,7 +19,7 @@ from kdsurvey.records.reading import TASKS_FILE, VENUES_FILE, read_table
 EXIT_CODES = (
     (0, "success (new, import: also a draft with TODO fields; stderr names them)"),
     (1, "the catalogue or a check found problems (errors, dead links, a stale README, ...)"),
-    (2, "bad usage: unknown option, missing file, nothing matches the selection, bad revision"),
+    (2, "bad usage: unknown option, missing file or folder, nothing matches, bad revision"),
     (3, "check links only: the network (or DNS) was down, nothing is known; try again later"),
     (130, "interrupted (Ctrl-C)"),
 )
@@ -122,43 +122,42 @@ def group(subparsers, name: str, help: str):
 
 
 def load_catalogue(args) -> Catalogue:
-    """The catalogue of ``--papers``; a broken one fails the command with every problem, as
-    text on stderr or, with ``--format json``, in the shape ``kdsurvey validate`` prints."""
+    """The catalogue of ``--papers``; a broken one fails the command with every problem
+    (:func:`fail_with`); a ``--papers`` that is no folder is bad usage (exit 2)."""
+    if not Path(args.papers).is_dir():
+        raise Failure(f"--papers {args.papers}: no such folder", 2)
     try:
         return load(args.papers)
     except CatalogueError as exc:
-        if getattr(args, "format", "text") == "json":
-            shape = problems.as_json(exc.problems, papers=exc.records, categories=exc.categories)
-            print(json.dumps(shape, indent=2))
-            raise Failure("", 1) from None
-        sys.stderr.write(problems.text(exc.problems))
-        raise Failure(f"{len(exc.problems)} error(s)") from None
+        fail_with(args, exc.problems, papers=exc.records, categories=exc.categories)
 
 
-def check_data_files(args, catalogue) -> None:
-    """The data files beside the records that name records or losses, when they exist:
-    ``libraries.yaml`` (known losses, no name twice) and ``survey.yaml`` (every id a record)."""
-    papers, categories = len(catalogue.papers), len(catalogue.categories)
-    found = []
-    path = Path(args.papers) / libraries.LIBRARIES_FILE
-    if path.is_file():
-        try:
-            libraries.load(path)
-        except libraries.LibrariesError as exc:
-            found += exc.problems
-    path = Path(args.papers) / survey.SURVEY_FILE
-    if path.is_file():
-        try:
-            survey.load(path, (p.id for p in catalogue.papers))
-        except survey.SurveyError as exc:
-            found += exc.problems
-    if found:
-        if args.format == "json":
-            shape = problems.as_json(found, papers=papers, categories=categories)
-            print(json.dumps(shape, indent=2))
-            raise Failure("", 1)
+def fail_with(args, found: list[problems.Problem], **counts) -> None:
+    """Fail (exit 1) with every problem: as text on stderr or, with ``--format json``, in the
+    shape ``kdsurvey validate`` prints; in GitHub Actions also as ``::error`` annotations on the
+    lines of the pull request (stdout, or stderr beside JSON), as CONTRIBUTING.md promises."""
+    as_json = getattr(args, "format", "text") == "json"
+    if as_json:
+        print(json.dumps(problems.as_json(found, **counts), indent=2))
+    else:
         sys.stderr.write(problems.text(found))
-        raise Failure(f"{len(found)} error(s)")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        (sys.stderr if as_json else sys.stdout).write(problems.annotations(found))
+    raise Failure("" if as_json else f"{len(found)} error(s)", 1)
+
+
+def check_data_files(args, view) -> None:
+    """The data files beside the records that name records or losses, when they exist:
+    ``libraries.yaml`` (known losses, no name twice) and ``survey.yaml`` (every id a record),
+    read through the build's :class:`~kdsurvey.exporters.view.View` (once for every exporter)."""
+    catalogue = view.catalogue
+    if view.data_problems:
+        fail_with(
+            args,
+            view.data_problems,
+            papers=len(catalogue.papers),
+            categories=len(catalogue.categories),
+        )
 
 
 def already_catalogued(found: tuple[str, str] | None) -> None:

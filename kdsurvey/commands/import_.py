@@ -27,7 +27,7 @@ what the entry says (a file of one entry only). An entry that is a paper already
 exit codes: 0 every record was written (or, with --dry-run, printed); fields left as TODO do not
 fail the command, stderr names them and `kdsurvey validate` fails until they are filled in.
 1 an entry cannot be imported (nothing is written); 2 bad usage (a missing file, an unknown
---loss or --venue)."""
+--loss or --venue, a flag for one paper on a file of several entries)."""
 
 
 def run(args) -> None:
@@ -57,8 +57,12 @@ def run(args) -> None:
     try:
         records = import_bibtex(text, args.papers, venues, options, source=args.file)
     except ImportFailure as exc:
+        if exc.usage:
+            raise Failure(str(exc), 2) from None
         raise Failure(str(exc) + f"\nnothing written ({len(exc.problems)} problem(s))") from None
     for index, record in enumerate(records):
+        for note in record.notes:
+            print(f"{record.fields['id']}: {note}", file=sys.stderr)
         if args.dry_run:
             sys.stdout.write(("---\n" if index else "") + record.yaml)
             note = todo_note(record.todo, None)

@@ -9,9 +9,11 @@ from kdsurvey.commands.common import FORMAT, PAPERS, check_data_files, command, 
 
 
 def run(args) -> None:
+    from kdsurvey.exporters.view import View
+
     catalogue = load_catalogue(args)
     papers, categories = len(catalogue.papers), len(catalogue.categories)
-    check_data_files(args, catalogue)
+    check_data_files(args, View(catalogue))
     if args.format == "json":
         print(json.dumps(problems.as_json([], papers=papers, categories=categories)))
     else:

@@ -34,12 +34,8 @@ from bibtexparser import model
 from bibtexparser.middlewares import default_unparse_stack
 
 from kdsurvey.records.catalogue import Catalogue
-from kdsurvey.records.model import Paper, Venue, VenueKind, family_name
+from kdsurvey.records.model import DEFAULT_ARXIV_CLASS, Paper, Venue, VenueKind, family_name
 from kdsurvey.records.unknowns import bibtex_authors, no_author_fields
-
-#: ``primaryClass`` of a preprint whose record gives no ``links.arxiv_class``: the catalogue is
-#: about vision-first distillation.
-PRIMARY_CLASS = "cs.CV"
 
 ENTRY_TYPES = {
     VenueKind.conference: "inproceedings",
@@ -276,7 +272,7 @@ def entry(paper: Paper, venue: Venue, ascii: bool = False) -> model.Entry:
         fields += [
             ("eprint", paper.links.arxiv),
             ("archivePrefix", "arXiv"),
-            ("primaryClass", paper.links.arxiv_class or PRIMARY_CLASS),
+            ("primaryClass", paper.links.arxiv_class or DEFAULT_ARXIV_CLASS),
         ]
     fields += no_author_fields(paper, latex_text(paper.title, ascii))
     fields.append(("doi", paper.links.doi))
@@ -311,17 +307,32 @@ def _format() -> bibtexparser.BibtexFormat:
     return fmt
 
 
+def entries(
+    catalogue: Catalogue, papers: Iterable[Paper] | None = None, ascii: bool = False
+) -> dict[str, str]:
+    """Each paper's BibTeX entry (all by default), by id in key order: what :func:`bibtex`
+    writes, one entry at a time (the site shows each on its paper's page). Raises
+    :class:`CitationError` for records that cannot be written (e.g. no ASCII spelling)."""
+    stack = default_unparse_stack(allow_inplace_modification=True)
+    out = {}
+    for item in library(catalogue, papers, ascii).entries:
+        lib = bibtexparser.Library([item])
+        out[item.key] = bibtexparser.write_string(lib, unparse_stack=stack, bibtex_format=_format())
+    return out
+
+
+def join_entries(written: Iterable[str]) -> str:
+    """The BibTeX file of entries written by :func:`entries`: one blank line between them."""
+    return "\n".join(written)
+
+
 def bibtex(catalogue: Catalogue, papers: Iterable[Paper] | None = None, ascii: bool = False) -> str:
     """The BibTeX of ``papers`` (all by default): UTF-8, or pure ASCII with ``ascii=True``.
 
-    Used by ``kdsurvey export bibtex`` and by the site for each paper's BibTeX. Raises
-    :class:`CitationError` for records that cannot be written (e.g. no ASCII spelling).
+    Used by ``kdsurvey export bibtex``; the site takes the same entries from :func:`entries`.
+    Raises :class:`CitationError` for records that cannot be written (e.g. no ASCII spelling).
     """
-    lib = library(catalogue, papers, ascii)
-    if not lib.entries:
-        return ""
-    stack = default_unparse_stack(allow_inplace_modification=True)
-    return bibtexparser.write_string(lib, unparse_stack=stack, bibtex_format=_format())
+    return join_entries(entries(catalogue, papers, ascii).values())
 
 
 def _csl_pages(pages: str | None) -> str | None:

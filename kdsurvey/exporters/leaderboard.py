@@ -418,20 +418,3 @@ def pages(catalogue: Catalogue, env, venues_slugs: dict[str, str] | None = None)
             data, kind="benchmark", item=item, venues=catalogue.venues
         )
     return out
-
-
-def site_url() -> str:
-    """The published site's address (``site_url`` of mkdocs.yml), for links from the README."""
-    from pathlib import Path
-
-    import yaml
-
-    config = Path(__file__).resolve().parents[1] / "website" / "mkdocs.yml"  # package data
-    try:
-        text = config.read_text(encoding="utf-8")
-    except OSError:
-        return ""
-    for line in text.splitlines():  # one key: no need to resolve mkdocs' YAML tags
-        if line.startswith("site_url:"):
-            return str(yaml.safe_load(line)["site_url"] or "")
-    return ""

@@ -8,7 +8,6 @@ never need torch. A loss's family is the category of the paper record it cites.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -16,16 +15,7 @@ from kdsurvey.losses import manifest
 from kdsurvey.losses.evidence import LEVELS as EVIDENCE  # level -> one-sentence description
 from kdsurvey.records.catalogue import Catalogue
 
-__all__ = [
-    "EVIDENCE",
-    "LossFacts",
-    "Param",
-    "PresetFacts",
-    "evidence_counts",
-    "facts",
-    "loss_facts",
-    "source",
-]
+__all__ = ["EVIDENCE", "LossFacts", "Param", "PresetFacts", "facts", "loss_facts", "source"]
 
 
 @dataclass(frozen=True)
@@ -147,10 +137,3 @@ def source(name: str) -> str | None:
     """Repository path of the module implementing loss ``name``."""
     info = facts(name)
     return info.module if info else None
-
-
-def evidence_counts(catalogue: Catalogue) -> tuple[int, Counter]:
-    """How many losses the catalogue names (and the manifest knows), and how many per evidence."""
-    known = manifest.names()
-    named = {name for p in catalogue.papers for name in p.loss if name in known}
-    return len(named), Counter(facts(name).evidence for name in named)

@@ -1,41 +1,30 @@
 """Render ``README.md`` from the catalogue through ``kdsurvey/templates/README.md.j2``.
 
+What the README shows besides the records (counts, the survey, the arena, the site's address)
+comes from the build's :class:`~kdsurvey.exporters.view.View`, the one the site pages get too.
 Loss facts (source module, evidence) come from the losses' manifest, never from their source.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections import Counter
 
 from kdsurvey.exporters import arena_page
-from kdsurvey.exporters.leaderboard import readme_tables, site_url
-from kdsurvey.exporters.loss_facts import evidence_counts, facts
+from kdsurvey.exporters.leaderboard import readme_tables
 from kdsurvey.exporters.render import environment, newest_first
-from kdsurvey.exporters.site.evidence import against_authors_code
-from kdsurvey.records import survey
+from kdsurvey.exporters.view import View
 from kdsurvey.records.catalogue import Catalogue
-from kdsurvey.records.unknowns import help_url
 
 
-def render(catalogue: Catalogue) -> str:
-    """The README text for ``catalogue``; same catalogue, same bytes."""
+def render(source: View | Catalogue) -> str:
+    """The README text for the catalogue; same catalogue, same bytes."""
+    view = View.of(source)
+    catalogue, counts, url = view.catalogue, view.counts, view.site_url
     sections = [
         (key, info, newest_first(catalogue.in_category(key)))
         for key, info in catalogue.categories.items()
     ]
-    years = Counter(p.year for p in catalogue.papers)
-    losses, evidence = evidence_counts(catalogue)
-    papers = {p.id: p for p in catalogue.papers}
-    named = sorted({name for p in catalogue.papers for name in p.loss})
-    proven = [info for info in map(facts, named) if info and info.evidence == "reference"]
-    own = sum(1 for info in proven if against_authors_code(info, papers.get(info.paper)))
-    try:  # the sentence about the survey only where its file names this catalogue's records
-        seed = survey.load(catalogue.root / survey.SURVEY_FILE, (p.id for p in catalogue.papers))
-    except survey.SurveyError:  # `validate` and `build` report it; other catalogues have none
-        seed = None
-    arena = arena_page.load(arena_page.results_path(catalogue))
-    url = site_url()
+    arena = view.arena
     return (
         environment()
         .get_template("README.md.j2")
@@ -43,17 +32,17 @@ def render(catalogue: Catalogue) -> str:
             catalogue=catalogue,
             sections=sections,
             venues=catalogue.venues,
-            with_code=sum(1 for p in catalogue.papers if p.links.code),
-            years=sorted(years.items()),
-            losses=losses,
-            evidence=evidence,
-            own_code=own,
-            results=readme_tables(catalogue, site_url()),
-            unconfirmed=sum(1 for p in catalogue.papers if p.unconfirmed),
-            help_url=help_url(),
-            survey=seed,
+            with_code=counts.with_code,
+            years=sorted(counts.years.items()),
+            losses=counts.losses,
+            evidence=counts.evidence,
+            own_code=counts.own_code,
+            results=readme_tables(catalogue, url),
+            unconfirmed=counts.unconfirmed,
+            help_url=view.help_url,
+            survey=view.survey,
             arena=arena_page.completeness(arena) if arena else None,
-            arena_url=f"{url.rstrip('/')}/catalogue/arena/" if url else "",
+            arena_url=f"{url}/catalogue/arena/" if url else "",
         )
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 
@@ -17,12 +18,53 @@ from kdsurvey.records.model import Paper
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"  # package data
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+_SPACE = re.compile(r"\s\s|[^\S ]")  # whitespace other than single spaces
+_SPACES = re.compile(r"\s+")
 
 
-def md_escape(text: str) -> str:
-    """Escape Markdown (and inline HTML) syntax so user text shows as written."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+# Marks that act anywhere in a line, in Python-Markdown (the site) and GitHub's Markdown (the
+# README): backslash-escaped. ``& < > " ~`` become entities, which both decode (``~~`` strikes
+# through on GitHub, whose escape ``\~`` Python-Markdown would print). ``- + . ! ( )`` need
+# nothing: they only start a list at the start of a line (escaped there), or a link or image
+# after a ``[`` (always escaped).
+_MD_TABLE = str.maketrans(
+    {
+        **{c: "\\" + c for c in "\\`*_{}[]#|"},
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "~": "&#126;",
+    }
+)
+_LIST_START = re.compile(r"^([-+]|\d+[.)])")  # a list item, when a line starts with it
+_LINE_START = {":": "&#58;", "=": "&#61;"}  # a definition (the site's def_list), a heading rule
+
+
+def md_text(value) -> str:
+    """Record text as Markdown that renders exactly as written, on one line: the one Markdown
+    escaper of the README and the site.
+
+    Markdown syntax is backslash-escaped and ``& < > " ~`` become entities, so no markup, link,
+    HTML or snippet directive in a record survives as anything but text.
+    """
+    text = str(value)
+    if _SPACE.search(text):
+        text = _SPACES.sub(" ", text)
+    text = text.translate(_MD_TABLE)
+    if text[:1] in _LINE_START:
+        return _LINE_START[text[0]] + text[1:]
+    return _LIST_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], text)
+
+
+def url(value) -> str:
+    """An external URL safe inside Markdown ``(...)`` and HTML attributes (percent-encoded)."""
+    return quote(str(value), safe=":/?#@!$&'*+,;=%~-._[]")
+
+
+def anchor(title: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
 
 
 def display_name(author: str) -> str:
@@ -56,6 +98,6 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,  # noqa: S701 - Markdown output; user text goes through ``md``
     )
-    env.filters.update(md=md_escape, authors=author_list, name=display_name)
+    env.filters.update(md=md_text, url=url, anchor=anchor, authors=author_list, name=display_name)
     env.globals.update(loss_source=loss_source, newest_first=newest_first)
     return env

@@ -3,6 +3,8 @@
 Columns: paper, method, role, baseline, benchmark, teacher, student, metric, split, value, source,
 note. Architecture names are canonical; ``split`` is the result's split (its benchmark's standard
 one when the record names none); ``value`` is a number (JSON) or the number as printed (CSV).
+JSON also gives ``value_text``, the number as printed: a JSON number cannot keep the last zero of
+``73.30``, and the precision a paper reports is data too.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def rows(
                     "metric": r.metric,
                     "split": catalogue.benchmarks.split_of(r),
                     "value": r.number,
+                    "value_text": r.value,
                     "source": r.source,
                     "note": r.note,
                 }

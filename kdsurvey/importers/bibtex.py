@@ -26,6 +26,7 @@ from bibtexparser.middlewares.names import (
 
 from kdsurvey.records.catalogue import already_message, identities, same_paper
 from kdsurvey.records.model import ARXIV_RE, Venue, VenueKind, ascii_fold, citation_key
+from kdsurvey.records.textrules import initials_only, title_case
 from kdsurvey.records.writer import record_yaml, todo_fields
 
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.I)
@@ -38,11 +39,13 @@ _DBLP_NUMBER = re.compile(r"\s+\d{4}$")  # DBLP's homonym suffix: "Jian Sun 0001
 
 
 class ImportFailure(Exception):
-    """Every problem found, one line each; nothing was written."""
+    """Every problem found, one line each; nothing was written. ``usage``: the options do not fit
+    the file (bad usage, exit 2), not a problem of its entries."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], usage: bool = False):
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.usage = usage
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Imported:
     fields: dict
     path: Path
     todo: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was tidied, and what could not be
 
     @property
     def yaml(self) -> str:
@@ -332,6 +336,38 @@ def record_fields(
     return record
 
 
+_BARE_INITIAL = re.compile(r"(?<![\w.])([A-Z])(?=[\s-]|$)")
+
+
+def tidy(record: dict) -> list[str]:
+    """Fix in ``record`` what Google Scholar's entries get wrong and ``check metadata`` would warn
+    about at once: a title in sentence case (written in Title Case, as the catalogue writes
+    titles) and an initial without its period (``Timothy M``); one line for each fix, and for
+    what cannot be fixed here (a given name of initials only: only the paper knows it in full)."""
+    notes = []
+    cased = title_case(record["title"])
+    if cased != record["title"]:
+        notes.append(
+            f"title: written in Title Case, {cased!r} (check the names and acronyms the entry "
+            "wrote in lower case)"
+        )
+        record["title"] = cased
+    for index, name in enumerate(record["authors"]):
+        family, _, given = name.partition(", ")
+        fixed = _BARE_INITIAL.sub(r"\1.", given)
+        if fixed != given:
+            notes.append(
+                f"authors[{index}]: {given!r} written {fixed!r} (an initial takes a period)"
+            )
+            record["authors"][index] = f"{family}, {fixed}"
+        if initials_only(record["authors"][index]):
+            notes.append(
+                f"authors[{index}]: {record['authors'][index]!r} has only initials: write the "
+                "given name in full when the paper does"
+            )
+    return notes
+
+
 def _parse(text: str, source: str) -> tuple[list, list[str]]:
     splitter_log = logging.getLogger("bibtexparser.splitter")
     level = splitter_log.level
@@ -371,9 +407,12 @@ def import_bibtex(
     if not entries and not problems:
         problems.append(f"{source}: no BibTeX entry found")
     if options.one_paper() and len(entries) > 1:
-        problems.append(
-            f"{source}: {', '.join(options.one_paper())} describe(s) one paper, but the file has "
-            f"{len(entries)} entries: import them one at a time"
+        raise ImportFailure(
+            [
+                f"{source}: {', '.join(options.one_paper())} describe(s) one paper, but the file "
+                f"has {len(entries)} entries: import them one at a time"
+            ],
+            usage=True,
         )
     seen = identities(root)
     results: list[Imported] = []
@@ -388,6 +427,7 @@ def import_bibtex(
         except ValueError as exc:
             problems.append(f"{label}: {exc}")
             continue
+        notes = tidy(record)
         links = record["links"]
         # The same paper (arXiv id, DOI, title) is reported as such, never given an id suffix.
         same = same_paper(seen, record["title"], links["arxiv"], links["doi"])
@@ -407,7 +447,7 @@ def import_bibtex(
             )
             continue
         ids[record["id"]] = entry.key
-        results.append(Imported(entry.key, record, path, todo_fields(record)))
+        results.append(Imported(entry.key, record, path, todo_fields(record), notes))
     if problems:
         raise ImportFailure(problems)
     return results

@@ -1,5 +1,6 @@
 """HTTP for every client: one ``requests.Session`` with keep-alive, a timeout, and retries with
-exponential backoff on 429/5xx and network errors that honour ``Retry-After``.
+exponential backoff on 429/5xx and network errors that honour ``Retry-After``, counted and timed
+by urllib3's ``Retry``.
 
 Clients never raise for HTTP trouble except as :class:`SourceError` (the answer is unknown), so a
 check can tell "the service said no" from "the service could not be asked". ``requests`` is
@@ -9,7 +10,6 @@ imported when a session is made, so importing this module stays cheap for the co
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import errno
 import heapq
 import re
@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -81,26 +80,36 @@ class Outcome:
     waits: list[float] = field(default_factory=list)
 
 
-def retryable_status(status: int) -> bool:
-    """429 and server errors (but not 501 Not Implemented / 505) are worth another try."""
-    return status == 429 or (500 <= status < 600 and status not in (501, 505))
+#: Statuses worth another try: 429 and server errors, but not 501 Not Implemented or 505.
+RETRY_STATUSES = frozenset({429, *range(500, 600)} - {501, 505})
 
 
-def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+def retries(policy: RetryPolicy):
+    """urllib3's :class:`~urllib3.util.Retry` for ``policy``: it counts the attempts, decides
+    which statuses are retried, parses ``Retry-After`` (seconds or an HTTP date) and computes
+    the backoff (none before the first retry, then ``backoff`` x 2, x 4...). :meth:`Http.request`
+    does the waiting itself, through ``policy.sleep``, so that tests can record the waits."""
+    from urllib3.util import Retry
+
+    return Retry(
+        total=policy.retries,
+        allowed_methods=None,  # every method: the checks only read
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=policy.backoff,
+        raise_on_status=False,
+    )
+
+
+def retry_after(retry, response) -> float | None:
+    """Seconds ``response``'s ``Retry-After`` asks for (urllib3 parses it); None without one, or
+    with one that is neither seconds nor a date."""
+    from urllib3.exceptions import InvalidHeader
+
+    value = response.headers.get("Retry-After")
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return retry.parse_retry_after(value) if value else None
+    except InvalidHeader:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
 
 
 #: getaddrinfo's definite "no such name" answers; anything else (EAI_AGAIN: the resolver could not
@@ -329,14 +338,16 @@ class Http:
         The returned response (if any) is the last one; with ``stream`` the caller closes it.
         """
         import requests
+        from urllib3.exceptions import MaxRetryError
 
         policy = self.policy
         deadline = policy.deadline if policy.deadline is not None else 4 * policy.timeout
+        retry = retries(policy)
         waits: list[float] = []
         attempts = 0
         while True:
             attempts += 1
-            last = attempts > policy.retries
+            response = error = asked = None
             try:
                 with _Watchdog(deadline) as watch:
                     try:
@@ -353,20 +364,23 @@ class Http:
                         if watch.fired:
                             raise _PastDeadline() from None
                         raise
-            except _PastDeadline:
+                    if watch.fired:  # cut while the headers dripped: http.client took the
+                        response.close()  # end of the stream for the end of the headers
+                        raise _PastDeadline()
+            except _PastDeadline as exc:  # the cut answer (if any) is no answer
                 kind, message = "deadline", f"timed out: no complete answer within {deadline:g} s"
-                if last:
-                    return Outcome(None, attempts, message, kind, waits)
-                wait = policy.backoff * 2 ** (attempts - 1)
+                response, error = None, exc
             except requests.exceptions.RequestException as exc:
                 kind, message = classify_exception(exc)
-                if last or kind == "tls":
+                if kind == "tls":  # a certificate does not get better by asking again
                     return Outcome(None, attempts, message, kind, waits)
-                wait = policy.backoff * 2 ** (attempts - 1)
+                error = exc
             else:
-                if not retryable_status(response.status_code):
+                if not retry.is_retry(
+                    method, response.status_code, "Retry-After" in response.headers
+                ):
                     return Outcome(response, attempts, waits=waits)
-                asked = retry_after(response.headers.get("Retry-After"))
+                asked = retry_after(retry, response)
                 if asked is not None and asked > policy.max_wait:
                     return Outcome(
                         response,
@@ -376,10 +390,17 @@ class Http:
                         "rate-limited",
                         waits,
                     )
-                if last:
+            try:
+                retry = retry.increment(
+                    method, url, response.raw if response is not None else None, error
+                )
+            except MaxRetryError:  # out of retries: the last answer, or the last error
+                if response is not None:
                     return Outcome(response, attempts, waits=waits)
+                return Outcome(None, attempts, message, kind, waits)
+            wait = asked if asked is not None else retry.get_backoff_time()
+            if response is not None:
                 response.close()
-                wait = asked if asked is not None else policy.backoff * 2 ** (attempts - 1)
                 if response.status_code == 429 and self.gate is not None:
                     self.gate.pause(urlsplit(url).netloc.lower(), wait)
             waits.append(wait)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from kdsurvey.importers.arxiv import ArxivEntry
 from kdsurvey.importers.crossref import CrossrefWork
-from kdsurvey.records.model import PARTICLES, ArxivId, citation_key
+from kdsurvey.records.model import DEFAULT_ARXIV_CLASS, PARTICLES, ArxivId, citation_key
 
-DEFAULT_ARXIV_CLASS = "cs.CV"  # what a record without links.arxiv_class is taken to be
 SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 
 

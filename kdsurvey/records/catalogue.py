@@ -349,7 +349,7 @@ def _record_rules(data, path, shown, known: Known):
             )
     venue = _text(data, "venue")
     if venues and venue is not None and venue not in venues:
-        yield Problem(shown, at("venue"), "venue", f"unknown venue {venue!r} (see venues.yaml)")
+        yield Problem(shown, at("venue"), "venue", unknown_venue(venue, venues))
     tasks = data.get("tasks")
     for index, task in enumerate(tasks if isinstance(tasks, list) else []):
         if known.tasks and isinstance(task, str) and task not in known.tasks:
@@ -366,9 +366,23 @@ def _record_rules(data, path, shown, known: Known):
             yield Problem(shown, at(*loc), field_name(loc), unknown_loss(name, losses))
 
 
+def unknown_venue(venue: str, venues: dict) -> str:
+    """The message for a ``venue`` that is no key of venues.yaml, with the key it may mean: the
+    one whose key, short name or alias it spells (``CVPR``, ``NeurIPS``), or a close key."""
+    spelled = {}
+    for key, info in venues.items():
+        for name in (key, info.short, info.name, *info.aliases):
+            spelled.setdefault(name.casefold(), key)
+    key = spelled.get(venue.casefold())
+    close = [key] if key else difflib.get_close_matches(venue, sorted(venues), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown venue {venue!r}{hint} (venues are the keys of venues.yaml)"
+
+
 def unknown_loss(name: str, losses) -> str:
     """The message for a ``loss`` that is not in the manifest: what to do next."""
-    close = difflib.get_close_matches(name, sorted(losses), n=3, cutoff=0.75)
+    close = [n for n in sorted(losses) if n.casefold() == name.casefold()]
+    close = close or difflib.get_close_matches(name, sorted(losses), n=3, cutoff=0.75)
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     return (
         f"no loss {name!r} in kdsurvey.losses: {hint}`kdsurvey losses list` shows the losses; "

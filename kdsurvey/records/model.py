@@ -84,7 +84,12 @@ PARTICLES = frozenset(
 ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})$")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 AUTHOR_RE = re.compile(r"^[^,\s][^,]*, [^,\s][^,]*$")
+#: The primary arXiv class of a record whose ``links.arxiv_class`` is absent (BibTeX's
+#: ``primaryClass``): the catalogue is about vision-first distillation.
+DEFAULT_ARXIV_CLASS = "cs.CV"
 GITHUB_RE = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+PAGES_RE = re.compile(r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
+_PAGE_RANGE = re.compile(r"^(\d+) ?[-\u2010\u2011\u2013\u2014] ?(\d+)$")  # hyphen, en or em dash
 
 
 class Category(str, Enum):
@@ -149,6 +154,17 @@ def _check_author(value: str) -> str:
     return value
 
 
+def _check_pages(value: str) -> str:
+    """BibTeX's ``first--last``; a single hyphen or a dash between two numbers means the same."""
+    value = _PAGE_RANGE.sub(r"\1--\2", value)
+    if not PAGES_RE.match(value):
+        raise ValueError(
+            "must be a range written first--last (10925--10934), one page (1504) or an article "
+            "number (e1234)"
+        )
+    return value
+
+
 def _check_text(value: str) -> str:
     if value != value.strip() or "  " in value or "\n" in value:
         raise ValueError("must be one line without leading, trailing or double spaces")
@@ -159,6 +175,18 @@ ArxivId = Annotated[str, AfterValidator(_check_arxiv)]
 Doi = Annotated[str, AfterValidator(_check_doi)]
 Author = Annotated[str, AfterValidator(_check_author)]
 Line = Annotated[str, Field(min_length=1), AfterValidator(_check_text)]
+Pages = Annotated[
+    str,
+    AfterValidator(_check_pages),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d+ ?(--|[-\u2010\u2011\u2013\u2014]) ?\d+$|^[A-Za-z]?\d+$",
+            "description": "first--last (a single hyphen or a dash is read as --), one page, or "
+            "an article number",
+        }
+    ),
+]
 #: A key of ``papers/tasks.yaml`` (the catalogue checks it is one, as it does for venues).
 TaskKey = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 Url = Annotated[HttpUrl, Field(description="An http(s) URL")]
@@ -259,7 +287,7 @@ class Paper(BaseModel):
     )
     volume: str | None = None
     number: str | None = None
-    pages: str | None = Field(default=None, pattern=r"^\d+(--\d+)?$|^[A-Za-z]?\d+$")
+    pages: Pages | None = None
     summary: Line = Field(description="one plain sentence: what is distilled and how")
     notes: str | None = None
     unconfirmed: dict[UnconfirmedField, Line] = Field(

@@ -8,8 +8,10 @@ data, not code: adding a publisher or a host is a one-line change to a YAML file
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -106,8 +108,38 @@ def validate_model(model: type[BaseModel], data: dict, shown: str, problems: lis
             # Drop pydantic's type tags (``function-after[...]``) from the path; keep keys and indices.
             loc = tuple(s for s in err["loc"] if isinstance(s, int) or "[" not in s)
             message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+                message = _unknown_field(model, loc)
             problems.append(Problem(shown, line_of(data, loc), field_name(prefix + loc), message))
         return None
+
+
+def _unknown_field(model: type[BaseModel], loc: tuple) -> str:
+    """The message for a key that is no field (``summery:``), with the field it may have meant."""
+    known = _fields_at(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return "unknown field" + (f"; did you mean {close[0]!r}?" if close else "")
+
+
+def _fields_at(model: type[BaseModel], path: tuple) -> list[str]:
+    """The field names of the model found at ``path`` inside ``model`` (list indices skipped)."""
+    for step in path:
+        if isinstance(step, int):
+            continue
+        field = model.model_fields.get(step)
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if found := _model_in(arg):
+            return found
+    return None
 
 
 def read_table(path: Path, model: type[BaseModel], problems: list[Problem]) -> dict:

@@ -45,8 +45,10 @@ def _check_line(value: str) -> str:
 
 def _decimal_text(value):
     if isinstance(value, int | float):  # bool is an int too
+        written = getattr(value, "written", None) or str(value)  # as the record wrote it
         raise ValueError(
-            f'write the number as printed, quoted as a string ("{value}"), so its decimals are kept'
+            f'write the number as printed, quoted as a string ("{written}"), so its decimals are '
+            "kept"
         )
     return value
 
@@ -97,6 +99,11 @@ class Result(BaseModel):
     )
     source: Line = Field(description="where the number stands: Table 2, official README")
     note: str | None = None
+    below_one: bool | None = Field(
+        default=None,
+        description="true when the paper prints a percentage under 1 (0.78 %), which would "
+        "otherwise be refused as a fraction written where a percentage is meant",
+    )
 
     @property
     def number(self) -> Decimal:
@@ -324,6 +331,19 @@ def result_problems(data: dict, shown: str, vocabulary: Vocabulary | None):
             yield (
                 ("results", i, "value"),
                 f"{r['value']} is outside the range of {r['metric']} ({_format_range(metric)})",
+            )
+        elif (
+            metric is not None
+            and metric.max == 100
+            and number is not None
+            and 0 < number < 1
+            and r.get("below_one") is not True
+        ):
+            percent = format((number * 100).normalize(), "f")
+            yield (
+                ("results", i, "value"),
+                f"{r['value']} looks like a fraction, but {r['metric']} is a percentage: write "
+                f'"{percent}", or add `below_one: true` if the paper prints {r["value"]} %',
             )
         role, baseline = r.get("role"), r.get("baseline")
         if role == "baseline" and baseline is None:

@@ -88,16 +88,3 @@ def export_warnings(papers: Iterable[Paper]) -> list[str]:
         for p in sorted(papers, key=lambda p: p.id)
         if not p.authors
     ]
-
-
-def help_url(config=None) -> str:
-    """The help page's address on the published site (``site_url`` of the packaged
-    ``kdsurvey/website/mkdocs.yml``)."""
-    import re
-    from pathlib import Path
-
-    config = Path(config or Path(__file__).resolve().parents[1] / "website" / "mkdocs.yml")
-    text = config.read_text(encoding="utf-8") if config.is_file() else ""
-    match = re.search(r"^site_url:\s*(\S+)", text, re.M)
-    base = match.group(1).rstrip("/") if match else ""
-    return f"{base}/catalogue/{HELP_PAGE}/"

@@ -21,6 +21,7 @@ PureLoader = yaml.SafeLoader
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _BOOL, _NULL = _TAG + "str", _TAG + "int", _TAG + "bool", _TAG + "null"
+_FLOAT = _TAG + "float"
 _safe = SafeConstructor()  # only its stateless scalar constructors are used
 
 
@@ -39,6 +40,13 @@ class YamlProblem(Exception):
         super().__init__(message)
         self.line = line
         self.message = message
+
+
+class WrittenFloat(float):
+    """A float that remembers how it was written (``76.30``), so that the advice to quote it can
+    keep the zero that quoting is there to keep."""
+
+    written: str
 
 
 class LineDict(dict):
@@ -69,6 +77,10 @@ def _convert(node: yaml.Node, active: set[int], located: bool):
             return _safe.construct_yaml_bool(node)
         if tag == _NULL:
             return None
+        if tag == _FLOAT:
+            number = WrittenFloat(_safe.construct_yaml_float(node))
+            number.written = value
+            return number
         return SafeConstructor().construct_object(node, deep=True)  # fresh: it caches by node
     if id(node) in active:
         raise YamlProblem(node.start_mark.line + 1, "recursive alias")

@@ -4,7 +4,7 @@ One module per concern, each small enough to read at once:
 
 * :mod:`.markdown`: escaping record text into Markdown, HTML, URLs and front matter;
 * :mod:`.links`: the repository's edit and blob URLs behind the "edit" and "source" buttons;
-* :mod:`.related`: related papers, and the newest additions (from git);
+* :mod:`.related`: related papers;
 * :mod:`.chart`: the home page's papers-per-year chart;
 * :mod:`.pages`: :func:`render_pages` (pure) and :func:`generate` (writes changed pages only);
 * :mod:`.mkdocs`: the skeleton (package data in ``kdsurvey/website/``), the configuration, and
@@ -17,6 +17,7 @@ Everything here is torch-free: what a page says about a loss comes from the loss
 (:mod:`kdsurvey.exporters.loss_facts`), never from the loss modules.
 """
 
+from kdsurvey.exporters.render import md_text, url
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.live import serve
 from kdsurvey.exporters.site.markdown import (
@@ -25,10 +26,8 @@ from kdsurvey.exporters.site.markdown import (
     front_matter,
     html_text,
     mathml,
-    md_text,
     slug,
     task_label,
-    url,
 )
 from kdsurvey.exporters.site.mkdocs import (
     CONFIG,
@@ -40,19 +39,17 @@ from kdsurvey.exporters.site.mkdocs import (
     run_mkdocs,
 )
 from kdsurvey.exporters.site.pages import GENERATED, INCLUDES, Generated, generate, render_pages
-from kdsurvey.exporters.site.related import NEWEST, RELATED, added_order, newest_additions, related
+from kdsurvey.exporters.site.related import RELATED, related
 
 __all__ = [
     "CONFIG",
     "GENERATED",
     "INCLUDES",
-    "NEWEST",
     "RELATED",
     "SKELETON",
     "Generated",
     "Links",
     "SiteError",
-    "added_order",
     "build",
     "copy_project",
     "doc_text",
@@ -63,7 +60,6 @@ __all__ = [
     "load_config",
     "mathml",
     "md_text",
-    "newest_additions",
     "related",
     "render_pages",
     "run_mkdocs",

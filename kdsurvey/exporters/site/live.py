@@ -19,6 +19,7 @@ from kdsurvey.exporters.render import environment
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.mkdocs import DEFAULT_CONFIG, load_config, project
 from kdsurvey.exporters.site.pages import GENERATED, generate
+from kdsurvey.exporters.view import View
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
@@ -35,7 +36,7 @@ def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
 class Regenerator:
     """Regenerate the pages when a record, a data file or a template changed since the last call.
 
-    Rendered paper pages are remembered between calls (``memo`` of :func:`.pages.render_pages`),
+    Rendered paper pages are remembered between calls (the :class:`View`'s ``memo``),
     so an edited record costs its own page and the listing pages, not the whole catalogue.
     """
 
@@ -64,12 +65,21 @@ class Regenerator:
             )
             return
         try:
-            result = generate(catalogue, self.docs_dir, self.links, memo=self._memo)
+            result = generate(View(catalogue, self._memo), self.docs_dir, self.links)
         except Exception as exc:  # noqa: BLE001 - a template error must not stop the server
             self.log(f"page generation failed: {exc}")
             return
         if result.written or result.removed:
             self.log(f"regenerated {len(result.written)} page(s), removed {len(result.removed)}")
+
+
+class _QuietDirty(logging.Filter):
+    """Drops MkDocs' warning that a dirty build is being performed: ``kdsurvey serve`` builds
+    dirty by default and says so in its help (``--no-dirty``); repeated on every rebuild, the
+    warning would bury the messages that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'dirty' build is being performed" not in record.getMessage()
 
 
 def _is_record(path: Path) -> bool:
@@ -90,15 +100,25 @@ def serve(
 
     ``dirty`` (the default) rebuilds only the changed pages: the navigation lists no paper page,
     so a record's edit changes only its own page and the listing pages that show it. A dirty
-    build is not strict (MkDocs warns that it is dirty); a full one is.
+    build is not strict; MkDocs' warning that it is dirty is left out (:class:`_QuietDirty`).
     """
+    papers = Path(papers).resolve()
+    quiet = _QuietDirty()
+    logging.getLogger("mkdocs.commands.build").addFilter(quiet)
+    try:
+        _serve(papers, config_file, dev_addr, dirty, log)
+    finally:
+        logging.getLogger("mkdocs.commands.build").removeFilter(quiet)
+
+
+def _serve(papers: Path, config_file, dev_addr: str, dirty: bool, log) -> None:
+    """:func:`serve`, with MkDocs' loggers set up."""
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.livereload import LiveReloadServer
 
     from kdsurvey.exporters.site.fastpath import install
     from kdsurvey.tempdirs import private_tempdir
 
-    papers = Path(papers).resolve()
     logger = logging.getLogger("mkdocs")
     if not logger.handlers:  # the mkdocs CLI would: show "Serving on ..." and rebuilds
         handler = logging.StreamHandler()

@@ -8,34 +8,16 @@ import re
 from functools import lru_cache
 from urllib.parse import quote
 
-# Python-Markdown's backslash escapes (tables add ``|``); ``& < > "`` become entities instead.
-_MD_TABLE = str.maketrans(
-    {
-        **{c: "\\" + c for c in "\\`*_{}[]()#+-.!|"},
-        "&": "&amp;",
-        "<": "&lt;",
-        ">": "&gt;",
-        '"': "&quot;",
-    }
-)
-_SPACE = re.compile(r"\s\s|[^\S ]")  # whitespace other than single spaces
+from kdsurvey.exporters.render import md_text
+
 _SPACES = re.compile(r"\s+")
-# The losses' own prose (trusted, from the manifest): code spans, $math$, **strong** and *em*.
+# The losses' own prose (trusted, from the manifest): code spans, $math$, **strong** and *em*;
+# a backslash before one of their marks keeps it as text (data put into such prose: doc_escape).
 _DOC_TOKEN = re.compile(
     r"(?::\w+:)?``?([^`]+?)``?|\$([^$]+?)\$|\*\*(.+?)\*\*|(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])"
+    r"|\\([\\`$*])"
 )
-
-
-def md_text(value) -> str:
-    """User text as Markdown that Python-Markdown renders exactly as written, on one line.
-
-    Markdown syntax is backslash-escaped and ``& < > "`` become entities, so no markup, link,
-    HTML or snippet directive in a record survives as anything but text.
-    """
-    text = str(value)
-    if _SPACE.search(text):
-        text = _SPACES.sub(" ", text)
-    return text.translate(_MD_TABLE)
+_DOC_MARKS = re.compile(r"([\\`$*])")
 
 
 @lru_cache(maxsize=4096)
@@ -60,8 +42,10 @@ def _doc(value, escape, code) -> str:
     out, pos = [], 0
     for match in _DOC_TOKEN.finditer(text):
         out.append(escape(text[pos : match.start()]))
-        span, math, strong, em = match.groups()
-        if span is not None:
+        span, math, strong, em, literal = match.groups()
+        if literal is not None:
+            out.append(escape(literal))
+        elif span is not None:
             out.append(code(span))
         elif math is not None:
             out.append(mathml(math))
@@ -72,6 +56,20 @@ def _doc(value, escape, code) -> str:
         pos = match.end()
     out.append(escape(text[pos:]))
     return "".join(out)
+
+
+def doc_escape(value) -> str:
+    """Data (a task's title) put into the losses' prose, so that it shows as written there."""
+    return _DOC_MARKS.sub(r"\\\1", str(value))
+
+
+def code_span(value) -> str:
+    """Record text as a Markdown code span that shows it as written, on one line: the fence is
+    longer than any run of backticks inside, padded when the text starts or ends with one."""
+    text = " ".join(str(value).split())
+    tick = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{tick}{pad}{text}{pad}{tick}"
 
 
 @lru_cache(maxsize=4096)
@@ -115,11 +113,6 @@ def fence(code: str) -> str:
 def html_text(value) -> str:
     """User text for raw HTML (tables, attributes): every special character an entity."""
     return html.escape(" ".join(str(value).split()), quote=True)
-
-
-def url(value) -> str:
-    """An external URL safe inside Markdown ``(...)`` and HTML attributes (percent-encoded)."""
-    return quote(str(value), safe=":/?#@!$&'*+,;=%~-._[]")
 
 
 def bibtex_data_url(entry: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.pages import GENERATED, Generated, generate
+from kdsurvey.exporters.view import View
 from kdsurvey.records.catalogue import Catalogue
 
 SKELETON = Path(__file__).resolve().parents[2] / "website"  # package data
@@ -98,7 +99,7 @@ class _Collect(logging.Handler):
 
 
 def build(
-    catalogue: Catalogue,
+    source: View | Catalogue,
     config_file: Path | str | None = DEFAULT_CONFIG,
     site_dir: Path | str | None = None,
     *,
@@ -115,7 +116,7 @@ def build(
         if site_dir is not None:
             overrides["site_dir"] = str(Path(site_dir).resolve())
         config = load_config(config_file, **overrides)
-        generated = generate(catalogue, config.docs_dir, Links.from_config(config))
+        generated = generate(source, config.docs_dir, Links.from_config(config))
         start = time.perf_counter()
         swap_in(config)
         generated.site_seconds = time.perf_counter() - start

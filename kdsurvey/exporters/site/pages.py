@@ -1,6 +1,7 @@
 """The generated pages: the catalogue rendered through ``kdsurvey/templates/site/``, then written.
 
-:func:`render_pages` is pure (catalogue in, ``{relative path: text}`` out, same input, same bytes);
+:func:`render_pages` is pure (a :class:`~kdsurvey.exporters.view.View` of the catalogue in,
+``{relative path: text}`` out, same input, same bytes);
 :func:`generate` writes the pages into ``<docs_dir>/catalogue/``, only those whose text changed,
 and removes the pages of records that are gone, so ``mkdocs serve`` and dirty builds stay cheap.
 A loss's block on the paper pages comes from the losses' manifest (:mod:`..loss_facts`).
@@ -8,7 +9,6 @@ A loss's block on the paper pages comes from the losses' manifest (:mod:`..loss_
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,15 +16,16 @@ from functools import cache, partial
 from pathlib import Path
 
 from kdsurvey.exporters import arena_page, leaderboard, usage
+from kdsurvey.exporters.evidence import SCOPE
+from kdsurvey.exporters.evidence import sentence as checked_against
 from kdsurvey.exporters.help_page import render_help
-from kdsurvey.exporters.loss_facts import EVIDENCE, loss_facts
-from kdsurvey.exporters.render import environment, newest_first
+from kdsurvey.exporters.loss_facts import EVIDENCE
+from kdsurvey.exporters.render import environment, md_text, newest_first, url
 from kdsurvey.exporters.site.chart import chart
-from kdsurvey.exporters.site.evidence import SCOPE
-from kdsurvey.exporters.site.evidence import sentence as checked_against
 from kdsurvey.exporters.site.links import Links
 from kdsurvey.exporters.site.markdown import (
     bibtex_data_url,
+    code_span,
     doc_html,
     doc_text,
     fence,
@@ -32,14 +33,13 @@ from kdsurvey.exporters.site.markdown import (
     html_text,
     inline_html,
     mathml,
-    md_text,
     paragraph_list,
     slug,
     task_label,
     task_lower,
-    url,
 )
-from kdsurvey.exporters.site.related import newest_additions, related
+from kdsurvey.exporters.site.related import related
+from kdsurvey.exporters.view import View
 from kdsurvey.files import write_atomic
 from kdsurvey.records import libraries
 from kdsurvey.records.catalogue import Catalogue
@@ -75,50 +75,23 @@ def _site_env():
         url=url,
         fm=front_matter,
         fence=fence,
+        code=code_span,
         slug=slug,
     )
     env.globals = dict(env.globals)
     return env
 
 
-def _bibtex(catalogue: Catalogue, memo: dict | None = None) -> tuple[dict[str, str], str] | None:
-    """Per-id BibTeX entries and the whole file, from :mod:`kdsurvey.exporters.citations`.
-
-    With ``memo`` (``kdsurvey serve``), each entry is written once per version of its record.
-    """
-    try:
-        from kdsurvey.exporters.citations import bibtex
-    except ImportError:
-        return None
-    if memo is None:
-        text = bibtex(catalogue, catalogue.papers)
-        singles = re.split(r"\n(?=@)", text)
-    else:
-        known = memo.setdefault("bibtex", {})
-        singles = []
-        for p in sorted(catalogue.papers, key=lambda p: p.id):  # the file's order
-            key = (p.model_dump_json(), catalogue.venues[p.venue].model_dump_json())
-            if known.get(p.id, (None,))[0] != key:
-                known[p.id] = (key, bibtex(catalogue, [p]))
-            singles.append(known[p.id][1])
-        text = "\n".join(singles)  # what bibtex() writes for them all
-    entries = {}
-    for chunk in singles:
-        match = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", chunk)
-        if match:
-            entries[match.group(1)] = chunk.strip() + "\n"
-    return entries, text if text.endswith("\n") else text + "\n"
-
-
-def render_pages(
-    catalogue: Catalogue, links: Links | None = None, memo: dict | None = None
-) -> dict[str, str]:
+def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[str, str]:
     """Every generated file: path relative to the generated folder -> text. Pure and ordered.
 
-    ``memo`` (a dict kept between calls, as ``kdsurvey serve`` does) remembers each paper page and
-    BibTeX entry with everything it shows, and renders again only those whose inputs changed.
-    The caller clears it when anything but a record changed (a data file, a template).
+    The view's ``memo`` (a dict kept between calls, as ``kdsurvey serve`` does) remembers each
+    paper page and BibTeX entry with everything it shows, and renders again only those whose
+    inputs changed. The caller clears it when anything but a record changed (a data file, a
+    template).
     """
+    view = View.of(source)
+    catalogue, memo = view.catalogue, view.memo
     links = links or Links()
     env = _site_env()
     env.filters.update(  # task titles are the catalogue's data (papers/tasks.yaml)
@@ -130,7 +103,6 @@ def render_pages(
     venues = catalogue.venues
     by_year = newest_first(catalogue.papers)
     related_papers = related(catalogue)
-    cites = _bibtex(catalogue, memo)
     categories = catalogue.categories
     venue_slugs: dict[str, str] = {}
     for key in sorted(venues):
@@ -138,7 +110,7 @@ def render_pages(
         while s in venue_slugs.values():
             s += "-"
         venue_slugs[key] = s
-    losses = loss_facts(catalogue)
+    losses = view.losses
     by_id = {p.id: p for p in catalogue.papers}
     evidence = {
         name: checked_against(info, by_id.get(info.paper)) if info else None
@@ -222,23 +194,21 @@ def render_pages(
     task_rows = sorted(by_task.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     pages["tasks/index.md"] = index.render(common, kind="task", rows=task_rows)
 
-    arena = arena_page.load(arena_page.results_path(catalogue))
+    arena = view.arena
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
-    language = arena_page.load(arena_page.results_path(catalogue, arena_page.LANGUAGE))
-    pages["arena.md"] = arena_page.page(env, catalogue, arena, language)
+    pages["arena.md"] = arena_page.page(env, catalogue, arena, view.language_arena)
     # Search ranks a paper whose losses other papers use higher (DKD above the papers citing it).
     reused: dict[str, set[str]] = defaultdict(set)
     for name, info in losses.items():
         if info:
             reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
     for p in catalogue.papers:
-        entry = cites[0].get(p.id) if cites else None
         inputs = {
             "p": p,
             "venue": venues[p.venue],
             "category": categories[p.category.value],
             "related": related_papers[p.id],
-            "bibtex": entry,
+            "bibtex": view.bibtex.get(p.id),
             "edit_url": links.edit(catalogue.path_of(p)),
             "results": leaderboard.paper_rows(catalogue, p),
             "arena": arena_page.paper_rows(arena_rows, p.id),
@@ -248,29 +218,26 @@ def render_pages(
             pages[f"papers/{p.id}.md"] = t_paper.render(common, **inputs)
         else:
             pages[f"papers/{p.id}.md"] = _remembered(memo, t_paper, common, inputs, by_id)
-    if cites:
-        pages["kdsurvey.bib"] = cites[1]
+    if view.bibtex:
+        pages["kdsurvey.bib"] = view.bibtex_file
     pages["help.md"] = render_help(env, catalogue, links)
 
-    pages["libraries.md"] = _libraries_page(env, catalogue, links, common)
+    pages["libraries.md"] = _libraries_page(env, view, links, common)
 
     home = env.get_template("site/home.md.j2")
-    years = [p.year for p in catalogue.papers]
+    counts = view.counts
     stats = {
-        "papers": len(catalogue.papers),
+        "papers": counts.papers,
         "categories": len(categories),
         "venues": len(by_venue),
-        "with_code": sum(1 for p in catalogue.papers if p.links.code),
-        "losses": sum(1 for info in losses.values() if info),
-        "levels": [
-            (level, count)
-            for level in EVIDENCE
-            if (count := sum(1 for i in losses.values() if i and i.evidence == level))
-        ],
-        "unconfirmed": sum(1 for p in catalogue.papers if p.unconfirmed),
-        "first": min(years, default=None),
-        "last": max(years, default=None),
+        "with_code": counts.with_code,
+        "losses": counts.losses,
+        "levels": counts.levels,
+        "unconfirmed": counts.unconfirmed,
+        "first": min(counts.years, default=None),
+        "last": max(counts.years, default=None),
     }
+    newest = view.newest()
     for part in ("stats", "chart", "newest", "cite"):
         pages[f"{INCLUDES}/home-{part}.md"] = home.render(
             common,
@@ -278,8 +245,8 @@ def render_pages(
             stats=stats,
             chart=chart(catalogue),
             by_category=by_category,
-            newest=newest_additions(catalogue),
-            has_bib=cites is not None,
+            newest=newest,
+            has_bib=bool(view.bibtex),
         )
     pages.update(leaderboard.pages(catalogue, env))
     return pages
@@ -330,15 +297,14 @@ def _remembered(memo: dict, template, common: dict, inputs: dict, by_id: dict) -
     return pages[p.id][1]
 
 
-def _libraries_page(env, catalogue: Catalogue, links: Links, common: dict) -> str:
+def _libraries_page(env, view: View, links: Links, common: dict) -> str:
     """The library coverage page, from ``libraries.yaml`` beside the records (empty without one).
 
     The evidence of each match comes from the losses' manifest (:func:`libraries.rows`).
     """
-    path = catalogue.root / libraries.LIBRARIES_FILE
+    found = view.libraries
     groups = []
-    if path.is_file():
-        found = libraries.load(path)
+    if found is not None:
         rows = libraries.rows(found)
         # a loss links to its own page, when a paper of this catalogue names it
         for lib in found:
@@ -360,23 +326,19 @@ def _libraries_page(env, catalogue: Catalogue, links: Links, common: dict) -> st
                 }
             )
     return env.get_template("site/libraries.md.j2").render(
-        common, libraries=groups, edit_url=links.edit(path) if path.is_file() else None
+        common,
+        libraries=groups,
+        edit_url=links.edit(view.libraries_path) if found is not None else None,
     )
 
 
 def generate(
-    catalogue: Catalogue,
-    docs_dir: Path | str,
-    links: Links | None = None,
-    memo: dict | None = None,
+    source: View | Catalogue, docs_dir: Path | str, links: Links | None = None
 ) -> Generated:
-    """Write the generated pages into ``docs_dir/catalogue``: changed files only, stale removed.
-
-    ``memo``: as for :func:`render_pages`.
-    """
+    """Write the generated pages into ``docs_dir/catalogue``: changed files only, stale removed."""
     start = time.perf_counter()
     out = Path(docs_dir) / GENERATED
-    pages = render_pages(catalogue, links, memo)
+    pages = render_pages(source, links)
     result = Generated()
     existing = (
         {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}

@@ -1,19 +1,15 @@
-"""Which papers a page points to next: related papers, and the newest additions (from git)."""
+"""Which papers a page points to next: related papers, from real relations between records."""
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from pathlib import Path
 
-from kdsurvey.exporters.render import newest_first
-from kdsurvey.exporters.site.markdown import task_label
-from kdsurvey.gitrepo import added_times
+from kdsurvey.exporters.site.markdown import doc_escape, task_label
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.model import Paper
 
 RELATED = 6  # related papers shown on a paper page
-NEWEST = 8  # newest additions shown on the home page
 
 
 def _extends(catalogue: Catalogue) -> dict[str, dict[str, str]]:
@@ -89,34 +85,9 @@ def related(catalogue: Catalogue) -> dict[str, list[tuple[Paper, str]]]:
         for t in p.tasks:
             key = ("task", p.category.value, t)
             for q in _window(buckets[key], keys[key], p):
-                shared[q.id].append(task_label(t, catalogue.tasks))
+                shared[q.id].append(doc_escape(task_label(t, catalogue.tasks)))
         for qid, tasks in shared.items():
             add(by_id[qid], len(tasks), "same category, also on " + " and ".join(tasks))
         best = sorted(scores.values(), key=lambda e: (-e[0], abs(e[2].year - p.year), e[2].id))
         found[p.id] = [(e[2], "; ".join(e[1])) for e in best[:RELATED]]
     return found
-
-
-def added_order(catalogue: Catalogue) -> dict[str, int]:
-    """id -> commit time (seconds) at which the record was added, from git; {} without history."""
-    out = added_times(catalogue.root)
-    if out is None:
-        return {}
-    added: dict[str, int] = {}
-    for chunk in out.split("\x00")[1:]:
-        lines = chunk.strip().splitlines()
-        if not lines or not lines[0].isdigit():
-            continue
-        stamp, *names = lines
-        for name in names:
-            stem = Path(name.strip()).stem
-            if name.endswith(".yaml") and stem:
-                added.setdefault(stem, int(stamp))  # newest commit comes first
-    return added
-
-
-def newest_additions(catalogue: Catalogue, count: int = NEWEST) -> list[Paper]:
-    """The papers most recently added to the catalogue (git); records not committed yet first."""
-    added = added_order(catalogue)
-    order = {p.id: i for i, p in enumerate(newest_first(catalogue.papers))}
-    return sorted(catalogue.papers, key=lambda p: (-added.get(p.id, 2**62), order[p.id]))[:count]

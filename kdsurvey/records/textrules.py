@@ -1,5 +1,6 @@
-"""Text rules of ``kdsurvey check metadata`` that need no record: Title Case, near-equal titles,
-one person's name spelled two ways, the month an arXiv id was issued in."""
+"""Text rules that need no record: Title Case, near-equal titles, one person's name spelled two
+ways, the month an arXiv id was issued in. ``kdsurvey check metadata`` warns by them, and
+``import bibtex`` writes records that keep them."""
 
 from __future__ import annotations
 
@@ -93,13 +94,12 @@ def near_limit(title: str) -> int:
 
 
 def _case_part(part: str, minor_ok: bool) -> str:
-    letters = re.sub(r"[^A-Za-z]", "", part)
+    letters = "".join(c for c in part if c.isalpha())  # accented letters too (Über)
     if not letters or re.search(r"\d", part) or any(c.isupper() for c in letters[1:]):
         return part  # acronyms, CamelCase names, numbers: as written
-    match = re.search(r"[A-Za-z]", part)
-    start = match.start()
+    start = next(i for i, c in enumerate(part) if c.isalpha())
     word = part[start:]
-    core = re.sub(r"[^A-Za-z]+$", "", word).lower()
+    core = re.sub(r"[\W\d_]+$", "", word).lower()
     if minor_ok and core in MINOR_WORDS:
         return part[:start] + word.lower()
     return part[:start] + word[0].upper() + word[1:]
