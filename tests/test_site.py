@@ -228,6 +228,33 @@ def test_every_manifest_formula_converts_to_mathml():
             assert out.startswith("<math") and "\\" not in out, (name, latex)
 
 
+def test_loss_pages_show_the_authors_settings_with_their_sources():
+    """Each preset of the manifest is a row of its loss page (name, label weight, warm-up,
+    source); a loss without presets says that none were found."""
+    catalogue = load(PAPERS)
+    pages = site.render_pages(catalogue)
+    with_presets = 0
+    for name in {n for p in catalogue.papers for n in p.loss}:
+        page = pages[f"losses/{site.slug(name)}.md"]
+        presets = manifest.entry(name)["presets"]
+        rows = [r for r in page.splitlines() if r.startswith("<tr data-preset=")]
+        assert len(rows) == len(presets), name
+        for row, p in zip(rows, facts(name).presets, strict=True):
+            assert row.startswith(f'<tr data-preset="{p.name}"><td><code>{p.name}</code>')
+            assert ("(default)" in row) == p.default
+            assert doc_html(p.source) in row and f"<td>{p.task_weight}</td>" in row
+            for key, value in p.kwargs:  # a named preset's overrides, as Python
+                assert f"<code>{key}={html.escape(value)}</code>" in row, (name, key)
+        if not presets:
+            assert "No training settings of its authors were found" in page, name
+        with_presets += bool(presets)
+    assert with_presets >= 50
+    at = pages[f"losses/{site.slug('at')}.md"]
+    assert (
+        "<td><code>loss_weight</code></td><td><code>float</code></td><td><code>1000.0</code>" in at
+    )
+
+
 def test_hyperparameter_tables_are_the_manifest():
     """Every row of every loss page's hyperparameter table is the manifest's, meaning included."""
     catalogue = load(PAPERS)
