@@ -160,10 +160,25 @@ def render_pages(
     for p in by_year:
         for name in p.loss:
             users[name].append(p)
+    # Search ranks a paper higher the more papers build on or compare against its losses (a
+    # paper listing one, or reporting it as a baseline): KD's and DKD's papers above the papers
+    # citing them, whose rarer words would otherwise win. A loss page gets half its paper's boost.
+    reused: dict[str, set[str]] = defaultdict(set)
+    baselines: dict[str, set[str]] = defaultdict(set)
+    for q in catalogue.papers:
+        for r in q.results:
+            if r.baseline:
+                baselines[r.baseline].add(q.id)
+    for name, info in losses.items():
+        if info:
+            reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
+            reused[info.paper].update(baselines[name] - {info.paper})
+    boost = {pid: 1 + min(len(ids), 8) / 4 for pid, ids in reused.items() if ids}
     t_loss = env.get_template("site/loss.md.j2")
     for name, info in losses.items():
         pages[f"losses/{slug(name)}.md"] = t_loss.render(
             common,
+            boost=0.5 * boost.get(info.paper, 1) if info else 0.5,
             name=name,
             info=info,
             info_description=info.description if info else "",
@@ -225,11 +240,6 @@ def render_pages(
     arena = arena_page.load(arena_page.results_path(catalogue))
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
     pages["arena.md"] = arena_page.page(env, catalogue, arena)
-    # Search ranks a paper whose losses other papers use higher (DKD above the papers citing it).
-    reused: dict[str, set[str]] = defaultdict(set)
-    for name, info in losses.items():
-        if info:
-            reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
         inputs = {
@@ -241,7 +251,7 @@ def render_pages(
             "edit_url": links.edit(catalogue.path_of(p)),
             "results": leaderboard.paper_rows(catalogue, p),
             "arena": arena_page.paper_rows(arena_rows, p.id),
-            "boost": 1 + min(len(reused[p.id]), 4) / 4 if reused[p.id] else None,
+            "boost": boost.get(p.id),
         }
         if memo is None:
             pages[f"papers/{p.id}.md"] = t_paper.render(common, **inputs)
