@@ -36,11 +36,18 @@ def load(path: Path | str) -> dict | None:
 
 
 def completeness(results: dict) -> dict:
-    """Runs done (successful, failed) against the whole arena's plan."""
+    """Runs done (successful, failed) against the whole arena's plan, and which (task, loss)
+    pairs failed on some seeds: ``failed`` lists ``(task, loss, failed seeds, seeds run)``."""
     runs = results.get("runs", [])
     ok = sum(1 for x in runs if x.get("status") == "ok")
     plan = results.get("plan") or {}
     planned = int(plan.get("runs") or len(runs))
+    failed = [
+        (task, loss, e["errors"], e.get("n", 0) + e["errors"])
+        for task, entries in sorted(results.get("summary", {}).items())
+        for loss, e in sorted(entries.items())
+        if e.get("errors")
+    ]
     return {
         "done": len(runs),
         "ok": ok,
@@ -49,7 +56,17 @@ def completeness(results: dict) -> dict:
         "percent": round(100 * len(runs) / planned) if planned else 0,
         "losses": plan.get("losses"),
         "seeds": plan.get("seeds"),
+        "failed": failed,
     }
+
+
+def reason(error: str | None) -> str:
+    """A failed run's error as a reader needs it: the exception and its message, without the
+    values dumped after a colon (``FloatingPointError: non-finite loss at epoch 1``)."""
+    if not error:
+        return ""
+    kind, _, message = error.partition(": ")
+    return f"{kind}: {message.split(': ', 1)[0]}" if message else kind
 
 
 def _gain(entry: dict, key: str) -> dict | None:
@@ -66,7 +83,7 @@ def rows(results: dict, catalogue: Catalogue) -> list[dict]:
     out = []
     for task, entries in sorted(results.get("summary", {}).items()):
         ranked = sorted(entries.items(), key=lambda kv: (-kv[1].get("mean", -1.0), kv[0]))
-        for loss, e in ranked:
+        for position, (loss, e) in enumerate(ranked, 1):
             info = facts(loss) if loss != BASELINE else None
             paper = papers.get(info.paper) if info else None
             family = categories.get(paper.category.value) if paper else None
@@ -80,7 +97,8 @@ def rows(results: dict, catalogue: Catalogue) -> list[dict]:
                     "evidence": info.evidence if info else "",
                     "n": e.get("n", 0),
                     "errors": e.get("errors", 0),
-                    "error": e.get("error"),
+                    "rank": position if "mean" in e else None,
+                    "error": reason(e.get("error")),
                     "mean": 100 * e["mean"] if "mean" in e else None,
                     "std": 100 * e["std"] if "std" in e else None,
                     "vs_student": _gain(e, "gain_vs_student"),
@@ -96,9 +114,12 @@ def paper_rows(rows_: list[dict], paper_id: str) -> list[dict]:
     return [r for r in rows_ if r["paper"] is not None and r["paper"].id == paper_id]
 
 
-def page(env, catalogue: Catalogue, results: dict | None) -> str:
-    """The text of ``catalogue/arena.md``."""
+def page(env, catalogue: Catalogue, results: dict | None, edit_url: str | None = None) -> str:
+    """The text of ``catalogue/arena.md``; its edit link goes to ``edit_url`` (the results
+    file it is generated from), never to the generated page."""
     return env.get_template("site/arena.md.j2").render(
+        edit_url=edit_url,
+        tasks=sorted(results.get("summary", {})) if results else [],
         results=results,
         rows=rows(results, catalogue) if results else [],
         done=completeness(results) if results else None,

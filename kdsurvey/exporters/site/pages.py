@@ -237,9 +237,12 @@ def render_pages(
     task_rows = sorted(by_task.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     pages["tasks/index.md"] = index.render(common, kind="task", rows=task_rows)
 
-    arena = arena_page.load(arena_page.results_path(catalogue))
+    arena_file = arena_page.results_path(catalogue)
+    arena = arena_page.load(arena_file)
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
-    pages["arena.md"] = arena_page.page(env, catalogue, arena)
+    pages["arena.md"] = arena_page.page(
+        env, catalogue, arena, links.edit(arena_file) if arena else None
+    )
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
         inputs = {
@@ -279,11 +282,17 @@ def render_pages(
         "unconfirmed": sum(1 for p in catalogue.papers if p.unconfirmed),
         "first": min(years, default=None),
         "last": max(years, default=None),
+        "results": sum(len(p.results) for p in catalogue.papers),
+        "result_papers": sum(1 for p in catalogue.papers if p.results),
+        "benchmarks": len({r.benchmark for p in catalogue.papers for r in p.results}),
+        "arena": arena_page.completeness(arena) if arena else None,
     }
-    for part in ("stats", "chart", "newest", "cite"):
+    home_rows = [str(row(p, venues[p.venue], venue_slugs[p.venue], "catalogue/")) for p in by_year]
+    for part in ("stats", "chart", "newest", "cite", "papers"):
         pages[f"{INCLUDES}/home-{part}.md"] = home.render(
             common,
             part=part,
+            rows=home_rows,
             stats=stats,
             chart=chart(catalogue),
             by_category=by_category,
