@@ -241,7 +241,7 @@ def render_pages(
     arena = arena_page.load(arena_file)
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
     pages["arena.md"] = arena_page.page(
-        env, catalogue, arena, links.edit(arena_file) if arena else None
+        env, catalogue, arena, links.edit(arena_page.RESULTS) if arena else None
     )
     for p in catalogue.papers:
         entry = cites[0].get(p.id) if cites else None
