@@ -43,6 +43,7 @@ def result(
     metric="top1",
     split=None,
     note=None,
+    loss=None,
 ):
     lines = [
         f"  - benchmark: {benchmark}",
@@ -60,6 +61,8 @@ def result(
         lines.append(f"    baseline: {baseline}")
     if note:
         lines.append(f"    note: {note}")
+    if loss:
+        lines.append(f"    loss: {loss}")
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +136,16 @@ def test_real_vocabulary_covers_the_classic_pairs():
         (result(baseline="kd"), "results[0].baseline", "only a result with role baseline"),
         (result(split="train"), "results[0].split", "cifar100 has no split 'train'"),
         (result(role="winner"), "results[0].role", "proposed"),
+        (result(method="DKD+Ours"), "results[0].method", "says 'Ours': name the method"),
+        (result(method="Proposed"), "results[0].method", "says 'Proposed'"),
+        (result(method="our reproduced"), "results[0].method", "says 'our'"),
+        (result(method="resnet18"), "results[0].method", "'resnet18' is an architecture"),
+        (result(loss="crd"), "results[0].loss", "'crd' is not a loss of this record (loss: dkd)"),
+        (
+            result(role="baseline", baseline="kd", method="KD2", loss="dkd"),
+            "results[0].loss",
+            "only a result with role proposed names its loss",
+        ),
     ],
 )
 def test_each_rule_is_reported_at_its_line(papers, row, field, words):
@@ -248,13 +261,14 @@ def test_ranking_order_ties_and_gain(papers):
     ]
     by_id = {p.id: p for p in c.papers}
     alpha, gamma = by_id["alpha2020ranked"], by_id["gamma2019ranked"]
-    tie = leaderboard.rank(
-        [
-            leaderboard.Entry(alpha, alpha.results[0].model_copy(update={"value": "76.30"})),
-            leaderboard.Entry(gamma, gamma.results[0].model_copy(update={"value": "76.3"})),
-        ],
-        True,
-    )
+    bench = c.benchmarks.benchmarks["cifar100"]
+
+    def entry(p, value):
+        return leaderboard.Entry(
+            p, {"top1": leaderboard.cell(p.results[0].model_copy(update={"value": value}), bench)}
+        )
+
+    tie = leaderboard.rank([entry(alpha, "76.30"), entry(gamma, "76.3")], True, "top1")
     assert [e.rank for e in tie] == [1, 1] and [e.paper.year for e in tie] == [2019, 2020]
     assert (
         leaderboard.signed(Decimal("2.99")) == "+2.99"
@@ -267,14 +281,77 @@ def test_ranking_order_ties_and_gain(papers):
     assert student.count == 4 and student.low == student.high
 
 
-def test_error_metrics_rank_lowest_first(papers):
+def test_errors_are_shown_as_accuracy_with_the_printed_form_in_the_note(papers):
     c = board_catalogue(papers, metric="top1_err", values=("23.5", "22.0", "24.1", "21.9"))
     board = leaderboard.boards(c)["cifar100"][0]
-    assert not board.higher
-    assert [e.result.value for e in board.entries] == ["21.9", "22.0", "23.5", "24.1"]
+    assert board.metrics == ["top1"] and board.higher
+    assert [e.cells["top1"].text for e in board.entries] == ["78.1", "78.0", "76.5", "75.9"]
+    assert [e.result.value for e in board.entries] == ["21.9", "22.0", "23.5", "24.1"]  # printed
     beta = next(e for e in board.entries if e.paper.id == "beta2021ranked")
-    assert beta.gain == Decimal("52.00")  # KD error 74.00 - 22.0: lower error is a positive gain
+    assert beta.gain == Decimal("52.00")  # KD error 74.00 (accuracy 26.00) -> 78.0: +52.00
+    assert "printed as Top-1 error 22.0%" in beta.notes
+    kd = next(s for s in board.spreads if s.baseline == "kd")
+    assert (kd.low, kd.high) == (Decimal("26.00"), Decimal("27.00"))
     assert leaderboard.gain(Decimal("20"), Decimal("25"), higher=False) == Decimal("5")
+
+
+def test_one_board_per_pair_with_top1_and_top5_side_by_side(papers):
+    """A paper printing top-1 accuracy and top-5 error, another only top-5: one board, two
+    columns, the first ranked by top-1, the second after it without a rank."""
+    text = DKD.replace("zhao2022decoupled", "alpha2020ranked").replace("Zhao, Borui", "Alpha, A")
+    text = text.replace("Decoupled Knowledge Distillation", "Ranked Distillation Alpha")
+    write(
+        papers,
+        "alpha2020ranked",
+        text.replace("year: 2022", "year: 2020"),
+        result(value="76.32", method="ALPHA"),
+        result(value="6.50", method="ALPHA", metric="top5_err"),
+        result(value="93.0", method="BETA", metric="top5"),
+    )
+    (board,) = leaderboard.boards(load(papers))["cifar100"]
+    assert board.metrics == ["top1", "top5"]
+    first, second = board.entries
+    assert (first.rank, first.method, [c.text for c in first.cells.values()]) == (
+        1,
+        "ALPHA",
+        ["76.32", "93.50"],
+    )
+    assert first.notes == ["printed as Top-5 error 6.50%"]
+    assert (second.rank, second.method, list(second.cells)) == (None, "BETA", ["top5"])
+    page = site.render_pages(load(papers))["leaderboards/cifar100.md"]
+    assert page.count("<table") == 1 and ">Top-1 (%)</th>" in page and ">Top-5 (%)</th>" in page
+
+
+def test_nonstandard_results_are_ranked_apart_and_stay_out_of_the_spreads(papers):
+    board_catalogue(papers)
+    path = papers / "beta2021ranked.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "    method: BETA\n    role: proposed\n",
+        "    method: BETA\n    role: proposed\n    nonstandard: a stronger teacher (80.70)\n",
+    )
+    text += "\n".join(
+        result(value="80.70", method="Teacher*", role="baseline", baseline="teacher").splitlines()
+        + ["    nonstandard: a stronger teacher"]
+    )
+    path.write_text(text + "\n", encoding="utf-8")
+    c = load(papers)
+    (board,) = leaderboard.boards(c)["cifar100"]
+    assert [(e.rank, e.paper.id) for e in board.entries] == [
+        (1, "gamma2019ranked"),
+        (1, "alpha2020ranked"),
+        (3, "delta2022ranked"),
+    ]
+    (apart,) = board.apart
+    assert (apart.rank, apart.paper.id, apart.nonstandard) == (
+        1,
+        "beta2021ranked",
+        "a stronger teacher (80.70)",
+    )
+    assert apart.gain is None  # its own KD ran with the standard teacher: no fair gain
+    assert not any(s.baseline == "teacher" for s in board.spreads)
+    page = site.render_pages(c)["leaderboards/cifar100.md"]
+    assert "Ranked apart: 1 result" in page and "a stronger teacher (80.70)</span>" in page
 
 
 # -- pages, README, export --------------------------------------------------------------------
@@ -289,12 +366,15 @@ def test_rendered_tables_match_the_data(papers):
     board = leaderboard.boards(c)["cifar100"][0]
     assert len(rows) == len(board.entries)
     for row, e in zip(rows, board.entries, strict=True):
-        assert row.startswith(f"<tr><td>{e.rank}</td>")
-        assert f'href="../../papers/{e.paper.id}/#loss-dkd"' in row
+        assert row.startswith(f'<tr><td class="kd-rank" data-kd-value="{e.rank}">{e.rank}</td>')
+        assert f'<a href="../../losses/dkd/">{e.method}</a>' in row  # the loss that produced it
         assert f'href="../../papers/{e.paper.id}/"' in row
         assert f">{e.result.value}</td>" in row and leaderboard.signed(e.gain) in row
-    assert "<svg" in page and page.count('class="kd-board-dot"') == 4  # one dot per proposed result
-    assert "| Baseline, across papers |" in page and "| 73.00 | 74.00 | 1.00 | 3 |" in page
+    # numbers first: the table comes before the chart, one dot per ranked result (legend: one)
+    assert page.index("<tbody>") < page.index("<svg")
+    assert page.count('class="kd-board-dot"') == 4 + 1
+    assert "| Top\\-1 \\(%\\) of the baselines, across papers |" in page
+    assert "| 73.00 | 74.00 | 1.00 | 3 |" in page
     assert (
         "leaderboards/index.md" in pages
         and "[CIFAR-100](cifar100.md)" in pages["leaderboards/index.md"]
@@ -363,3 +443,30 @@ def test_exports_keep_the_printed_precision(papers, capsys):
     assert main(["export", "results", "--papers", str(papers), "--format", "csv"]) == 0
     parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [p["value"] for p in parsed] == [r["value_text"] for r in back]
+
+
+def test_real_leaderboard_labels_name_methods_and_link_the_loss_that_produced_them():
+    """No ranked label is a pronoun or an architecture; combined methods link their own loss."""
+    from kdsurvey.records.results import PRONOUN_RE
+
+    c = load(PAPERS)
+    boards = [b for made in leaderboard.boards(c).values() for b in made]
+    entries = [e for b in boards for e in b.entries + b.apart]
+    assert len(entries) > 300
+    bad = [
+        (e.paper.id, e.method)
+        for e in entries
+        if PRONOUN_RE.search(e.method) or c.benchmarks.architecture(e.method)
+    ]
+    assert not bad, bad
+    losses = {(e.paper.id, e.method): e.loss for e in entries}
+    assert losses[("sun2024logit", "LSKD (on DKD)")] == "lskd_dkd"
+    assert losses[("sun2024logit", "LSKD (on KD)")] == "lskd"
+    assert losses[("wei2024scaled", "SD-DKD")] == "sdd_dkd"
+    assert losses[("zheng2024knowledge", "WTTM (on CRD)")] == "wttm"
+    assert losses[("wei2024scaled", "SD-NKD")] is None  # no loss of the catalogue produced it
+    for e in entries:  # a named loss is one of the record's
+        assert e.loss is None or e.loss in e.paper.loss, (e.paper.id, e.method)
+    page = site.render_pages(c)["leaderboards/cifar100.md"]
+    assert '<a href="../../losses/lskd_dkd/">LSKD (on DKD)</a>' in page
+    assert "Ours" not in page.split("<tbody>", 1)[1]

@@ -206,6 +206,18 @@ def test_evidence_never_contradicts_the_paper_page_links():
         assert "no official code is available" not in pages[f"papers/{pid}.md"].lower(), pid
 
 
+@pytest.mark.parametrize("level", ["paper", "abstract", "title"])
+def test_written_from_sentences_read_as_sentences(level):
+    """'... so this loss was written from ...': never 'was only the title was available'."""
+    import dataclasses
+
+    from kdsurvey.exporters.site.evidence import sentence
+
+    text = sentence(dataclasses.replace(facts("kd"), evidence=level), None)
+    assert f"**{level}**: no official code is available, so this loss was written from " in text
+    assert "was only" not in text and "written from the paper's" in text, text
+
+
 def test_home_counts_losses_per_evidence_level():
     catalogue = load(PAPERS)
     pages = site.render_pages(catalogue)

@@ -16,7 +16,7 @@ import http.server
 import os
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -290,7 +290,6 @@ SEARCHES = [
     ("Hinton", "catalogue/papers/hinton2015distilling/"),
     ("2203.08679", f"catalogue/papers/{DKD}/"),
     ("Borui Zhao", f"catalogue/papers/{DKD}/"),
-    ("crd", "catalogue/losses/crd/"),
     ("CVPR", "catalogue/venues/cvpr/"),
     ("segmentation", None),  # any result: checked below to be a page, not an error
 ]
@@ -301,10 +300,7 @@ def _search(page, query: str) -> list[str]:
     page.locator("input.md-search__input").press_sequentially(query, delay=30)
     page.locator(".md-search-result__item > a").first.wait_for(timeout=15000)
     page.wait_for_timeout(300)  # the last keystroke's results replace the earlier ones
-    return page.eval_on_selector_all(
-        ".md-search-result__item > a",
-        "as => as.map(a => new URL(a.href).pathname.replace(/^\\//, ''))",
-    )
+    return _search_results(page)
 
 
 @pytest.mark.parametrize(("query", "expected"), SEARCHES)
@@ -313,6 +309,61 @@ def test_search_first_result(reader, query, expected):
     found = _search(page, query)
     if expected:
         assert found[0] == expected, found[:4]
+
+
+def _pages(found: list[str]) -> list[str]:
+    """Result pages in order, sections folded into their page."""
+    return list(dict.fromkeys(f.split("#")[0] for f in found))
+
+
+def _settled_search(page, query: str) -> list[str]:
+    """The results of ``query`` once the last keystroke's results have replaced the earlier
+    ones: the list read until two readings 500 ms apart agree."""
+    found = _search(page, query)
+    for _ in range(20):
+        page.wait_for_timeout(500)
+        again = _search_results(page)
+        if again == found:
+            return found
+        found = again
+    return found
+
+
+def _search_results(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".md-search-result__item > a",
+        "as => as.map(a => new URL(a.href).pathname.replace(/^\\//, ''))",
+    )
+
+
+# query -> pages that must all be among the first 3 result pages: architecture names however
+# written, a teacher -> student pair, and short method names (issue #22)
+TOP3 = [
+    ("resnet32x4", ["catalogue/leaderboards/cifar100/"]),
+    ("ResNet-32x4", ["catalogue/leaderboards/cifar100/"]),
+    ("32x4", ["catalogue/leaderboards/cifar100/"]),
+    ("wrn_40_2", ["catalogue/leaderboards/cifar100/"]),
+    ("WRN-40-2", ["catalogue/leaderboards/cifar100/"]),
+    ("resnet32x4 resnet8x4", ["catalogue/leaderboards/cifar100/"]),
+    ("ResNet-34 ResNet-18", ["catalogue/leaderboards/imagenet/"]),
+    ("KD", ["catalogue/losses/kd/", "catalogue/papers/hinton2015distilling/"]),
+    ("crd", ["catalogue/losses/crd/", "catalogue/papers/tian2020contrastive/"]),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), TOP3)
+def test_search_finds_the_page_in_the_first_three(reader, query, expected):
+    page = reader.goto("")
+    top = _pages(_settled_search(page, query))[:3]
+    assert set(expected) <= set(top), top
+
+
+@pytest.mark.parametrize(("a", "b"), [("resnet32x4", "ResNet-32x4"), ("wrn_40_2", "WRN-40-2")])
+def test_search_spellings_of_an_architecture_find_the_same_pages(reader, a, b):
+    page = reader.goto("")
+    first = _pages(_settled_search(page, a))
+    page = reader.goto("")
+    assert _pages(_settled_search(page, b)) == first
 
 
 def test_search_dkd_ranks_the_dkd_paper_above_papers_citing_it(reader):
@@ -330,7 +381,8 @@ def test_table_state_lives_in_the_url(reader, built):
     page.fill("input[name=q]", "Zhao")  # an author: matches DKD though its row does not show it
     assert page.locator(f"tbody tr:not([hidden]) a[href$='/papers/{DKD}/']").count() == 1
     page.locator("th", has_text="Year").locator("button").click()
-    assert "q=Zhao" in page.url and "sort=2%3Aasc" in page.url
+    assert _table_state(page) == {"q": ["Zhao"], "sort": ["2:asc"]}
+    assert "q" not in parse_qs(urlsplit(page.url).query)  # Material's search parameter: untouched
     shown = visible.count()
     page.locator(f"tbody tr:not([hidden]) a[href$='/papers/{DKD}/']").click()
     page.wait_for_url(f"**/papers/{DKD}/**")
@@ -340,9 +392,44 @@ def test_table_state_lives_in_the_url(reader, built):
     assert page.input_value("input[name=q]") == "Zhao"
     assert visible.count() == shown
     assert page.locator("th[aria-sort=ascending]").inner_text().startswith("Year")
-    # a shared link: the arXiv id filter, opened fresh
-    page = reader.goto("catalogue/categories/logit/?q=2203.08679")
-    assert visible.count() == 1
+    # a reload keeps the state
+    page.reload(wait_until="load")
+    page.locator(".kd-filters").wait_for()
+    assert page.input_value("input[name=q]") == "Zhao" and visible.count() == shown
+    assert page.locator("th[aria-sort=ascending]").inner_text().startswith("Year")
+    # a shared link: the arXiv id filter, opened fresh, with no search dialog over it
+    page = reader.goto("catalogue/categories/logit/?table=q%3D2203.08679")
+    assert visible.count() == 1 and page.input_value("input[name=q]") == "2203.08679"
+    assert not page.is_checked("#__search")  # Material's search dialog stays closed...
+    assert page.input_value("input.md-search__input") == ""  # ...and was given no query
+
+
+def _table_state(page) -> dict:
+    return parse_qs(parse_qs(urlsplit(page.url).query).get("table", [""])[0])
+
+
+def test_table_state_survives_back_from_another_site(reader):
+    """Back from a page outside the site (a full page load) restores the filter, no dialog."""
+    page = reader.goto("catalogue/venues/cvpr/")
+    page.fill("input[name=q]", "decoupled")
+    shown = page.locator("table[data-kd-papers] tbody tr:not([hidden])").count()
+    assert 0 < shown < page.locator("table[data-kd-papers] tbody tr").count()
+    page.goto(reader.base + "404.html", wait_until="load")  # any other document
+    page.go_back(wait_until="load")
+    page.locator(".kd-filters").wait_for()
+    assert page.input_value("input[name=q]") == "decoupled"
+    assert page.locator("table[data-kd-papers] tbody tr:not([hidden])").count() == shown
+    assert not page.is_checked("#__search")
+
+
+def test_a_filter_that_finds_nothing_says_so(reader):
+    page = reader.goto("")
+    page.locator("#all-papers ~ .kd-filters, .kd-filters").first.wait_for()
+    page.fill("input[name=q]", "zzzz-no-such-paper")
+    hint = page.locator(".kd-empty")
+    assert hint.is_visible() and "No paper matches" in hint.inner_text()
+    hint.locator("button").click()
+    assert not hint.is_visible() and page.input_value("input[name=q]") == ""
 
 
 def _contrast(page, selector: str) -> float:
@@ -440,6 +527,9 @@ AXE_PAGES = [
     "catalogue/losses/dkd/",
     "catalogue/losses/",
     "catalogue/venues/cvpr/",
+    "catalogue/leaderboards/imagenet/",
+    "catalogue/arena/",
+    "404.html",
 ]
 
 
@@ -464,3 +554,213 @@ def test_axe_finds_no_wcag_violation(browser, base_url, scheme):
         assert not found, found
     finally:
         context.close()
+
+
+# -- phones, charts, caveats (issue #22) -------------------------------------------------------
+
+
+def _phone(browser, scheme="light"):
+    return browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, color_scheme=scheme
+    )
+
+
+def test_no_page_scrolls_sideways_on_a_phone(browser, base_url, built):
+    """Every built page, of every type, at 390 px: the page is never wider than the screen."""
+    _, out = built
+    pages = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("index.html"))
+    kinds = {p.split("/")[1] if p.startswith("catalogue/") else p for p in pages}
+    assert {"papers", "losses", "leaderboards", "categories", "venues", "arena"} <= kinds
+    context = _phone(browser)
+    try:
+        page = context.new_page()
+        wide = []
+        for path in [*pages, "404.html"]:
+            url = base_url + ("" if path == "." else path if path.endswith(".html") else path + "/")
+            page.goto(url, wait_until="load")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > 390:
+                wide.append((path, width))
+        assert not wide, wide
+    finally:
+        context.close()
+
+
+def test_leaderboards_keep_rank_method_value_and_gain_on_a_phone(browser, base_url):
+    context = _phone(browser)
+    try:
+        page = context.new_page()
+        page.goto(base_url + "catalogue/leaderboards/imagenet/", wait_until="load")
+        rows = page.locator("table[data-kd-board] tbody tr")
+        assert rows.count() > 20
+        for i in range(min(rows.count(), 30)):
+            for cls in ("kd-rank", "kd-method", "kd-value", "kd-gain"):
+                box = rows.nth(i).locator(f"td.{cls}").bounding_box()
+                assert box and box["width"] > 0 and box["x"] + box["width"] <= 390, (i, cls)
+        label = rows.first.locator("td.kd-value").evaluate(
+            "td => getComputedStyle(td, '::before').content"
+        )
+        assert "Top-1" in label  # the card labels its number, the header being hidden
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "phone-leaderboard.png"), full_page=False)
+    finally:
+        context.close()
+
+
+def test_a_nonstandard_result_is_ranked_apart_with_its_caveat_on_the_row(reader):
+    """HSAKD* used a stronger teacher: it is not #1 of the main ranking, and the row says why."""
+    page = reader.goto("catalogue/leaderboards/cifar100/")
+    board = "#cifar100-resnet56-resnet20-test"
+    main = page.locator(f"{board}-table tbody tr")
+    assert main.count() > 5 and "HSAKD*" not in main.all_inner_texts()[0]
+    assert not any("HSAKD*" in t for t in main.all_inner_texts())
+    apart = page.locator(f"{board}-apart tbody tr", has_text="HSAKD*")
+    caveat = apart.locator(".kd-caveat")
+    assert caveat.is_visible() and "77.20 against the 73.44" in caveat.inner_text()
+    assert page.locator(".kd-note[title], td [title]").count() == 0  # nothing only on hover
+
+
+def test_one_table_per_pair_with_top1_and_top5(reader):
+    page = reader.goto("catalogue/leaderboards/imagenet/")
+    assert page.locator("h2", has_text="ResNet-34 → ResNet-18").count() == 1
+    head = page.locator("#imagenet-resnet34-resnet18-val-table thead").inner_text()
+    assert "Top-1 (%)" in head and "Top-5 (%)" in head and "error" not in head
+    converted = page.locator("#imagenet-resnet34-resnet18-val-table tr", has_text="CD+GKD+EDT")
+    assert "printed as Top-1 error 27.61%" in converted.inner_text()
+
+
+def _chart_label_sizes(page) -> list[float]:
+    """Rendered size (px) of every visible chart label: its font size times the SVG's scale."""
+    return page.eval_on_selector_all(
+        ".kd-chart svg text",
+        """ts => ts.filter(t => getComputedStyle(t).display !== 'none').map(t => {
+             const svg = t.ownerSVGElement;
+             const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+             return parseFloat(getComputedStyle(t).fontSize) * scale; })""",
+    )
+
+
+def _luminance(rgb):
+    def channel(x):
+        x /= 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(float(v)) for v in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _ratio(a, b):
+    la, lb = _luminance(a), _luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def _rgb(text: str):
+    import re
+
+    return [float(v) for v in re.findall(r"[\d.]+", text)][:3]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_charts_are_legible_on_a_phone_with_marks_at_3_to_1(browser, base_url, scheme):
+    context = _phone(browser, scheme)
+    try:
+        page = context.new_page()
+        for path in ("", "catalogue/leaderboards/cifar100/"):
+            page.goto(base_url + path, wait_until="load")
+            sizes = _chart_label_sizes(page)
+            assert sizes and min(sizes) >= 11, (path, min(sizes))
+        background = _rgb(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+        marks = page.eval_on_selector_all(
+            ".kd-board-chart svg[role=img] circle, .kd-board-chart svg[role=img] polyline",
+            """els => els.map(e => { const s = getComputedStyle(e);
+                 return [e.getAttribute('class'), s.fill, s.stroke]; })""",
+        )
+        assert marks
+        for cls, fill, stroke in marks:
+            colour = stroke if fill == "none" else fill
+            assert _ratio(_rgb(colour), background) >= 3, (scheme, cls, colour)
+        # each legend key draws its mark: the same element and the same colours
+        for cls in ("kd-board-dot", "kd-board-best", "kd-board-kd"):
+            styles = page.eval_on_selector_all(
+                f".kd-board-chart .{cls}",
+                """els => els.map(e => { const s = getComputedStyle(e);
+                     return [e.tagName, s.fill, s.stroke]; })""",
+            )
+            assert len({tuple(x) for x in styles}) == 1, (cls, set(map(tuple, styles)))
+        page.goto(base_url, wait_until="load")
+        for cls in ("kd-cat-logit", "kd-cat-feature", "kd-cat-similarity"):
+            fill = page.eval_on_selector(f"rect.{cls}", "e => getComputedStyle(e).fill")
+            assert _ratio(_rgb(fill), background) >= 3, (scheme, cls, fill)
+    finally:
+        context.close()
+
+
+def test_home_explains_the_terms_and_every_tile_is_a_link(reader, built):
+    catalogue, _ = built
+    page = reader.goto("")
+    terms = page.locator(".kd-terms dt").all_inner_texts()
+    assert terms == ["Leaderboards", "Arena", "Evidence levels"]
+    tiles = page.locator(".kd-stats > *")
+    assert tiles.count() >= 6 and tiles.count() == page.locator(".kd-stats > a[href]").count()
+    cards = page.locator(".grid.cards li")
+    box = cards.first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 5)  # not the title
+    page.wait_for_url("**/catalogue/categories/**")
+    page = reader.goto("")
+    rows = page.locator(
+        "#all-papers ~ * table[data-kd-papers] tbody tr, table[data-kd-papers] tbody tr"
+    )
+    assert rows.count() == len(catalogue.papers)
+    page.locator(".kd-stats a", has_text="with code").click()
+    page.wait_for_function("document.querySelector('input[name=code]').checked")
+    visible = page.locator("table[data-kd-papers] tbody tr:not([hidden])").count()
+    assert visible == sum(1 for p in catalogue.papers if p.links.code)
+
+
+def test_arena_rows_give_reasons_and_counts_agree(reader):
+    page = reader.goto("catalogue/arena/")
+    failed = page.locator("tr", has=page.locator("td.kd-value", has_text="failed"))
+    assert failed.count() >= 1
+    for i in range(failed.count()):
+        reason = failed.nth(i).locator(".kd-caveat")
+        assert reason.is_visible() and "Error" in reason.inner_text()
+    text = page.locator(".md-content").inner_text()
+    assert "has not finished" not in text
+    assert page.locator("a[rel=edit]").get_attribute("href").endswith("/results/arena.json")
+
+
+def test_equations_scroll_inside_a_focusable_box(browser, base_url):
+    context = _phone(browser)
+    try:
+        page = context.new_page()
+        page.goto(base_url + "catalogue/losses/cirkd/", wait_until="load")
+        boxes = page.locator(".kd-math")
+        assert boxes.count() > 0
+        assert all(boxes.nth(i).get_attribute("tabindex") == "0" for i in range(boxes.count()))
+        wide = page.eval_on_selector_all(
+            ".kd-math", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length"
+        )
+        assert wide >= 1  # at least one formula is wider than a phone, and scrolls in its box
+        boxes.first.focus()
+        assert page.evaluate("document.activeElement.classList.contains('kd-math')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+def test_long_paper_results_are_collapsed(reader):
+    page = reader.goto("catalogue/papers/liu2023norm/")
+    more = page.locator("details.kd-more-results")
+    assert more.count() == 1 and more.get_attribute("open") is None
+    shown = more.evaluate("d => d.previousElementSibling.querySelectorAll('tbody tr').length")
+    assert shown == 10
+
+
+def test_not_found_page_offers_search_and_the_main_lists(reader):
+    page = reader.goto("404.html")
+    assert page.locator(".md-content h1").inner_text() == "Page not found"
+    page.locator("label[for=__search]", has_text="Search the catalogue").click()
+    assert page.is_checked("#__search")
+    page.keyboard.press("Escape")
+    for path in ("catalogue/leaderboards/", "catalogue/losses/", "catalogue/venues/"):
+        assert page.locator(f".md-content a[href$='/{path}']").count() == 1, path

@@ -47,8 +47,9 @@ def load(path: Path | str) -> dict | None:
 
 def completeness(results: dict) -> dict:
     """Runs done (successful, failed) against the whole arena's plan (the runs known in advance
-    plus those the sweep's choices added, :mod:`kdsurvey.arena.sweep`), and how many losses end
-    worse than the plain student."""
+    plus those the sweep's choices added, :mod:`kdsurvey.arena.sweep`), how many losses end worse
+    than the plain student, and which (task, loss) pairs failed on some seeds: ``failed`` lists
+    ``(task, loss, failed seeds, seeds run)`` at the authors' settings."""
     runs = results.get("runs", [])
     ok = sum(1 for x in runs if x.get("status") == "ok")
     plan = results.get("plan") or {}
@@ -61,6 +62,12 @@ def completeness(results: dict) -> dict:
     )
     planned = int(plan.get("runs") or len(runs)) + chosen
     worse = sweep.worse_than_student(results.get("summary", {}))
+    failed = [
+        (task, loss, e["errors"], e.get("n", 0) + e["errors"])
+        for task, entries in sorted(results.get("summary", {}).items())
+        for loss, e in sorted(entries.items())
+        if e.get("errors")
+    ]
     return {
         "done": len(runs),
         "ok": ok,
@@ -72,7 +79,17 @@ def completeness(results: dict) -> dict:
         # losses whose student ends worse than the plain student (p < 0.05), both settings
         "worse_authors": len(worse["authors"]),
         "worse_swept": len(worse["swept"]),
+        "failed": failed,
     }
+
+
+def reason(error: str | None) -> str:
+    """A failed run's error as a reader needs it: the exception and its message, without the
+    values dumped after a colon (``Diverged: non-finite loss at epoch 1, step 4, weight 1000``)."""
+    if not error:
+        return ""
+    kind, _, message = error.partition(": ")
+    return f"{kind}: {message.split(': ', 1)[0]}" if message else kind
 
 
 def _gain(entry: dict | None, key: str) -> dict | None:
@@ -89,7 +106,7 @@ def rows(results: dict, catalogue: Catalogue) -> list[dict]:
     out = []
     for task, entries in sorted(results.get("summary", {}).items()):
         ranked = sorted(entries.items(), key=lambda kv: (-kv[1].get("mean", -1.0), kv[0]))
-        for loss, e in ranked:
+        for position, (loss, e) in enumerate(ranked, 1):
             info = facts(loss) if loss != BASELINE else None
             paper = papers.get(info.paper) if info else None
             family = categories.get(paper.category.value) if paper else None
@@ -103,7 +120,8 @@ def rows(results: dict, catalogue: Catalogue) -> list[dict]:
                     "evidence": info.evidence if info else "",
                     "n": e.get("n", 0),
                     "errors": e.get("errors", 0),
-                    "error": e.get("error"),
+                    "rank": position if "mean" in e else None,
+                    "error": reason(e.get("error")),
                     "mean": 100 * e["mean"] if "mean" in e else None,
                     "std": 100 * e["std"] if "std" in e else None,
                     "vs_student": _gain(e, "gain_vs_student"),
@@ -126,7 +144,7 @@ def _swept(entry: dict | None) -> dict | None:
         "mean": 100 * entry["mean"] if "mean" in entry else None,
         "std": 100 * entry["std"] if "std" in entry else None,
         "n": entry.get("n", 0),
-        "error": entry.get("error"),
+        "error": reason(entry.get("error")),
         "vs_student": _gain(entry, "gain_vs_student"),
         "val": entry.get("val") or {},
     }
@@ -166,16 +184,25 @@ def language_rows(results: dict, catalogue: Catalogue) -> list[dict]:
                 "mode": mode,
                 "paper": papers.get(info.paper) if info else None,
                 "n": e.get("n", 0),
-                "error": e.get("error"),
+                "error": reason(e.get("error")),
                 "metrics": metrics,
             }
         )
     return sorted(out, key=lambda r: (r["metrics"].get("fkl", {}).get("mean", 9e9), r["loss"]))
 
 
-def page(env, catalogue: Catalogue, results: dict | None, language: dict | None = None) -> str:
-    """The text of ``catalogue/arena.md``."""
+def page(
+    env,
+    catalogue: Catalogue,
+    results: dict | None,
+    edit_url: str | None = None,
+    language: dict | None = None,
+) -> str:
+    """The text of ``catalogue/arena.md``; its edit link goes to ``edit_url`` (the results
+    file it is generated from), never to the generated page."""
     return env.get_template("site/arena.md.j2").render(
+        edit_url=edit_url,
+        tasks=sorted(results.get("summary", {})) if results else [],
         language=language,
         language_rows=language_rows(language, catalogue) if language else [],
         lm_metrics=LM_METRICS,

@@ -25,7 +25,8 @@ SCOPE = {
 _WRITTEN_FROM = {
     "paper": "written from the paper's full text",
     "abstract": "written from the paper's abstract (the full text was not available either)",
-    "title": "only the title was available: a guess at the method, to be replaced",
+    "title": "written from the paper's title alone (neither the full text nor the abstract was "
+    "available): a guess at the method, to be replaced",
 }
 _GITHUB = re.compile(r"^https?://github\.com/([^/]+/[^/#?]+)", re.I)
 

@@ -35,6 +35,8 @@ from kdsurvey.records.yamlsource import line_of
 
 DECIMAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
 NAME_RE = r"^[a-z0-9][a-z0-9_+.-]*$"
+# A table's way of naming the authors' own row: a method label must name the method instead.
+PRONOUN_RE = re.compile(r"\b(our|ours|proposed|we|us)\b", re.IGNORECASE)
 
 
 def _check_line(value: str) -> str:
@@ -91,11 +93,24 @@ class Result(BaseModel):
         default=None, description="evaluation split when not the benchmark's standard one"
     )
     value: DecimalText
-    method: Line = Field(description="the label in the paper's table, e.g. DKD, KD+LS")
+    method: Line = Field(
+        description="the method's name: the paper's method, with its base where combined "
+        "(LSKD (on DKD)); never a pronoun (Ours) or an architecture"
+    )
     role: Role
     baseline: Name | None = Field(
         default=None,
         description="with role baseline: whose number (kd, dkd, crd, teacher, student, ...)",
+    )
+    loss: Name | None = Field(
+        default=None,
+        description="with role proposed: the loss of the record's `loss` that produced the number, "
+        "when the record lists several",
+    )
+    nonstandard: Line | None = Field(
+        default=None,
+        description="how the teacher, student or recipe differs from the pair's standard one; "
+        "leaderboards rank such results apart",
     )
     source: Line = Field(description="where the number stands: Table 2, official README")
     note: str | None = None
@@ -118,6 +133,11 @@ class Metric(BaseModel):
 
     label: Line = Field(description="shown in tables, e.g. Top-1 (%)")
     better: Literal["higher", "lower"] = Field(description="accuracy: higher; error: lower")
+    error_of: str | None = Field(
+        default=None,
+        description="the accuracy metric this error is 100 minus (top1_err: top1): leaderboards "
+        "show the accuracy, with the printed error in the note",
+    )
     min: float = 0
     max: float = 100
 
@@ -249,6 +269,20 @@ def load_vocabulary(root: Path, problems: list) -> Vocabulary:
             )
         )
     for key, bench in vocab.benchmarks.items():
+        for name, metric in bench.metrics.items():
+            accuracy = bench.metrics.get(metric.error_of) if metric.error_of else None
+            if metric.error_of and (
+                accuracy is None or accuracy.better != "higher" or metric.better != "lower"
+            ):
+                problems.append(
+                    Problem(
+                        shown,
+                        line_of(data, ("benchmarks", key, "metrics", name)),
+                        f"benchmarks.{key}.metrics.{name}.error_of",
+                        "must name a metric of the benchmark where higher is better, from a "
+                        "metric where lower is better",
+                    )
+                )
         for index, pair in enumerate(bench.pairs):
             for name in pair:
                 if vocab.architecture(name) != name:
@@ -282,9 +316,10 @@ def _format_range(metric: Metric) -> str:
 def result_problems(data: dict, shown: str, vocabulary: Vocabulary | None):
     """The rules of ``results:`` that need the vocabulary, on raw record data:
     ``(loc, message)`` pairs, located by the caller. Known benchmark, metric of that benchmark,
-    split of that benchmark, known architectures, value inside the metric's range, ``baseline``
-    exactly when the role is baseline, and no two results of the same benchmark, pair, method,
-    metric and split."""
+    split of that benchmark, known architectures, value inside the metric's range, a method label
+    that names a method (no pronoun; a proposed one no architecture), ``loss`` one of the record's
+    and only on a proposed result, ``baseline`` exactly when the role is baseline, and no two
+    results of the same benchmark, pair, method, metric and split."""
     results = data.get("results")
     if not isinstance(results, list):
         return
@@ -346,6 +381,28 @@ def result_problems(data: dict, shown: str, vocabulary: Vocabulary | None):
                 f'"{percent}", or add `below_one: true` if the paper prints {r["value"]} %',
             )
         role, baseline = r.get("role"), r.get("baseline")
+        method = r.get("method")
+        if isinstance(method, str) and (pronoun := PRONOUN_RE.search(method)):
+            yield (
+                ("results", i, "method"),
+                f"{method!r} says {pronoun.group(0)!r}: name the method (the paper's method, with "
+                "its base where combined: LSKD (on DKD))",
+            )
+        elif role == "proposed" and isinstance(method, str) and vocabulary.architecture(method):
+            yield (
+                ("results", i, "method"),
+                f"{method!r} is an architecture: name the method (the network goes in teacher "
+                "and student)",
+            )
+        loss, losses = r.get("loss"), data.get("loss")
+        losses = [losses] if isinstance(losses, str) else losses
+        if loss is not None and role != "proposed":
+            yield ("results", i, "loss"), "only a result with role proposed names its loss"
+        elif isinstance(loss, str) and isinstance(losses, list) and loss not in losses:
+            yield (
+                ("results", i, "loss"),
+                f"{loss!r} is not a loss of this record (loss: {', '.join(map(str, losses))})",
+            )
         if role == "baseline" and baseline is None:
             yield (
                 ("results", i, "role"),

@@ -50,6 +50,8 @@ def chart(catalogue: Catalogue) -> dict:
                 )
         if i % every == 0 or y == years[-1]:
             labels.append({"x": x + bar_w / 2, "y": head + plot_h + 16, "text": y})
+    for i, label in enumerate(labels):  # beyond 7, phones (where labels grow) show every other
+        label["minor"] = len(labels) > 7 and (len(labels) - 1 - i) % 2 == 1
     ticks = [
         {"y": round(head + plot_h - v * scale, 2), "value": v} for v in range(0, top + 1, step)
     ]

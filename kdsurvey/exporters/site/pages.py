@@ -132,10 +132,25 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
     for p in by_year:
         for name in p.loss:
             users[name].append(p)
+    # Search ranks a paper higher the more papers build on or compare against its losses (a
+    # paper listing one, or reporting it as a baseline): KD's and DKD's papers above the papers
+    # citing them, whose rarer words would otherwise win. A loss page gets half its paper's boost.
+    reused: dict[str, set[str]] = defaultdict(set)
+    baselines: dict[str, set[str]] = defaultdict(set)
+    for q in catalogue.papers:
+        for r in q.results:
+            if r.baseline:
+                baselines[r.baseline].add(q.id)
+    for name, info in losses.items():
+        if info:
+            reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
+            reused[info.paper].update(baselines[name] - {info.paper})
+    boost = {pid: 1 + min(len(ids), 8) / 4 for pid, ids in reused.items() if ids}
     t_loss = env.get_template("site/loss.md.j2")
     for name, info in losses.items():
         pages[f"losses/{slug(name)}.md"] = t_loss.render(
             common,
+            boost=0.5 * boost.get(info.paper, 1) if info else 0.5,
             name=name,
             info=info,
             info_description=info.description if info else "",
@@ -196,12 +211,13 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
 
     arena = view.arena
     arena_rows = arena_page.rows(arena, catalogue) if arena else []
-    pages["arena.md"] = arena_page.page(env, catalogue, arena, view.language_arena)
-    # Search ranks a paper whose losses other papers use higher (DKD above the papers citing it).
-    reused: dict[str, set[str]] = defaultdict(set)
-    for name, info in losses.items():
-        if info:
-            reused[info.paper].update(q.id for q in users[name] if q.id != info.paper)
+    pages["arena.md"] = arena_page.page(
+        env,
+        catalogue,
+        arena,
+        links.edit(arena_page.RESULTS) if arena else None,
+        view.language_arena,
+    )
     for p in catalogue.papers:
         inputs = {
             "p": p,
@@ -212,7 +228,7 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
             "edit_url": links.edit(catalogue.path_of(p)),
             "results": leaderboard.paper_rows(catalogue, p),
             "arena": arena_page.paper_rows(arena_rows, p.id),
-            "boost": 1 + min(len(reused[p.id]), 4) / 4 if reused[p.id] else None,
+            "boost": boost.get(p.id),
         }
         if memo is None:
             pages[f"papers/{p.id}.md"] = t_paper.render(common, **inputs)
@@ -236,12 +252,18 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
         "unconfirmed": counts.unconfirmed,
         "first": min(counts.years, default=None),
         "last": max(counts.years, default=None),
+        "results": sum(len(p.results) for p in catalogue.papers),
+        "result_papers": sum(1 for p in catalogue.papers if p.results),
+        "benchmarks": len({r.benchmark for p in catalogue.papers for r in p.results}),
+        "arena": arena_page.completeness(arena) if arena else None,
     }
     newest = view.newest()
-    for part in ("stats", "chart", "newest", "cite"):
+    home_rows = [str(row(p, venues[p.venue], venue_slugs[p.venue], "catalogue/")) for p in by_year]
+    for part in ("stats", "chart", "newest", "cite", "papers"):
         pages[f"{INCLUDES}/home-{part}.md"] = home.render(
             common,
             part=part,
+            rows=home_rows,
             stats=stats,
             chart=chart(catalogue),
             by_category=by_category,

@@ -5,9 +5,11 @@
  * A table opts in with `data-kd-papers`; its rows carry data-year, data-venue, data-tasks
  * (space-separated task keys) and data-code (1 or 0); sortable headers carry data-kd-sort
  * ("text" or "number"); data-find holds what the text filter also matches (authors, arXiv id,
- * citation key). The state (filter fields, sort) lives in the URL's query string, replaced as the
- * reader types, so Back restores it and a filtered view can be shared. A table of one paper gets
- * no form. The script runs on every page Material's instant navigation shows (`document$`), and on
+ * citation key). The state (filter fields, sort) lives in one parameter of the URL's query string,
+ * `table` (itself a query string: `?table=q%3DZhao%26sort%3D2%3Aasc`), replaced as the reader types,
+ * so a reload or Back restores it and a filtered view can be shared. It is never `q`: Material's
+ * search reads `q` and opens its dialog. A filter that hides every row says so, with a reset
+ * button. A table of one paper gets no form. The script runs on every page Material's instant navigation shows (`document$`), and on
  * a plain page load without Material.
  */
 (function () {
@@ -83,6 +85,11 @@
       "aria-controls": table.id }, fields.concat([reset, count]));
     var wrapper = table.closest(".kd-table") || table;
     wrapper.parentNode.insertBefore(form, wrapper);
+    var clear = el("button", { type: "button", class: "md-button", text: "Show all papers" });
+    var empty = el("p", { class: "kd-empty", hidden: "" }, [
+      document.createTextNode("No paper matches these filters. Loosen them, or "), clear]);
+    wrapper.parentNode.insertBefore(empty, wrapper.nextSibling);
+    clear.addEventListener("click", function () { form.reset(); query.focus(); });
 
     function apply() {
       var words = query.value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -101,13 +108,15 @@
         row.hidden = !ok;
         if (ok) shown++;
       });
+      empty.hidden = shown > 0;
       var noun = rows.length === 1 ? " paper" : " papers";
       count.textContent = shown === rows.length
         ? rows.length + noun
         : shown + " of " + rows.length + noun;
     }
 
-    // The URL's query string holds the state: q, from, to, venue, task, code, sort (column:dir).
+    // The URL's `table` parameter holds the state: q, from, to, venue, task, code, sort
+    // (column:dir); other parameters of the URL are kept as they are.
     var sortState = "";
     function save() {
       var params = new URLSearchParams();
@@ -117,14 +126,17 @@
       });
       if (code.checked) params.set("code", "1");
       if (sortState) params.set("sort", sortState);
-      var search = params.toString();
+      var outer = new URLSearchParams(location.search);
+      if (params.toString()) outer.set("table", params.toString());
+      else outer.delete("table");
+      var search = outer.toString();
       var url = location.pathname + (search ? "?" + search : "") + location.hash;
       if (url !== location.pathname + location.search + location.hash) {
         history.replaceState(history.state, "", url);
       }
     }
     function restore() {
-      var params = new URLSearchParams(location.search);
+      var params = new URLSearchParams(new URLSearchParams(location.search).get("table") || "");
       ["q", "from", "to", "venue", "task"].forEach(function (name) {
         var field = form.elements[name];
         if (field && params.has(name)) field.value = params.get(name);
