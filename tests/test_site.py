@@ -211,7 +211,7 @@ def test_written_from_sentences_read_as_sentences(level):
     """'... so this loss was written from ...': never 'was only the title was available'."""
     import dataclasses
 
-    from kdsurvey.exporters.site.evidence import sentence
+    from kdsurvey.exporters.evidence import sentence
 
     text = sentence(dataclasses.replace(facts("kd"), evidence=level), None)
     assert f"**{level}**: no official code is available, so this loss was written from " in text
@@ -870,15 +870,15 @@ def test_arena_page_rows_are_the_results_file(real):
     assert set(parser.rows) == {(t, loss) for t, entries in summary.items() for loss in entries}
     for (task, loss), numbers in parser.rows.items():
         e = summary[task][loss]
-        if "mean" not in e:
-            assert numbers == []
+        swept = e.get("sweep") or {}
+        if "mean" not in e:  # failed at the authors' settings: only the sweep's numbers remain
+            assert len(numbers) <= 4
             continue
         assert numbers[0] == pytest.approx(100 * e["mean"], abs=1e-4)
         assert numbers[-1] == pytest.approx(e["time_per_epoch_s"], abs=1e-4)
         for key in ("gain_vs_student", "gain_vs_kd"):
             if key in e:
                 assert pytest.approx(100 * e[key]["mean"], abs=1e-4) in numbers
-        swept = e.get("sweep") or {}
         if "mean" in swept:  # the swept weight's factor, score and gain follow the authors'
             assert pytest.approx(swept["factor"]) in numbers
             assert pytest.approx(100 * swept["mean"], abs=1e-4) in numbers
