@@ -16,6 +16,16 @@ from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
+def _scores(bank: Tensor, contrast_idx: Tensor, anchor: Tensor) -> Tensor:
+    """``<bank[contrast_idx[b, k]], anchor[b]>`` as ``(B, K+1)``: the rows gathered and dotted, or,
+    when the bank has fewer rows than are drawn (a small dataset with CRD's 16,384 negatives),
+    every row scored once and the scores gathered; the same values at a fraction of the memory."""
+    if bank.shape[0] < contrast_idx.numel():
+        # a copy: the banks are updated in place after the step, and backward needs these rows
+        return (anchor @ bank.clone().T).gather(1, contrast_idx)  # (B, N), then (B, K+1)
+    return torch.einsum("bkd,bd->bk", bank[contrast_idx], anchor)
+
+
 @register("crd", paper="tian2020contrastive")
 class CRD(DistillationLoss):
     r"""Contrastive Representation Distillation (Tian, Krishnan & Isola, ICLR 2020; catalogue id
@@ -184,10 +194,8 @@ class CRD(DistillationLoss):
                 f"CRD contrast_idx must be ({b}, K+1), got {tuple(contrast_idx.shape)}"
             )
         # student anchor against the teacher bank, teacher anchor against the student bank
-        w_t = self.memory_teacher[contrast_idx].detach()  # (B, K+1, D)
-        w_s = self.memory_student[contrast_idx].detach()
-        out_s = torch.exp(torch.einsum("bkd,bd->bk", w_t, v_s) / self.nce_t)
-        out_t = torch.exp(torch.einsum("bkd,bd->bk", w_s, v_t) / self.nce_t)
+        out_s = torch.exp(_scores(self.memory_teacher.detach(), contrast_idx, v_s) / self.nce_t)
+        out_t = torch.exp(_scores(self.memory_student.detach(), contrast_idx, v_t) / self.nce_t)
         with torch.no_grad():
             if self.z_student < 0:
                 self.z_student.fill_(out_s.mean().item() * n_data)
