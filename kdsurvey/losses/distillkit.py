@@ -10,13 +10,7 @@ Library variants, each beside the paper its formula comes from: the temperature-
 
 from __future__ import annotations
 
-from kdsurvey.losses._tokens import (
-    TokenLoss,
-    log_mixture,
-    log_probs,
-    masked_sum,
-    topk_forward_rows,
-)
+from kdsurvey.losses._tokens import RowPair, TokenLoss, log_mixture, topk_forward_rows
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.distillm import forward_rows
 from kdsurvey.losses.registry import register
@@ -100,11 +94,10 @@ class DistillKitJSD(_DistillKitLoss):
     __doc__ += _NOTES
 
     def rows(self, s, t):
-        log_q, log_p = log_probs(s, self.temperature), log_probs(t, self.temperature)
-        inf = s.isinf() | t.isinf()
-        log_m = log_mixture(log_p, log_q, 0.5)
-        student = masked_sum(log_q.exp() * (log_q - log_m), inf)
-        return 0.5 * (student + masked_sum(log_p.exp() * (log_p - log_m), inf))
+        r = RowPair(s, t, self.temperature)
+        log_m = log_mixture(r.log_p, r.log_q, 0.5)
+        student = (r.q * (r.log_q - log_m)).sum(-1)
+        return 0.5 * (student + (r.p * (r.log_p - log_m)).sum(-1))
 
 
 @register("distillkit_tvd", paper="wen2023f")
@@ -126,5 +119,5 @@ class DistillKitTVD(_DistillKitLoss):
     __doc__ += _NOTES
 
     def rows(self, s, t):
-        log_q, log_p = log_probs(s, self.temperature), log_probs(t, self.temperature)
-        return 0.5 * (log_p.exp() - log_q.exp()).abs().sum(-1)
+        r = RowPair(s, t, self.temperature)
+        return 0.5 * (r.p - r.q).abs().sum(-1)

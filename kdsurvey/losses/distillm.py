@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kdsurvey.losses._tokens import TokenLoss, log_mixture, log_probs, masked_sum, topk_forward_rows
+from kdsurvey.losses._tokens import RowPair, TokenLoss, log_mixture, topk_forward_rows
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
@@ -30,24 +30,15 @@ _KD_RATIO_NOTE = (
 )
 
 
-def _parts(s: Tensor, t: Tensor, temperature: float = 1.0):
-    """Student and teacher log-probabilities and the mask of infinite logits (either model)."""
-    return log_probs(s, temperature), log_probs(t, temperature), s.isinf() | t.isinf()
-
-
 def forward_rows(s: Tensor, t: Tensor, cross_entropy: bool, temperature: float = 1.0) -> Tensor:
     """Per position ``-sum p_t log q_s`` (``cross_entropy``) or ``KL(p_t || q_s)``."""
-    log_q, log_p, inf = _parts(s, t, temperature)
-    p = log_p.exp()
-    if cross_entropy:
-        return -masked_sum(p * log_q, inf)
-    return masked_sum(p * (log_p - log_q), inf)
+    pair = RowPair(s, t, temperature)
+    return pair.cross_entropy() if cross_entropy else pair.forward_kl()
 
 
 def reverse_rows(s: Tensor, t: Tensor, temperature: float = 1.0) -> Tensor:
     """Per position ``KL(q_s || p_t) = sum q_s (log q_s - log p_t)``."""
-    log_q, log_p, inf = _parts(s, t, temperature)
-    return masked_sum(log_q.exp() * (log_q - log_p), inf)
+    return RowPair(s, t, temperature).reverse_kl()
 
 
 class _DistiLLMLoss(TokenLoss):
@@ -189,10 +180,10 @@ class LLMJS(_DistiLLMLoss):
         self.lam = lam
 
     def rows(self, s, t):
-        log_q, log_p, inf = _parts(s, t)
-        log_m = log_mixture(log_p, log_q, 1 - self.lam)
-        student = masked_sum(log_q.exp() * (log_q - log_m), inf)
-        teacher = masked_sum(log_p.exp() * (log_p - log_m), inf)
+        r = RowPair(s, t)
+        log_m = log_mixture(r.log_p, r.log_q, 1 - self.lam)
+        student = (r.q * (r.log_q - log_m)).sum(-1)
+        teacher = (r.p * (r.log_p - log_m)).sum(-1)
         return self.lam * student + (1 - self.lam) * teacher
 
 
@@ -212,8 +203,8 @@ class LLMTVD(_DistiLLMLoss):
     """
 
     def rows(self, s, t):
-        log_q, log_p, inf = _parts(s, t)
-        return 0.5 * masked_sum((log_p.exp() - log_q.exp()).abs(), inf)
+        r = RowPair(s, t)
+        return 0.5 * (r.p - r.q).abs().sum(-1)
 
 
 @register("distillm_skew_fkl", paper="ko2024distillm")
@@ -252,12 +243,11 @@ class DistiLLMSkewFKL(_ForwardKind):
         self.lam = lam
 
     def rows(self, s, t):
-        log_q, log_p, inf = _parts(s, t)
-        log_m = log_mixture(log_p, log_q, self.lam)
-        p = log_p.exp()
+        r = RowPair(s, t)
+        log_m = log_mixture(r.log_p, r.log_q, self.lam)
         if self.cross_entropy:
-            return -masked_sum(p * log_m, inf)
-        return masked_sum(p * (log_p - log_m), inf)
+            return -(r.p * log_m).sum(-1)
+        return (r.p * (r.log_p - log_m)).sum(-1)
 
 
 @register("distillm_skew_rkl", paper="ko2024distillm")
@@ -287,6 +277,6 @@ class DistiLLMSkewRKL(_DistiLLMLoss):
         self.lam = lam
 
     def rows(self, s, t):
-        log_q, log_p, inf = _parts(s, t)
-        log_m = log_mixture(log_p, log_q, 1 - self.lam)
-        return masked_sum(log_q.exp() * (log_q - log_m), inf)
+        r = RowPair(s, t)
+        log_m = log_mixture(r.log_p, r.log_q, 1 - self.lam)
+        return (r.q * (r.log_q - log_m)).sum(-1)

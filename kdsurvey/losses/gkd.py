@@ -9,10 +9,9 @@ import torch
 from torch import Tensor
 
 from kdsurvey.losses._tokens import (
+    RowPair,
     TokenLoss,
     log_mixture,
-    log_probs,
-    masked_sum,
     position_weights,
 )
 from kdsurvey.losses.base import Preset
@@ -104,13 +103,12 @@ class GKDJSD(TokenLoss):
         return value
 
     def rows(self, s: Tensor, t: Tensor) -> Tensor:
-        log_q, log_p = log_probs(s, self.temperature), log_probs(t, self.temperature)
-        inf = s.isinf() | t.isinf()
+        r = RowPair(s, t, self.temperature)
         if self.beta == 0:
-            return masked_sum(log_p.exp() * (log_p - log_q), inf)
+            return r.forward_kl()
         if self.beta == 1:
-            return masked_sum(log_q.exp() * (log_q - log_p), inf)
-        log_m = log_mixture(log_p, log_q, self.beta)
-        teacher = masked_sum(log_p.exp() * (log_p - log_m), inf)
-        student = masked_sum(log_q.exp() * (log_q - log_m), inf)
+            return r.reverse_kl()
+        log_m = log_mixture(r.log_p, r.log_q, self.beta)
+        teacher = (r.p * (r.log_p - log_m)).sum(-1)
+        student = (r.q * (r.log_q - log_m)).sum(-1)
         return self.beta * teacher + (1 - self.beta) * student
