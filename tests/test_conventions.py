@@ -72,3 +72,20 @@ def test_load_lists_every_problem_with_its_row(tmp_path):
     with pytest.raises(ValueError) as err:
         load(path)
     assert "row 1: topic" in str(err.value) and "row 2: relation" in str(err.value)
+
+
+def test_site_page_and_readme_print_every_row():
+    from conftest import ROOT
+
+    from kdsurvey.exporters import readme, site
+    from kdsurvey.records.catalogue import load as load_catalogue
+
+    catalogue = load_catalogue(ROOT / "papers")
+    page = site.render_pages(catalogue, site.Links("https://github.com/o/r"))["conventions.md"]
+    text = readme.render(catalogue)
+    assert "edit/main/kdsurvey/losses/conventions.yaml" in page
+    for row in ROWS:
+        for out in (page, text):
+            assert f"`{row.a.label()}`" in out and f"`{row.b.label()}`" in out
+            assert f"`{row.relation}`" in out
+    assert "conventions.md" in (ROOT / "kdsurvey" / "website" / "mkdocs.yml").read_text()

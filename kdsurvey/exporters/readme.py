@@ -13,6 +13,7 @@ from kdsurvey.exporters.leaderboard import readme_tables, site_url
 from kdsurvey.exporters.loss_facts import evidence_counts, facts
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.exporters.site.evidence import against_authors_code
+from kdsurvey.losses import conventions
 from kdsurvey.records import survey
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.unknowns import help_url
@@ -54,6 +55,7 @@ def render(catalogue: Catalogue) -> str:
             survey=seed,
             arena=arena_page.completeness(arena) if arena else None,
             arena_url=f"{url.rstrip('/')}/catalogue/arena/" if url else "",
+            conventions=conventions.load(),
         )
     )
 
