@@ -206,8 +206,8 @@ def test_errors_name_the_shapes_and_come_all_at_once():
         loss(s[0], t[0], target[0])
     with pytest.raises(ValueError, match=r"in \[0, 19\)"):
         loss(s, t[..., :2], target, torch.full((3, 7, 2), 19))
-    with pytest.raises(ValueError, match="no top-k teacher"):
-        create("llm_reverse_kl")(s, t[..., :2], target, torch.zeros(3, 7, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="teacher_topk_indices"):  # forward-KL losses only
+        create("llm_reverse_kl")(s, t[..., :2], target, teacher_topk_indices=target[..., None])
     with pytest.raises(ValueError, match="chunk_size"):
         create("llm_tvd", chunk_size=0)(s, t, target)
 

@@ -10,7 +10,7 @@ Library variants, each beside the paper its formula comes from: the temperature-
 
 from __future__ import annotations
 
-from kdsurvey.losses._tokens import RowPair, TokenLoss, log_mixture, topk_forward_rows
+from kdsurvey.losses._tokens import RowPair, TokenLoss, TopKTeacher, log_mixture, topk_forward_rows
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.distillm import forward_rows
 from kdsurvey.losses.registry import register
@@ -50,7 +50,7 @@ class _DistillKitLoss(TokenLoss):
 
 
 @register("distillkit_kl", paper="hinton2015distilling")
-class DistillKitKL(_DistillKitLoss):
+class DistillKitKL(TopKTeacher, _DistillKitLoss):
     r"""DistillKit's ``KLDLoss`` (``kl``), Hinton's KD per token (``hinton2015distilling``).
 
     .. math:: \mathcal{L} = w\,T^2\,\frac{1}{|M|}\sum_{i\in M}

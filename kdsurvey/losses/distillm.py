@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kdsurvey.losses._tokens import RowPair, TokenLoss, log_mixture, topk_forward_rows
+from kdsurvey.losses._tokens import RowPair, TokenLoss, TopKTeacher, log_mixture, topk_forward_rows
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
@@ -60,7 +60,7 @@ class _ForwardKind(_DistiLLMLoss):
 
 
 @register("llm_forward_kl", paper="ko2024distillm")
-class LLMForwardKL(_ForwardKind):
+class LLMForwardKL(TopKTeacher, _ForwardKind):
     r"""Forward KL of DistiLLM's ``forward_kl`` (catalogue id ``ko2024distillm``).
 
     .. math:: \mathcal{L} = \frac{w}{|M|}\sum_{i\in M} -\sum_v p_{t,i}(v)\log q_{s,i}(v)

@@ -96,8 +96,21 @@ class GKDJSD(TokenLoss):
             )
         return position_weights(mask, "token_mean", dtype)
 
-    def forward(self, logits_student, logits_teacher, target=None, teacher_topk_indices=None):
-        value = super().forward(logits_student, logits_teacher, target, teacher_topk_indices)
+    def forward(
+        self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor | None = None
+    ) -> Tensor:
+        """The loss of one batch.
+
+        Args:
+            logits_student: (B, T, V) student logits.
+            logits_teacher: (B, T, V) teacher logits.
+            target: (B, T) int64 labels, -100 at ignored positions (``None``: all count, and
+                ``"batchmean"`` divides by ``B``).
+
+        Returns:
+            The scalar loss.
+        """
+        value = self.evaluate(logits_student, logits_teacher, target)
         if self.reduction == "mean":
             return value / logits_student.shape[-1]
         return value

@@ -9,7 +9,7 @@ equal DistiLLM's except that a batch without any unmasked position gives 0 (Dist
 
 from __future__ import annotations
 
-from kdsurvey.losses._tokens import TokenLoss, topk_forward_rows
+from kdsurvey.losses._tokens import TokenLoss, TopKTeacher, topk_forward_rows
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.distillm import forward_rows, reverse_rows
 from kdsurvey.losses.registry import register
@@ -46,7 +46,7 @@ class _TorchtuneLoss(TokenLoss):
 
 
 @register("torchtune_fkl", paper="ko2024distillm")
-class TorchtuneFKL(_TorchtuneLoss):
+class TorchtuneFKL(TopKTeacher, _TorchtuneLoss):
     r"""torchtune's ``ForwardKLLoss``, after DistiLLM (catalogue id ``ko2024distillm``).
 
     .. math:: \mathcal{L} = \frac{w}{|M|}\sum_{i\in M} -\sum_v p_{t,i}(v)\log q_{s,i}(v)
