@@ -63,13 +63,14 @@ class _ForwardKind(_DistiLLMLoss):
 class LLMForwardKL(TopKTeacher, _ForwardKind):
     r"""Forward KL of DistiLLM's ``forward_kl`` (catalogue id ``ko2024distillm``).
 
-    .. math:: \mathcal{L} = \frac{w}{|M|}\sum_{i\in M} -\sum_v p_{t,i}(v)\log q_{s,i}(v)
-              \quad(\texttt{cross\_entropy=True}),\qquad
-              \frac{w}{|M|}\sum_{i\in M}\mathrm{KL}(p_{t,i}\,\|\,q_{s,i})\quad(\texttt{False})
+    .. math:: \mathcal{L}_\mathrm{CE} = \frac{w}{|M|}\sum_{i\in M} -\sum_v p_{t,i}(v)\log q_{s,i}(v),
+              \qquad \mathcal{L}_\mathrm{KL} = \frac{w}{|M|}\sum_{i\in M}
+              \mathrm{KL}(p_{t,i}\,\|\,q_{s,i})
 
     ``M`` is the set of positions whose ``target`` is not ``-100``; ``p_t = softmax(z_t)``,
-    ``q_s = softmax(z_s)`` over the vocabulary. The default is DistiLLM's value, the
-    cross-entropy, which exceeds the KL by the teacher's entropy (same gradient; distillm#7).
+    ``q_s = softmax(z_s)`` over the vocabulary. ``cross_entropy=True`` (the default) returns
+    DistiLLM's value, the cross-entropy ``L_CE``, which exceeds the KL ``L_KL`` (returned with
+    ``cross_entropy=False``) by the teacher's entropy; the gradients are equal (distillm#7).
 
     Args:
         cross_entropy: ``True`` (DistiLLM, torchtune) returns the cross-entropy; ``False`` the KL.
