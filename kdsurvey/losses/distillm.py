@@ -82,7 +82,9 @@ class LLMForwardKL(TopKTeacher, _ForwardKind):
         NaN). No temperature, no ``T^2``. DistiLLM computes in float32 (``softmax(...,
         dtype=torch.float32)``, which also rounds float64 down); here float64 stays float64 and
         half precision is upcast to float32. Products at tokens whose logit is infinite count as 0,
-        as DistiLLM's ``masked_fill``. A top-k teacher (``teacher_topk_indices``) renormalises the
+        as DistiLLM's ``masked_fill``, with finite gradients (DistiLLM's are NaN there for every
+        loss but ``forward_kl`` and ``tv_distance``, so its reference cases with ``-inf`` logits
+        are stored for those two only). A top-k teacher (``teacher_topk_indices``) renormalises the
         teacher over its ``k`` tokens (:func:`kdsurvey.losses._tokens.topk_forward_rows`).
         Official code: jongwooko/distillm ``distillm/losses.py`` ``forward_kl`` (commit 17c0f98).
     """
