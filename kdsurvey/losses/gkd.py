@@ -34,9 +34,11 @@ class GKDJSD(TokenLoss):
     ``KL(q_s || p_t)``: the value jumps at both ends. DistiLLM's ``llm_js`` is the same function with
     ``lam = 1 - beta``.
 
-    Before trl PR #3043 (March 2025, after trl#2202) the mixture was ``beta q_s + (1 - beta) p_t``
-    while the KL weights stayed as above, which is not the paper's Eq. 1; versions from then on
-    (and this loss) use ``beta p_t + (1 - beta) q_s``.
+    TRL's formula changed twice: trl#2202 (October 2024) reported that the mixture was taken of
+    log-probabilities rather than probabilities; TRL then mixed probabilities but as
+    ``beta q_s + (1 - beta) p_t``, ``beta`` on the student, against the paper's Eq. 1. trl PR
+    #3043 (March 2025) put ``beta`` on the teacher, as here, and made ``beta`` 0 and 1 the plain
+    KLs. Values from TRL versions before it differ from this loss.
 
     Args:
         beta: interpolation coefficient (TRL ``GKDConfig.beta``, default 0.5).
