@@ -16,6 +16,7 @@ from torch import Tensor
 
 from kdsurvey.arena import data
 from kdsurvey.losses import available, get
+from kdsurvey.losses._tokens import TokenLoss
 
 BASELINE = "none"  # the task-only student (no distillation)
 
@@ -102,6 +103,15 @@ NOT_FITTING: dict[str, str] = {
     "channel by channel and the loss defines no adapter (nor does torchdistill's); the arena's "
     "student is thinner than its teacher",
 }
+
+
+# Token-level language-model losses have no task in this arena (image classification and
+# segmentation): each is listed as not fitting, with this reason.
+LANGUAGE_MODEL = (
+    "a token-level language-model loss: it takes [B, T, V] logits with -100 labels, and the "
+    "arena's tasks are image classification and segmentation"
+)
+NOT_FITTING.update({n: LANGUAGE_MODEL for n in available() if issubclass(get(n), TokenLoss)})
 
 
 def home_tasks(name: str) -> list[str]:
