@@ -234,3 +234,15 @@ def test_presets_give_the_authors_settings_with_a_source():
     assert create("torchtune_fkl").loss_weight == 0.5
     assert create("torchtune_fkl").preset().task_weight == 0.5
     assert create("llm_forward_kl").preset().task_weight == 0.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_half_precision_logits_are_computed_in_float32(name):
+    s, t, target = _inputs(seed=11)
+    s, t = s.to(torch.bfloat16), t.to(torch.bfloat16)
+    want = create(name)(s.double(), t.double(), target)  # the same numbers in float64
+    x = s.clone().requires_grad_(True)
+    got = create(name, chunk_size=4)(x, t, target)
+    got.backward()
+    assert got.dtype == torch.float32 and x.grad.dtype == torch.bfloat16
+    assert got.item() == pytest.approx(want.item(), rel=1e-5, abs=1e-6)
