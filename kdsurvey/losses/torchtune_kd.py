@@ -3,7 +3,8 @@
 Library variants of ``ko2024distillm`` (DistiLLM; Ko et al., ICML 2024), as ``cc_repdistiller`` sits
 beside ``cc``: torchtune ``torchtune/modules/loss/kd_losses.py`` (pytorch/torchtune, commit 0a08c2f,
 the file's last change) re-implements ``distillm/losses.py`` at its commit 17c0f98. The values
-equal DistiLLM's except that a batch without any unmasked position gives 0 (DistiLLM: NaN), and
+equal DistiLLM's except that a batch without any unmasked position gives 0 (DistiLLM: NaN; so do
+torchtune's chunked reverse and symmetric classes, which divide by the zero count), and
 ``SymmetricKLLoss`` weighs the *forward* part: ``sym_kd_ratio = 1 - lam``.
 """
 
