@@ -3,7 +3,7 @@
 foundation (files, problems, gitrepo) < records < importers < checks < exporters < commands (and
 cli). The library never imports the command line. :mod:`kdsurvey.losses` (and any library beside
 it, such as ``kdsurvey.distill``) is separate: the catalogue's layers may read it only through its
-torch-free manifest and evidence table. Imports are read with :mod:`ast`, those inside functions
+torch-free manifest, evidence table and conventions table. Imports are read with :mod:`ast`, those inside functions
 included, so a lazy import cannot hide a dependency.
 """
 
@@ -35,7 +35,12 @@ LAYERS = {
 #: before it (the harness drives the losses, the arena drives the harness), nothing else.
 SEPARATE = ("kdsurvey.losses", "kdsurvey.distill", "kdsurvey.arena")
 #: What the catalogue's layers may read of a separate library (no torch behind them).
-TORCH_FREE = ("kdsurvey.losses.manifest", "kdsurvey.losses.evidence", "kdsurvey.arena.sweep")
+TORCH_FREE = (
+    "kdsurvey.losses.manifest",
+    "kdsurvey.losses.evidence",
+    "kdsurvey.losses.conventions",
+    "kdsurvey.arena.sweep",
+)
 
 
 def module_name(path: Path) -> str:

@@ -13,6 +13,7 @@ from kdsurvey.exporters import arena_page
 from kdsurvey.exporters.leaderboard import readme_tables
 from kdsurvey.exporters.render import environment, newest_first
 from kdsurvey.exporters.view import View
+from kdsurvey.losses import conventions
 from kdsurvey.records.catalogue import Catalogue
 
 
@@ -43,6 +44,7 @@ def render(source: View | Catalogue) -> str:
             survey=view.survey,
             arena=arena_page.completeness(arena) if arena else None,
             arena_url=f"{url}/catalogue/arena/" if url else "",
+            conventions=conventions.load(),
         )
     )
 

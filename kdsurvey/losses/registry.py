@@ -19,7 +19,9 @@ from pathlib import Path
 from kdsurvey.losses.evidence import DECLARABLE
 
 PACKAGE = Path(__file__).parent
-INFRASTRUCTURE = frozenset({"base", "registry", "manifest", "verify", "demo", "evidence"})
+INFRASTRUCTURE = frozenset(
+    {"base", "registry", "manifest", "verify", "demo", "evidence", "conventions"}
+)
 
 _REGISTRY: dict[str, type] = {}
 

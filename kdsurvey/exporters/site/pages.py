@@ -41,10 +41,12 @@ from kdsurvey.exporters.site.markdown import (
 from kdsurvey.exporters.site.related import related
 from kdsurvey.exporters.view import View
 from kdsurvey.files import write_atomic
+from kdsurvey.losses import conventions
 from kdsurvey.records import libraries
 from kdsurvey.records.catalogue import Catalogue
 from kdsurvey.records.model import Paper
 
+CONVENTIONS_PATH = "kdsurvey/losses/conventions.yaml"  # for the page's edit link
 GENERATED = "catalogue"  # folder of generated pages inside docs_dir (git-ignored)
 INCLUDES = "_include"  # snippets of the home page, inside GENERATED (excluded from the pages)
 
@@ -239,6 +241,7 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
     pages["help.md"] = render_help(env, catalogue, links)
 
     pages["libraries.md"] = _libraries_page(env, view, links, common)
+    pages["conventions.md"] = _conventions_page(env, links, common)
 
     home = env.get_template("site/home.md.j2")
     counts = view.counts
@@ -351,6 +354,22 @@ def _libraries_page(env, view: View, links: Links, common: dict) -> str:
         common,
         libraries=groups,
         edit_url=links.edit(view.libraries_path) if found is not None else None,
+    )
+
+
+def _conventions_page(env, links: Links, common: dict) -> str:
+    """The conventions page: ``kdsurvey/losses/conventions.yaml`` grouped by topic; a loss links
+    to its page when a paper of this catalogue names it."""
+
+    def href(name: str) -> str | None:
+        return f"losses/{slug(name)}.md" if common["losses"].get(name) else None
+
+    groups = defaultdict(list)
+    for row in conventions.load():
+        groups[row.topic].append((row, href(row.a.loss), href(row.b.loss)))
+    ordered = [(topic, groups[topic]) for topic in conventions.TOPICS if groups[topic]]
+    return env.get_template("site/conventions.md.j2").render(
+        common, groups=ordered, edit_url=links.edit(CONVENTIONS_PATH)
     )
 
 
