@@ -1,0 +1,129 @@
+"""ABKD, the alpha-beta divergence (Wang et al., ICML 2025; ``wang2025abkd``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kdsurvey.losses._seq import check_pair, token_example, token_mean, valid_rows
+from kdsurvey.losses.base import DistillationLoss, Preset
+from kdsurvey.losses.registry import register
+
+
+def ab_divergence(log_p: Tensor, log_q: Tensor, alpha: float, beta: float) -> Tensor:
+    r"""Alpha-beta divergence :math:`D^{(\alpha,\beta)}(p\,\|\,q)` per entry (not summed).
+
+    ``log_p`` (teacher) and ``log_q`` (student) are log-probabilities; powers are taken in log
+    space (:math:`p^\alpha = e^{\alpha\log p}`). Each limit the formula has at a zero of
+    :math:`\alpha`, :math:`\beta` or :math:`\alpha+\beta` is its own branch, as in the official
+    code.
+    """
+    diff = log_q - log_p
+    if alpha == 0 and beta == 0:
+        return 0.5 * diff**2
+    if alpha == 0:
+        q_b, p_b = torch.exp(beta * log_q), torch.exp(beta * log_p)
+        return q_b * diff + (p_b - q_b) / beta
+    if beta == 0:
+        p_a, q_a = torch.exp(alpha * log_p), torch.exp(alpha * log_q)
+        return -p_a * diff + (q_a - p_a) / alpha
+    if alpha + beta == 0:
+        return diff + (torch.exp(-alpha * diff) - 1.0) / alpha
+    s = alpha + beta
+    cross = torch.exp(alpha * log_p + beta * log_q)
+    return -(cross - alpha / s * torch.exp(s * log_p) - beta / s * torch.exp(s * log_q)) / (
+        alpha * beta
+    )
+
+
+@register("abkd", paper="wang2025abkd")
+class ABKD(DistillationLoss):
+    r"""ABKD, the alpha-beta divergence (Wang et al., ICML 2025; ``wang2025abkd``).
+
+    One divergence family interpolates between forward KL (:math:`\alpha=1, \beta=0`) and reverse
+    KL (:math:`\alpha=0, \beta=1`): :math:`\alpha` sets how strongly the student is pulled
+    towards the teacher's mass ("hardness concentration"), :math:`\beta` how far the student's own
+    confidence is used ("confidence concentration"). Per labelled position, with
+    :math:`p = \sigma(z^t)`, :math:`q = \sigma(z^s)`:
+
+    .. math:: D^{(\alpha,\beta)}(p\|q) = -\frac{1}{\alpha\beta}\sum_v \Big(p_v^\alpha q_v^\beta
+              - \frac{\alpha}{\alpha+\beta}p_v^{\alpha+\beta}
+              - \frac{\beta}{\alpha+\beta}q_v^{\alpha+\beta}\Big)
+
+    .. math:: \mathcal{L} = \frac{1}{N}\sum_{(b,t):\,y_{bt}\neq-100} D^{(\alpha,\beta)}(p_{bt}\|q_{bt})
+
+    and its limits: :math:`\alpha=\beta=0`: :math:`\frac12\sum_v(\log q_v-\log p_v)^2`;
+    :math:`\alpha=0`: :math:`\frac1\beta\sum_v\big(q_v^\beta\log\frac{q_v^\beta}{p_v^\beta}
+    - q_v^\beta + p_v^\beta\big)`; :math:`\beta=0`: the same with :math:`p, \alpha` and
+    :math:`q` swapped; :math:`\alpha+\beta=0`:
+    :math:`\frac1\alpha\sum_v\big(\log\frac{q_v^\alpha}{p_v^\alpha}+\frac{p_v^\alpha}{q_v^\alpha}
+    - 1\big)`.
+
+    Args:
+        alpha: :math:`\alpha` (0.2 in the authors' GPT-2 scripts; 1 with ``beta=0`` is the
+            forward KL).
+        beta: :math:`\beta` (0.7 in the authors' GPT-2 scripts; 1 with ``alpha=0`` is the
+            reverse KL).
+
+    Notes:
+        Reduction: token mean over the labelled positions of the whole batch (labels ``-100``
+        left out; no shift). No temperature and no :math:`T^2`.
+
+        Official code: ``ab_div`` in ``distillation_llm/distillm/losses.py`` of ghwang-s/abkd at
+        ``df813185e69d21d1e99510272cd94e49be7250c0``; every branch (alpha and beta zero, alpha
+        zero, beta zero, alpha + beta zero, the general formula) has a reference case. The official
+        code raises probabilities to powers; here the powers are taken from log-probabilities,
+        which gives the same values. Vocabulary entries where a logit is infinite add nothing
+        (the official code masks them in every branch but ``alpha = 0``, where an infinite
+        teacher logit makes its loss infinite).
+
+        Casts: the official softmaxes run in float32; here float32 and float64 inputs keep their
+        dtype and half precision is computed in float32.
+    """
+
+    presets: ClassVar[dict[str, Preset]] = {
+        "gpt2": Preset(
+            source="ghwang-s/abkd distillation_llm/scripts/gpt2/ab/train_0.3B_1.5B.sh:9-12 "
+            "(alpha + beta = 0.9, alpha = 0.2), :65 (--kd-ratio 1.0)",
+            task_weight=0.0,
+            note="GPT-2 students of a GPT-2 1.5B teacher on Dolly; kd-ratio 1.0 trains on the "
+            "divergence alone. The argparse defaults (arguments.py:200-201) are 0.5 and 0.5.",
+        ),
+        "openllama2": Preset(
+            source="ghwang-s/abkd distillation_llm/scripts/openllama2/ab/"
+            "train_3B_7B_teacher_lora.sh:9-12 (alpha + beta = 0.9, alpha = 0.1), :72",
+            kwargs={"alpha": 0.1, "beta": 0.8},
+            task_weight=0.0,
+        ),
+    }
+
+    def __init__(self, alpha: float = 0.2, beta: float = 0.7):
+        super().__init__()
+        self.alpha, self.beta = alpha, beta
+
+    @classmethod
+    def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False):
+        return token_example(batch, dtype, generator, large)
+
+    def forward(self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor) -> Tensor:
+        """The loss of one batch.
+
+        Args:
+            logits_student: (B, T, V) student logits.
+            logits_teacher: (B, T, V) teacher logits, at the same positions.
+            target: (B, T) int64 labels; -100 marks positions left out.
+
+        Returns:
+            The scalar loss.
+        """
+        check_pair(logits_student, logits_teacher, target)
+        z_s, z_t = valid_rows(target, logits_student, logits_teacher.detach())
+        inf = torch.isinf(z_s) | torch.isinf(z_t)
+        # Finite stand-ins where a logit is infinite, so no inf or nan reaches the gradient.
+        log_q = F.log_softmax(z_s, dim=-1).masked_fill(inf, 0.0)
+        log_p = F.log_softmax(z_t, dim=-1).masked_fill(inf, 0.0)
+        per_entry = ab_divergence(log_p, log_q, self.alpha, self.beta)
+        return token_mean(per_entry.masked_fill(inf, 0.0).sum(-1))
