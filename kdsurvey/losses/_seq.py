@@ -25,9 +25,15 @@ def check_tokens(logits: Tensor, target: Tensor, what: str = "logits_student") -
         )
 
 
-def check_pair(student: Tensor, teacher: Tensor, target: Tensor, same_vocab: bool = True) -> None:
+def check_pair(
+    student: Tensor,
+    teacher: Tensor,
+    target: Tensor,
+    same_vocab: bool = True,
+    what: str = "logits_student",
+) -> None:
     """Student and teacher logits of the same positions (and vocabulary unless told otherwise)."""
-    check_tokens(student, target)
+    check_tokens(student, target, what)
     same = student.shape == teacher.shape if same_vocab else student.shape[:2] == teacher.shape[:2]
     if teacher.dim() != 3 or not same:
         raise ValueError(
