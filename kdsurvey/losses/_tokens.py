@@ -1,0 +1,180 @@
+"""Token-level losses of language models: input checks, position mask, reductions, chunking.
+
+Every token-level loss takes student and teacher logits ``[B, T, V]`` whose positions are already
+aligned (the loss does not shift) and an optional ``target`` ``[B, T]`` (int64, ``-100`` marks
+ignored positions, the Hugging Face convention). It computes one value per position from the two
+rows ``[V]`` of that position (a *row function*, written once per loss over 2-D ``[N, V]`` rows)
+and reduces those values with weights that say how the libraries average: the token mean over
+unmasked positions (DistiLLM, torchtune, TRL, DistillKit), the mean over each sequence's unmasked
+positions then over sequences, or the sum divided by the batch size ``B``. Writing the reduction
+as weights ``w`` (``loss = sum_i w_i * row_i``) is what lets :func:`token_loss` evaluate a loss
+chunk by chunk: each chunk's value and student gradient are computed at once and only the
+gradient buffer (the size of the student logits, which autograd would build anyway) is kept, so
+vocabularies of 128k-256k never hold more than one ``[B, T, V]`` tensor beyond the inputs.
+Positions with no weight (ignored labels) are skipped, so their logits may even be ``-inf``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+IGNORE_INDEX = -100
+# The reductions of the libraries, by name: see :func:`position_weights`.
+REDUCTIONS = ("token_mean", "sequence_mean", "batch_sum")
+
+RowFunction = Callable[..., Tensor]
+
+
+def shape_of(x: Tensor) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def check_token_inputs(
+    logits_student: Tensor,
+    logits_teacher: Tensor,
+    target: Tensor | None = None,
+    teacher_topk_indices: Tensor | None = None,
+) -> None:
+    """Raise one ``ValueError`` listing every problem of the inputs, each naming the shapes.
+
+    Dense teacher: both logits ``[B, T, V]`` of equal shape. Sparse teacher
+    (``teacher_topk_indices`` given): ``logits_teacher`` and the indices ``[B, T, k]`` (int64, each
+    in ``[0, V)``), with ``B, T`` those of the student. ``target``: ``[B, T]`` int64.
+    """
+    problems = []
+    s, t = logits_student, logits_teacher
+    if s.dim() != 3:
+        problems.append(f"logits_student must be [B, T, V], got shape {shape_of(s)}")
+    if teacher_topk_indices is None:
+        if s.shape != t.shape:
+            problems.append(
+                f"logits_student {shape_of(s)} and logits_teacher {shape_of(t)} must have the "
+                "same shape [B, T, V]"
+            )
+    else:
+        idx = teacher_topk_indices
+        if t.shape != idx.shape or t.dim() != 3 or t.shape[:2] != s.shape[:2]:
+            problems.append(
+                f"top-k teacher: logits_teacher {shape_of(t)} and teacher_topk_indices "
+                f"{shape_of(idx)} must both be [B, T, k] with B, T of logits_student {shape_of(s)}"
+            )
+        if idx.dtype != torch.int64:
+            problems.append(f"teacher_topk_indices must be int64, got {idx.dtype}")
+        elif idx.numel() and s.dim() == 3 and (idx.min() < 0 or idx.max() >= s.shape[-1]):
+            problems.append(f"teacher_topk_indices must lie in [0, {s.shape[-1]})")
+    if not s.is_floating_point() or not t.is_floating_point():
+        problems.append(f"logits must be floating point, got {s.dtype} and {t.dtype}")
+    if target is not None:
+        if target.shape != s.shape[:2] or target.dim() != 2:
+            problems.append(
+                f"target {shape_of(target)} must be [B, T] = {shape_of(s)[:2]} "
+                f"(logits_student {shape_of(s)})"
+            )
+        if target.dtype != torch.int64:
+            problems.append(f"target must be int64 (-100 = ignored), got {target.dtype}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def position_mask(target: Tensor | None, shape: Sequence[int], device=None) -> Tensor:
+    """Boolean ``[B, T]``: True where the position counts (``target != -100``; all without one)."""
+    if target is None:
+        return torch.ones(tuple(shape[:2]), dtype=torch.bool, device=device)
+    return target != IGNORE_INDEX
+
+
+def position_weights(mask: Tensor, reduction: str, dtype: torch.dtype) -> Tensor:
+    """Weights ``w`` ``[B, T]`` such that the loss is ``sum(w * per_position)``.
+
+    ``token_mean``: ``1 / n`` on each of the ``n`` unmasked positions of the batch.
+    ``sequence_mean``: ``1 / (B * n_b)`` on the ``n_b`` unmasked positions of sequence ``b``
+    (a sequence with none adds nothing but still counts in ``B``). ``batch_sum``: ``1 / B``
+    (the sum over unmasked positions divided by the batch size, PyTorch's ``batchmean`` on
+    ``[B, T, V]``). Without any unmasked position the weights are zero and the loss is 0
+    (torchtune's and TRL's choice; DistiLLM's ``0 / 0`` is NaN).
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    m = mask.to(dtype)
+    if reduction == "token_mean":
+        return m / m.sum().clamp_min(1)
+    if reduction == "sequence_mean":
+        return m / (m.sum(1, keepdim=True).clamp_min(1) * m.shape[0])
+    return m / m.shape[0]
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype the math runs in: at least float32 (half inputs are upcast, float64 stays)."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def token_loss(
+    row_fn: RowFunction,
+    logits_student: Tensor,
+    teacher: Sequence[Tensor],
+    weights: Tensor,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """``sum_i w_i * row_fn(student_i, *teacher_i)`` over the positions ``i`` of the batch.
+
+    ``row_fn`` takes 2-D rows (``[N, V]`` student, and the teacher tensors ``[N, *]``) and returns
+    ``[N]``. ``teacher`` tensors are ``[B, T, *]`` and treated as constants. With ``chunk_size``
+    (positions per chunk) the value and the student gradient are computed chunk by chunk in the
+    forward pass (:class:`_ChunkedRows`); the result and its gradient equal the plain evaluation
+    up to summation order. The chunked path supports one backward pass (no double backward).
+    """
+    n = logits_student.shape[0] * logits_student.shape[1]
+    student = logits_student.reshape(n, logits_student.shape[-1])
+    rows = [t.detach().reshape(n, *t.shape[2:]) for t in teacher]
+    w = weights.reshape(n)
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of positions, got {chunk_size}")
+        return _ChunkedRows.apply(student, w, row_fn, chunk_size, *rows)
+    keep = w != 0
+    values = row_fn(student, *rows)
+    return torch.where(keep, values * w, values.new_zeros(())).sum()
+
+
+class _ChunkedRows(torch.autograd.Function):
+    """Chunked evaluation: in the forward pass, for each chunk of positions with weight, the
+    value and its gradient w.r.t. those student rows are computed by local autograd and the
+    gradient is written into one buffer; backward scales that buffer by the incoming gradient.
+
+    Peak memory is the inputs, the buffer and one chunk's intermediates (torchtune's chunked
+    losses keep every chunk's autograd intermediates until backward instead).
+    """
+
+    @staticmethod
+    def forward(ctx, student, weights, row_fn, chunk_size, *teacher):
+        need_grad = ctx.needs_input_grad[0]
+        grad = torch.zeros_like(student) if need_grad else None
+        total = torch.zeros((), dtype=compute_dtype(student), device=student.device)
+        for start in range(0, student.shape[0], chunk_size):
+            w = weights[start : start + chunk_size]
+            pos = torch.nonzero(w).squeeze(1)
+            if pos.numel() == 0:
+                continue
+            s = student[start : start + chunk_size].index_select(0, pos)
+            t = [x[start : start + chunk_size].index_select(0, pos) for x in teacher]
+            with torch.enable_grad():
+                s = s.detach().requires_grad_(need_grad)
+                value = (row_fn(s, *t) * w.index_select(0, pos)).sum()
+                if need_grad:
+                    (g,) = torch.autograd.grad(value, s)
+                    grad[start : start + chunk_size].index_copy_(0, pos, g)
+            total += value.detach()
+        ctx.grad = grad
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:
+            raise RuntimeError("the chunked token loss supports one backward pass only")
+        return (grad.mul_(grad_output.to(grad.dtype)), None, None, None) + (None,) * (
+            ctx.needs_input_grad.__len__() - 4
+        )
