@@ -55,12 +55,12 @@ class ABKD(DistillationLoss):
 
     .. math:: \mathcal{L} = \frac{1}{N}\sum_{(b,t):\,y_{bt}\neq-100} D^{(\alpha,\beta)}(p_{bt}\|q_{bt})
 
-    and its limits: :math:`\alpha=\beta=0`: :math:`\frac12\sum_v(\log q_v-\log p_v)^2`;
-    :math:`\alpha=0`: :math:`\frac1\beta\sum_v\big(q_v^\beta\log\frac{q_v^\beta}{p_v^\beta}
-    - q_v^\beta + p_v^\beta\big)`; :math:`\beta=0`: the same with :math:`p, \alpha` and
-    :math:`q` swapped; :math:`\alpha+\beta=0`:
-    :math:`\frac1\alpha\sum_v\big(\log\frac{q_v^\alpha}{p_v^\alpha}+\frac{p_v^\alpha}{q_v^\alpha}
-    - 1\big)`.
+    and, where that formula is undefined, the official code's branches: :math:`\alpha=\beta=0`:
+    :math:`\frac12\sum_v(\log q_v-\log p_v)^2`; :math:`\alpha=0`:
+    :math:`\frac1\beta\sum_v\big(q_v^\beta\log\frac{q_v^\beta}{p_v^\beta} - q_v^\beta
+    + p_v^\beta\big)`; :math:`\beta=0`: the same with :math:`p, \alpha` and :math:`q, \beta`
+    swapped; :math:`\alpha+\beta=0`: :math:`\frac1\alpha\sum_v\big(\log\frac{q_v^\alpha}
+    {p_v^\alpha}+\frac{p_v^\alpha}{q_v^\alpha} - 1\big)` (see the notes on their constants).
 
     Args:
         alpha: :math:`\alpha` (0.2 in the authors' GPT-2 scripts; 1 with ``beta=0`` is the
@@ -74,7 +74,13 @@ class ABKD(DistillationLoss):
 
         Official code: ``ab_div`` in ``distillation_llm/distillm/losses.py`` of ghwang-s/abkd at
         ``df813185e69d21d1e99510272cd94e49be7250c0``; every branch (alpha and beta zero, alpha
-        zero, beta zero, alpha + beta zero, the general formula) has a reference case. The official
+        zero, beta zero, alpha + beta zero, the general formula) has a reference case. Its
+        special branches are not the limits of the general formula: at ``alpha = 0`` it divides by
+        :math:`\beta` where the limit (and the AB-divergence of Cichocki et al., 2011) divides by
+        :math:`\beta^2`, and likewise :math:`\alpha` for :math:`\alpha^2` at ``beta = 0`` and at
+        ``alpha + beta = 0``. The value thus jumps by that factor on those lines, except where it is
+        1 (forward and reverse KL); ``alpha = beta = 0`` is continuous. The branches above are the
+        official ones, so the loss reproduces that. The official
         code raises probabilities to powers; here the powers are taken from log-probabilities,
         which gives the same values. Vocabulary entries where a logit is infinite add nothing
         (the official code masks them in every branch but ``alpha = 0``, where an infinite

@@ -32,9 +32,9 @@ class TAID(DistillationLoss):
     Args:
         t: interpolation value :math:`t`, the teacher's weight in the target (0.4, the official
             ``--taid_t_start`` default; 1 is plain distillation from the teacher).
-        kl: ``False`` (default) returns what the official code returns, the cross-entropy
-            :math:`-\sum p_t\log q`; ``True`` returns :math:`\mathrm{KL}(p_t\|q)`, smaller by the
-            entropy of :math:`p_t`, with the same gradient.
+        cross_entropy: ``True`` (default) returns what the official code returns, the
+            cross-entropy :math:`-\sum p_t\log q`; ``False`` returns :math:`\mathrm{KL}(p_t\|q)`,
+            smaller by the entropy of :math:`p_t`, with the same gradient.
 
     Notes:
         Reduction: token mean over the labelled positions of the whole batch (labels ``-100``
@@ -53,7 +53,7 @@ class TAID(DistillationLoss):
 
         ``t`` weighs the teacher in an interpolation of logits, so it is not the ``beta`` of
         TRL's generalized JSD (a teacher weight in a mixture of probabilities): at ``t = 1`` with
-        ``kl=True`` this is the forward KL, which TRL returns at ``beta = 0``.
+        ``cross_entropy=False`` this is the forward KL, which TRL returns at ``beta = 0``.
     """
 
     presets: ClassVar[dict[str, Preset]] = {
@@ -74,12 +74,16 @@ class TAID(DistillationLoss):
         ),
     }
 
-    def __init__(self, t: float = 0.4, kl: bool = False):
+    # The official value is a cross-entropy: at a match it is the entropy, not 0 (the KL form is
+    # 0 there, tested in tests/test_llm_losses_b.py).
+    zero_at_match: ClassVar[bool] = False
+
+    def __init__(self, t: float = 0.4, cross_entropy: bool = True):
         super().__init__()
         if not 0.0 <= t <= 1.0:
             raise ValueError(f"t must lie in [0, 1], got {t}")
         self.t = t
-        self.kl = kl
+        self.cross_entropy = cross_entropy
 
     @classmethod
     def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False):
@@ -102,7 +106,7 @@ class TAID(DistillationLoss):
         p = log_p.exp()
         log_q = F.log_softmax(z_s, dim=-1)
         inf = torch.isinf(z_s)
-        per_entry = p * (log_p - log_q) if self.kl else -p * log_q
+        per_entry = -p * log_q if self.cross_entropy else p * (log_p - log_q)
         return token_mean(per_entry.masked_fill(inf, 0.0).sum(-1))
 
 
