@@ -389,3 +389,26 @@ def test_dskd_refuses_a_head_that_does_not_fit():
     }
     with pytest.raises(ValueError, match=r"lm_head_teacher \(9, 6\)"):
         create("dskd")(s, t, y, **feats)
+
+
+# --------------------------------------------------------------------------- chunking
+
+
+@pytest.mark.parametrize("name", [*SAME_VOCAB, "distillm2"])
+def test_chunked_evaluation_gives_the_same_value_and_gradient(name):
+    x = (
+        _distillm2_inputs()
+        if name == "distillm2"
+        else dict(zip(("logits_student", "logits_teacher", "target"), _tokens(), strict=True))
+    )
+    results = []
+    for chunk_size in (None, 4):
+        inputs = {k: v.clone() for k, v in x.items()}
+        students = [v.requires_grad_(True) for k, v in inputs.items() if "student" in k]
+        value = create(name, chunk_size=chunk_size)(**inputs)
+        value.backward()
+        results.append((value.detach(), [s.grad for s in students]))
+    (plain, plain_grads), (chunked, chunked_grads) = results
+    assert chunked.item() == pytest.approx(plain.item(), rel=1e-12)
+    for a, b in zip(plain_grads, chunked_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)

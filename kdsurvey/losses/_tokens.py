@@ -16,10 +16,14 @@ Positions with no weight (ignored labels) are skipped, so their logits may even 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
+
+from kdsurvey.losses.base import DistillationLoss
 
 IGNORE_INDEX = -100
 # The reductions of the libraries, by name: see :func:`position_weights`.
@@ -178,3 +182,128 @@ class _ChunkedRows(torch.autograd.Function):
         return (grad.mul_(grad_output.to(grad.dtype)), None, None, None) + (None,) * (
             ctx.needs_input_grad.__len__() - 4
         )
+
+
+def log_probs(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Log-softmax over the vocabulary of ``logits / temperature``, in :func:`compute_dtype`."""
+    x = logits.to(compute_dtype(logits))
+    return torch.log_softmax(x / temperature if temperature != 1.0 else x, dim=-1)
+
+
+def masked_sum(values: Tensor, inf: Tensor) -> Tensor:
+    """Sum over the vocabulary of ``values``, entries at masked (infinite-logit) tokens as 0.
+
+    The official codes (DistiLLM, MiniLLM, torchtune) ``masked_fill`` every product at tokens
+    whose logit is infinite, the vocabulary masking of ``-inf`` logits, so that ``0 * -inf`` is 0.
+    """
+    return torch.where(inf, values.new_zeros(()), values).sum(-1)
+
+
+def log_mixture(log_a: Tensor, log_b: Tensor, weight_a: float) -> Tensor:
+    """``log(weight_a * a + (1 - weight_a) * b)`` from log-probabilities, without underflow."""
+
+    def log_weight(w: float) -> float:
+        return math.log(w) if w > 0 else -math.inf
+
+    return torch.logaddexp(log_a + log_weight(weight_a), log_b + log_weight(1.0 - weight_a))
+
+
+def token_example(batch, dtype, generator, large) -> dict[str, Tensor]:
+    """Logits ``[B, T, V]`` (``[2, 128, 32000]`` when ``large``) and a target whose first two
+    positions (a prompt) and the last sequence's tail (padding) are ``-100``."""
+    b, t, v = (2, 128, 32000) if large else (batch, 6, 11)
+    target = torch.randint(0, v, (b, t), generator=generator)
+    target[:, :2] = IGNORE_INDEX
+    target[-1, t // 2 :] = IGNORE_INDEX
+    return {
+        "logits_student": torch.randn(b, t, v, generator=generator, dtype=dtype),
+        "logits_teacher": torch.randn(b, t, v, generator=generator, dtype=dtype) * 2,
+        "target": target,
+    }
+
+
+class TokenLoss(DistillationLoss):
+    """Base of the token-level losses: checks, position weights, optional chunking and top-k.
+
+    A subclass gives :meth:`rows` (one value per position from ``[N, V]`` student and teacher
+    logits) and, for a reduction other than the token mean, :meth:`weights`; :meth:`scale` is
+    what multiplies the reduced value (``loss_weight``, and ``T^2`` where the official code has
+    it). A loss that accepts a sparse teacher also gives :meth:`topk_rows`.
+
+    ``chunk_size`` (positions per chunk, ``None``: all at once) selects the chunked evaluation of
+    :func:`token_loss`: same value and gradient, a fraction of the memory.
+    """
+
+    reduction_name: ClassVar[str] = "token_mean"
+
+    def __init__(self, loss_weight: float = 1.0, chunk_size: int | None = None):
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.chunk_size = chunk_size
+
+    def rows(self, s: Tensor, t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def topk_rows(self, s: Tensor, t_values: Tensor, t_indices: Tensor) -> Tensor:
+        raise ValueError(
+            f"loss {self.name!r} takes no top-k teacher (teacher_topk_indices): the teacher's "
+            "missing mass is only defined for forward-KL losses"
+        )
+
+    def scale(self) -> float:
+        return self.loss_weight
+
+    def weights(self, mask: Tensor, target: Tensor | None, dtype: torch.dtype) -> Tensor:
+        return position_weights(mask, self.reduction_name, dtype)
+
+    def forward(
+        self,
+        logits_student: Tensor,
+        logits_teacher: Tensor,
+        target: Tensor | None = None,
+        teacher_topk_indices: Tensor | None = None,
+    ) -> Tensor:
+        """The loss of one batch.
+
+        Args:
+            logits_student: ``[B, T, V]`` student logits.
+            logits_teacher: ``[B, T, V]`` teacher logits, or ``[B, T, k]`` logits of the teacher's
+                top-k tokens when ``teacher_topk_indices`` is given (forward-KL losses only).
+            target: ``[B, T]`` labels, ``-100`` at ignored positions (``None``: all count).
+            teacher_topk_indices: ``[B, T, k]`` vocabulary indices of ``logits_teacher``.
+
+        Returns:
+            The scalar loss.
+        """
+        check_token_inputs(logits_student, logits_teacher, target, teacher_topk_indices)
+        mask = position_mask(target, logits_student.shape, logits_student.device)
+        w = self.weights(mask, target, compute_dtype(logits_student))
+        if teacher_topk_indices is None:
+            fn, teacher = self.rows, [logits_teacher]
+        else:
+            fn, teacher = self.topk_rows, [logits_teacher, teacher_topk_indices]
+        value = token_loss(fn, logits_student, teacher, w, self.chunk_size)
+        return value * self.scale()
+
+    @classmethod
+    def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False) -> dict:
+        return token_example(batch, dtype, generator, large)
+
+
+def topk_forward_rows(
+    s: Tensor, t_values: Tensor, t_indices: Tensor, temperature: float, cross_entropy: bool
+) -> Tensor:
+    """Forward KL (or cross-entropy) against a teacher known by its top-k logits only.
+
+    The teacher distribution is the softmax of its ``k`` logits (``/ T``): the mass of the other
+    tokens is taken as zero and the ``k`` probabilities renormalised, DistillKit's
+    ``MissingProbabilityHandling.ZERO``. The student log-probabilities are the full-vocabulary
+    log-softmax read at the ``k`` indices. With ``k = V`` this is the dense loss exactly.
+    """
+    log_q = log_probs(s, temperature).gather(-1, t_indices)
+    log_p = log_probs(t_values, temperature)
+    p = log_p.exp()
+    inf = torch.isinf(log_q) | torch.isinf(log_p)
+    if cross_entropy:
+        return -masked_sum(p * log_q, inf)
+    return masked_sum(p * (log_p - log_q), inf)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._seq import check_pair, token_example, token_mean, valid_rows
-from kdsurvey.losses.base import DistillationLoss, Preset
+from kdsurvey.losses._tokens import TokenLoss, log_probs, masked_sum
+from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
 
@@ -40,7 +39,7 @@ def ab_divergence(log_p: Tensor, log_q: Tensor, alpha: float, beta: float) -> Te
 
 
 @register("abkd", paper="wang2025abkd")
-class ABKD(DistillationLoss):
+class ABKD(TokenLoss):
     r"""ABKD, the alpha-beta divergence (Wang et al., ICML 2025; ``wang2025abkd``).
 
     One divergence family interpolates between forward KL (:math:`\alpha=1, \beta=0`) and reverse
@@ -67,6 +66,8 @@ class ABKD(DistillationLoss):
             forward KL).
         beta: :math:`\beta` (0.7 in the authors' GPT-2 scripts; 1 with ``alpha=0`` is the
             reverse KL).
+        loss_weight: multiplies the loss.
+        chunk_size: positions per chunk for the memory-saving evaluation (``None``: all at once).
 
     Notes:
         Reduction: token mean over the labelled positions of the whole batch (labels ``-100``
@@ -106,30 +107,19 @@ class ABKD(DistillationLoss):
         ),
     }
 
-    def __init__(self, alpha: float = 0.2, beta: float = 0.7):
-        super().__init__()
+    def __init__(
+        self,
+        alpha: float = 0.2,
+        beta: float = 0.7,
+        loss_weight: float = 1.0,
+        chunk_size: int | None = None,
+    ):
+        super().__init__(loss_weight, chunk_size)
         self.alpha, self.beta = alpha, beta
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False):
-        return token_example(batch, dtype, generator, large)
-
-    def forward(self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor) -> Tensor:
-        """The loss of one batch.
-
-        Args:
-            logits_student: (B, T, V) student logits.
-            logits_teacher: (B, T, V) teacher logits, at the same positions.
-            target: (B, T) int64 labels; -100 marks positions left out.
-
-        Returns:
-            The scalar loss.
-        """
-        check_pair(logits_student, logits_teacher, target)
-        z_s, z_t = valid_rows(target, logits_student, logits_teacher.detach())
-        inf = torch.isinf(z_s) | torch.isinf(z_t)
+    def rows(self, s: Tensor, t: Tensor) -> Tensor:
+        inf = s.isinf() | t.isinf()
         # Finite stand-ins where a logit is infinite, so no inf or nan reaches the gradient.
-        log_q = F.log_softmax(z_s, dim=-1).masked_fill(inf, 0.0)
-        log_p = F.log_softmax(z_t, dim=-1).masked_fill(inf, 0.0)
-        per_entry = ab_divergence(log_p, log_q, self.alpha, self.beta)
-        return token_mean(per_entry.masked_fill(inf, 0.0).sum(-1))
+        log_q = log_probs(s).masked_fill(inf, 0.0)
+        log_p = log_probs(t).masked_fill(inf, 0.0)
+        return masked_sum(ab_divergence(log_p, log_q, self.alpha, self.beta), inf)

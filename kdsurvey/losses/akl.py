@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._seq import check_pair, token_example, token_mean, valid_rows
-from kdsurvey.losses.base import DistillationLoss, Preset
+from kdsurvey.losses._tokens import TokenLoss, compute_dtype, log_probs, masked_sum
+from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
 
@@ -35,7 +34,7 @@ def head_tail_weights(p_t: Tensor, p_s: Tensor, mu: float) -> tuple[Tensor, Tens
 
 
 @register("akl", paper="wu2025rethinking")
-class AKL(DistillationLoss):
+class AKL(TokenLoss):
     r"""Adaptive Kullback-Leibler divergence (Wu et al., COLING 2025; ``wu2025rethinking``).
 
     Forward KL fits the head of the teacher's distribution first and reverse KL its tail, so AKL
@@ -55,6 +54,8 @@ class AKL(DistillationLoss):
     Args:
         mu: head threshold :math:`\mu` on the teacher's cumulative probability (0.5, the
             official ``get_ratio`` default and the paper's setting).
+        loss_weight: multiplies the loss.
+        chunk_size: positions per chunk for the memory-saving evaluation (``None``: all at once).
 
     Notes:
         Reduction: token mean over the labelled positions of the whole batch (labels ``-100`` are
@@ -93,33 +94,17 @@ class AKL(DistillationLoss):
         )
     }
 
-    def __init__(self, mu: float = 0.5):
-        super().__init__()
+    def __init__(self, mu: float = 0.5, loss_weight: float = 1.0, chunk_size: int | None = None):
+        super().__init__(loss_weight, chunk_size)
         self.mu = mu
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False):
-        return token_example(batch, dtype, generator, large)
-
-    def forward(self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor) -> Tensor:
-        """The loss of one batch.
-
-        Args:
-            logits_student: (B, T, V) student logits.
-            logits_teacher: (B, T, V) teacher logits, at the same positions.
-            target: (B, T) int64 labels; -100 marks positions left out.
-
-        Returns:
-            The scalar loss.
-        """
-        check_pair(logits_student, logits_teacher, target)
-        z_s, z_t = valid_rows(target, logits_student, logits_teacher.detach())
-        inf = torch.isinf(z_s)
-        p_t = F.softmax(z_t.masked_fill(torch.isinf(z_t), 0.0), dim=-1)
-        p_s = F.softmax(z_s.detach().masked_fill(inf, 0.0), dim=-1)
+    def rows(self, s: Tensor, t: Tensor) -> Tensor:
+        inf = s.isinf()
+        dtype = compute_dtype(s)
+        p_t = torch.softmax(t.to(dtype).masked_fill(t.isinf(), 0.0), dim=-1)
+        p_s = torch.softmax(s.detach().to(dtype).masked_fill(inf, 0.0), dim=-1)
         w_head, w_tail = head_tail_weights(p_t, p_s, self.mu)
-        log_q, log_p = F.log_softmax(z_s, dim=-1), F.log_softmax(z_t, dim=-1)
-        q, p = log_q.exp(), log_p.exp()
-        forward_kl = (p * (log_p - log_q)).masked_fill(inf, 0.0).sum(-1)
-        reverse_kl = (q * (log_q - log_p)).masked_fill(inf, 0.0).sum(-1)
-        return token_mean(w_head * forward_kl + w_tail * reverse_kl)
+        log_q, log_p = log_probs(s), log_probs(t)
+        forward_kl = masked_sum(log_p.exp() * (log_p - log_q), inf)
+        reverse_kl = masked_sum(log_q.exp() * (log_q - log_p), inf)
+        return w_head * forward_kl + w_tail * reverse_kl

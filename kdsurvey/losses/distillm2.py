@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._seq import IGNORE, check_pair, compute_dtype, token_example
+from kdsurvey.losses._tokens import (
+    check_token_inputs,
+    compute_dtype,
+    log_mixture,
+    log_probs,
+    position_mask,
+    position_weights,
+    token_example,
+    token_loss,
+)
 from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
-def _sequence_means(per_token: Tensor, mask: Tensor) -> Tensor:
-    """Mean of each sequence's labelled tokens, ``(B,)``; 0 for a sequence with none."""
-    total = torch.where(mask, per_token, torch.zeros_like(per_token)).sum(-1)
-    return total / mask.sum(-1).clamp_min(1)
+def skew_forward_rows(s: Tensor, t: Tensor, alpha_1: float) -> Tensor:
+    """Per position ``KL(p || alpha_1 p + (1 - alpha_1) q)`` (the chosen responses' term)."""
+    log_q, log_p = log_probs(s), log_probs(t)
+    return (log_p.exp() * (log_p - log_mixture(log_p, log_q, alpha_1))).sum(-1)
+
+
+def skew_reverse_rows(s: Tensor, t: Tensor, alpha_2: float) -> Tensor:
+    """Per position ``KL(q || (1 - alpha_2) p + alpha_2 sg(q))`` (the rejected responses' term)."""
+    log_q, log_p = log_probs(s), log_probs(t)
+    return (log_q.exp() * (log_q - log_mixture(log_p, log_q.detach(), 1.0 - alpha_2))).sum(-1)
 
 
 @register("distillm2", paper="ko2025distillm")
@@ -44,6 +57,7 @@ class DistiLLM2(DistillationLoss):
         beta: weight :math:`\beta` of the rejected term; the chosen term gets :math:`2-\beta`
             (1.0; the official optional ``gradual_beta`` raises it linearly from 1 to 1.5 over the
             first half of training).
+        chunk_size: positions per chunk for the memory-saving evaluation (``None``: all at once).
 
     Notes:
         Inputs are the models' logits and the labels aligned with their *inputs*, as a causal LM
@@ -75,8 +89,15 @@ class DistiLLM2(DistillationLoss):
         )
     }
 
-    def __init__(self, alpha_1: float = 0.1, alpha_2: float = 0.1, beta: float = 1.0):
+    def __init__(
+        self,
+        alpha_1: float = 0.1,
+        alpha_2: float = 0.1,
+        beta: float = 1.0,
+        chunk_size: int | None = None,
+    ):
         super().__init__()
+        self.chunk_size = chunk_size
         for name, value in (("alpha_1", alpha_1), ("alpha_2", alpha_2)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
@@ -121,39 +142,33 @@ class DistiLLM2(DistillationLoss):
         Returns:
             The scalar loss.
         """
-        check_pair(logits_student, logits_teacher, target)
-        check_pair(
-            logits_student_rejected,
-            logits_teacher_rejected,
-            target_rejected,
-            what="logits_student_rejected",
-        )
+        check_token_inputs(logits_student, logits_teacher, target)
+        check_token_inputs(logits_student_rejected, logits_teacher_rejected, target_rejected)
         if logits_student_rejected.shape[0] != logits_student.shape[0]:
             raise ValueError(
                 f"chosen and rejected batches differ: logits_student "
                 f"{tuple(logits_student.shape)} vs logits_student_rejected "
                 f"{tuple(logits_student_rejected.shape)}"
             )
-        chosen = self._skew_forward(logits_student, logits_teacher.detach(), target)
-        rejected = self._skew_reverse(
-            logits_student_rejected, logits_teacher_rejected.detach(), target_rejected
+        chosen = self._term(skew_forward_rows, self.alpha_1, logits_student, logits_teacher, target)
+        rejected = self._term(
+            skew_reverse_rows,
+            self.alpha_2,
+            logits_student_rejected,
+            logits_teacher_rejected,
+            target_rejected,
         )
-        return ((2.0 - self.beta) * chosen + self.beta * rejected).mean()
+        return (2.0 - self.beta) * chosen + self.beta * rejected
 
-    def _shifted(self, z_s: Tensor, z_t: Tensor, target: Tensor):
-        mask = target[:, 1:] != IGNORE
-        log_q = F.log_softmax(compute_dtype(z_s[:, :-1]), dim=-1)
-        log_p = F.log_softmax(compute_dtype(z_t[:, :-1]), dim=-1)
-        return log_q, log_p, mask
-
-    def _skew_forward(self, z_s: Tensor, z_t: Tensor, target: Tensor) -> Tensor:
-        log_q, log_p, mask = self._shifted(z_s, z_t, target)
-        a = self.alpha_1
-        mix = torch.logaddexp(math.log(a) + log_p, math.log(1.0 - a) + log_q)
-        return _sequence_means((log_p.exp() * (log_p - mix)).sum(-1), mask)
-
-    def _skew_reverse(self, z_s: Tensor, z_t: Tensor, target: Tensor) -> Tensor:
-        log_q, log_p, mask = self._shifted(z_s, z_t, target)
-        a = self.alpha_2
-        mix = torch.logaddexp(math.log(1.0 - a) + log_p, math.log(a) + log_q.detach())
-        return _sequence_means((log_q.exp() * (log_q - mix)).sum(-1), mask)
+    def _term(self, rows, alpha: float, z_s: Tensor, z_t: Tensor, target: Tensor) -> Tensor:
+        """Mean over sequences of each one's token mean, after the causal shift."""
+        labels = target[:, 1:]
+        mask = position_mask(labels, labels.shape)
+        weights = position_weights(mask, "sequence_mean", compute_dtype(z_s))
+        return token_loss(
+            lambda s, t: rows(s, t, alpha),
+            z_s[:, :-1],
+            [z_t[:, :-1]],
+            weights,
+            self.chunk_size,
+        )

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kdsurvey.losses._seq import IGNORE, check_pair, compute_dtype, token_example
+from kdsurvey.losses._tokens import compute_dtype, position_mask, token_example
 from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
+from kdsurvey.losses.uld import check_two_vocabularies
 
 OBJECTIVES = ("forward_kl", "reverse_kl")
 
@@ -148,16 +149,17 @@ class DSKD(DistillationLoss):
         Returns:
             The scalar loss.
         """
-        check_pair(logits_student, logits_teacher, target, same_vocab=False)
+        check_two_vocabularies(logits_student, logits_teacher, target, target)
         for name, feat in (("feat_student", feat_student), ("feat_teacher", feat_teacher)):
             if feat.dim() != 3 or feat.shape[:2] != logits_student.shape[:2]:
                 raise ValueError(
                     f"{name} {tuple(feat.shape)} must be (B, T, D) with (B, T) of "
                     f"logits_student {tuple(logits_student.shape)}"
                 )
-        mask = target != IGNORE
-        h_s = self.s2t(compute_dtype(feat_student[mask]))
-        h_t = self.t2s(compute_dtype(feat_teacher.detach()[mask]))
+        mask = position_mask(target, target.shape)
+        dtype = compute_dtype(logits_student)
+        h_s = self.s2t(feat_student[mask].to(dtype))
+        h_t = self.t2s(feat_teacher.detach()[mask].to(dtype))
         for name, head, h, vocab in (
             ("lm_head_student", lm_head_student, h_t, logits_student.shape[-1]),
             ("lm_head_teacher", lm_head_teacher, h_s, logits_teacher.shape[-1]),
@@ -167,17 +169,17 @@ class DSKD(DistillationLoss):
                     f"{name} {tuple(head.shape)} must be (V, D) = ({vocab}, {h.shape[-1]}): the "
                     "vocabulary of its logits and the width of the (projected) states it reads"
                 )
-        t2s = h_t @ compute_dtype(lm_head_student.detach()).t()
-        s2t = h_s @ compute_dtype(lm_head_teacher.detach()).t()
+        t2s = h_t @ lm_head_student.detach().to(dtype).t()
+        s2t = h_s @ lm_head_teacher.detach().to(dtype).t()
         temp = self.temperature
-        log_q = F.log_softmax(compute_dtype(logits_student[mask]) / temp, dim=-1)
+        log_q = F.log_softmax(logits_student[mask].to(dtype) / temp, dim=-1)
         log_t2s = F.log_softmax(t2s.detach() / temp, dim=-1)
         if self.kd_objective == "forward_kl":
             t2s_kd = _kl_rows(log_t2s, log_q)
         else:
             t2s_kd = _kl_rows(log_q, log_t2s)
         t2s_ce = F.cross_entropy(t2s, target[mask], reduction="none")
-        log_p = F.log_softmax(compute_dtype(logits_teacher.detach()[mask]) / temp, dim=-1)
+        log_p = F.log_softmax(logits_teacher.detach()[mask].to(dtype) / temp, dim=-1)
         s2t_kd = _kl_rows(log_p, F.log_softmax(s2t / temp, dim=-1))
         total = (t2s_kd + t2s_ce + s2t_kd).sum() / max(int(mask.sum()), 1)
         return self.loss_weight * total

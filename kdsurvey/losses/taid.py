@@ -6,17 +6,15 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._seq import check_pair, token_example, token_mean, valid_rows
-from kdsurvey.losses.base import DistillationLoss, Preset
+from kdsurvey.losses._tokens import TokenLoss, compute_dtype, log_probs, masked_sum
+from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
 
 @register("taid", paper="shing2025taid")
-class TAID(DistillationLoss):
+class TAID(TokenLoss):
     r"""TAID, temporally adaptive interpolated distillation (Shing et al., ICLR 2025; ``shing2025taid``).
 
     The student does not chase the teacher directly but an intermediate target that moves from
@@ -35,6 +33,8 @@ class TAID(DistillationLoss):
         cross_entropy: ``True`` (default) returns what the official code returns, the
             cross-entropy :math:`-\sum p_t\log q`; ``False`` returns :math:`\mathrm{KL}(p_t\|q)`,
             smaller by the entropy of :math:`p_t`, with the same gradient.
+        loss_weight: multiplies the loss.
+        chunk_size: positions per chunk for the memory-saving evaluation (``None``: all at once).
 
     Notes:
         Reduction: token mean over the labelled positions of the whole batch (labels ``-100``
@@ -78,36 +78,26 @@ class TAID(DistillationLoss):
     # 0 there, tested in tests/test_llm_losses_b.py).
     zero_at_match: ClassVar[bool] = False
 
-    def __init__(self, t: float = 0.4, cross_entropy: bool = True):
-        super().__init__()
+    def __init__(
+        self,
+        t: float = 0.4,
+        cross_entropy: bool = True,
+        loss_weight: float = 1.0,
+        chunk_size: int | None = None,
+    ):
+        super().__init__(loss_weight, chunk_size)
         if not 0.0 <= t <= 1.0:
             raise ValueError(f"t must lie in [0, 1], got {t}")
         self.t = t
         self.cross_entropy = cross_entropy
 
-    @classmethod
-    def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False):
-        return token_example(batch, dtype, generator, large)
-
-    def forward(self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor) -> Tensor:
-        """The loss of one batch.
-
-        Args:
-            logits_student: (B, T, V) student logits.
-            logits_teacher: (B, T, V) teacher logits, at the same positions.
-            target: (B, T) int64 labels; -100 marks positions left out.
-
-        Returns:
-            The scalar loss.
-        """
-        check_pair(logits_student, logits_teacher, target)
-        z_s, z_t = valid_rows(target, logits_student, logits_teacher.detach())
-        log_p = F.log_softmax((1.0 - self.t) * z_s.detach() + self.t * z_t, dim=-1)
+    def rows(self, s: Tensor, t: Tensor) -> Tensor:
+        dtype = compute_dtype(s)
+        log_p = log_probs((1.0 - self.t) * s.detach().to(dtype) + self.t * t.to(dtype))
+        log_q = log_probs(s)
         p = log_p.exp()
-        log_q = F.log_softmax(z_s, dim=-1)
-        inf = torch.isinf(z_s)
         per_entry = -p * log_q if self.cross_entropy else p * (log_p - log_q)
-        return token_mean(per_entry.masked_fill(inf, 0.0).sum(-1))
+        return masked_sum(per_entry, s.isinf())
 
 
 @dataclass

@@ -8,14 +8,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._seq import IGNORE, check_pair, check_tokens, compute_dtype, token_example
+from kdsurvey.losses._tokens import compute_dtype, position_mask, position_weights, token_example
 from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
 
+def check_two_vocabularies(
+    logits_student: Tensor, logits_teacher: Tensor, target: Tensor, target_teacher: Tensor
+) -> None:
+    """One ``ValueError`` listing every problem: logits ``[B, T, V]`` with labels ``[B, T]`` for
+    each model, the same ``B``; sequence lengths and vocabularies may differ."""
+    problems = []
+    for what, logits, labels, label_name in (
+        ("logits_student", logits_student, target, "target"),
+        ("logits_teacher", logits_teacher, target_teacher, "target_teacher"),
+    ):
+        if logits.dim() != 3 or labels.shape != logits.shape[:2] or labels.dtype != torch.int64:
+            problems.append(
+                f"{what} {tuple(logits.shape)} must be [B, T, V] and {label_name} "
+                f"{tuple(labels.shape)} int64 [B, T] of the same B, T"
+            )
+    if logits_student.shape[:1] != logits_teacher.shape[:1]:
+        problems.append(
+            f"batch sizes differ: logits_student {tuple(logits_student.shape)} vs logits_teacher "
+            f"{tuple(logits_teacher.shape)}"
+        )
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def _first_answer_tokens(target: Tensor, counts: Tensor) -> Tensor:
     """Mask of each row's first ``counts[b]`` labelled positions."""
-    labelled = target != IGNORE
+    labelled = position_mask(target, target.shape)
     return labelled & (labelled.cumsum(-1) <= counts[:, None])
 
 
@@ -93,7 +117,11 @@ class ULD(DistillationLoss):
 
     @classmethod
     def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False):
-        return token_example(batch, dtype, generator, large, teacher_vocab=17)
+        out = token_example(batch, dtype, generator, large)
+        b, t, v = out["logits_teacher"].shape
+        wider = v + max(v // 4, 6)  # another tokenizer's vocabulary
+        out["logits_teacher"] = torch.randn(b, t, wider, generator=generator, dtype=dtype) * 2
+        return out
 
     def forward(
         self,
@@ -113,32 +141,22 @@ class ULD(DistillationLoss):
         Returns:
             The scalar loss.
         """
-        if target_teacher is None:
-            check_pair(logits_student, logits_teacher, target, same_vocab=False)
-            target_teacher = target
-        else:
-            check_tokens(logits_student, target)
-            check_tokens(logits_teacher, target_teacher, "logits_teacher")
-            if logits_teacher.shape[0] != logits_student.shape[0]:
-                raise ValueError(
-                    f"logits batch sizes differ: student {tuple(logits_student.shape)} vs "
-                    f"teacher {tuple(logits_teacher.shape)}"
-                )
-        n_s = (target != IGNORE).sum(-1) - int(self.skip_student_eos)
-        n_t = (target_teacher != IGNORE).sum(-1) - int(self.skip_teacher_eos)
-        counts = torch.minimum(n_s, n_t).clamp_min(0)
+        target_teacher = target if target_teacher is None else target_teacher
+        check_two_vocabularies(logits_student, logits_teacher, target, target_teacher)
+        n_s = position_mask(target, target.shape).sum(-1) - int(self.skip_student_eos)
+        n_t = position_mask(target_teacher, target_teacher.shape).sum(-1)
+        counts = torch.minimum(n_s, n_t - int(self.skip_teacher_eos)).clamp_min(0)
         keep_s = _first_answer_tokens(target, counts)
         keep_t = _first_answer_tokens(target_teacher, counts)
         # Row-major selection keeps the k-th answer token of each row opposite its partner.
-        z_s = compute_dtype(logits_student[keep_s]) / self.student_temperature
-        z_t = compute_dtype(logits_teacher.detach()[keep_t]) / self.teacher_temperature
-        p_s = F.softmax(z_s, dim=-1).sort(dim=-1, descending=True).values
-        p_t = F.softmax(z_t, dim=-1).sort(dim=-1, descending=True).values
+        dtype = compute_dtype(logits_student)
+        z_s = logits_student[keep_s].to(dtype) / self.student_temperature
+        z_t = logits_teacher.detach()[keep_t].to(dtype) / self.teacher_temperature
+        p_s = torch.softmax(z_s, dim=-1).sort(dim=-1, descending=True).values
+        p_t = torch.softmax(z_t, dim=-1).sort(dim=-1, descending=True).values
         width = max(p_s.shape[-1], p_t.shape[-1])
         p_s = F.pad(p_s, (0, width - p_s.shape[-1]))
         p_t = F.pad(p_t, (0, width - p_t.shape[-1]))
-        distance = (p_s - p_t).abs().sum(-1)
-        rows = keep_s.nonzero()[:, 0]
-        per_row = torch.zeros(len(counts), dtype=distance.dtype, device=distance.device)
-        per_row = per_row.index_add(0, rows, distance / counts[rows].to(distance.dtype))
-        return self.loss_weight * per_row.mean()
+        # mean over each row's pairs, then over the B rows
+        weights = position_weights(keep_s, "sequence_mean", dtype)[keep_s]
+        return self.loss_weight * (weights * (p_s - p_t).abs().sum(-1)).sum()
