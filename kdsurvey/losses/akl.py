@@ -53,7 +53,7 @@ class AKL(TokenLoss):
 
     Args:
         mu: head threshold :math:`\mu` on the teacher's cumulative probability (0.5, the
-            official ``get_ratio`` default and the paper's setting).
+            official ``get_ratio`` default).
         loss_weight: multiplies the loss.
         chunk_size: positions per chunk for the memory-saving evaluation (``None``: all at once).
 
