@@ -11,13 +11,15 @@ as weights ``w`` (``loss = sum_i w_i * row_i``) is what lets :func:`token_loss` 
 chunk by chunk: each chunk's value and student gradient are computed at once and only the
 gradient buffer (the size of the student logits, which autograd would build anyway) is kept, so
 vocabularies of 128k-256k never hold more than one ``[B, T, V]`` tensor beyond the inputs.
-Positions with no weight (ignored labels) are skipped, so their logits may even be ``-inf``.
+Positions with no weight (ignored labels) add nothing; their logits may be ``-inf`` (vocabulary
+masking, see :class:`RowPair`) but not NaN, which would reach the gradient as in every library.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import ClassVar
 
 import torch
@@ -155,21 +157,30 @@ class _ChunkedRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, student, weights, row_fn, chunk_size, *teacher):
         need_grad = ctx.needs_input_grad[0]
-        grad = torch.zeros_like(student) if need_grad else None
+        grad = torch.empty_like(student) if need_grad else None
         total = torch.zeros((), dtype=compute_dtype(student), device=student.device)
         for start in range(0, student.shape[0], chunk_size):
-            w = weights[start : start + chunk_size]
+            rows = slice(start, start + chunk_size)
+            w = weights[rows]
             pos = torch.nonzero(w).squeeze(1)
+            # Copy out the weighted rows only when they are few: otherwise computing the ignored
+            # rows too (weight 0) costs less than copying the others.
+            whole = 2 * pos.numel() >= w.numel()
             if pos.numel() == 0:
+                if need_grad:
+                    grad[rows].zero_()
                 continue
-            s = student[start : start + chunk_size].index_select(0, pos)
-            t = [x[start : start + chunk_size].index_select(0, pos) for x in teacher]
+            s = student[rows] if whole else student[rows].index_select(0, pos)
+            t = [x[rows] if whole else x[rows].index_select(0, pos) for x in teacher]
             with torch.enable_grad():
                 s = s.detach().requires_grad_(need_grad)
-                value = (row_fn(s, *t) * w.index_select(0, pos)).sum()
+                value = (row_fn(s, *t) * (w if whole else w.index_select(0, pos))).sum()
                 if need_grad:
                     (g,) = torch.autograd.grad(value, s)
-                    grad[start : start + chunk_size].index_copy_(0, pos, g)
+                    if whole:
+                        grad[rows].copy_(g)
+                    else:
+                        grad[rows].zero_().index_copy_(0, pos, g)
             total += value.detach()
         ctx.grad = grad
         return total
@@ -179,9 +190,9 @@ class _ChunkedRows(torch.autograd.Function):
         grad, ctx.grad = ctx.grad, None
         if grad is None:
             raise RuntimeError("the chunked token loss supports one backward pass only")
-        return (grad.mul_(grad_output.to(grad.dtype)), None, None, None) + (None,) * (
-            ctx.needs_input_grad.__len__() - 4
-        )
+        if not bool(grad_output == 1):  # the loss's own weights are already in ``weights``
+            grad.mul_(grad_output.to(grad.dtype))
+        return (grad, None, None, None) + (None,) * (len(ctx.needs_input_grad) - 4)
 
 
 def log_probs(logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -206,6 +217,77 @@ def log_mixture(log_a: Tensor, log_b: Tensor, weight_a: float) -> Tensor:
         return math.log(w) if w > 0 else -math.inf
 
     return torch.logaddexp(log_a + log_weight(weight_a), log_b + log_weight(1.0 - weight_a))
+
+
+def infinite_mask(*logits: Tensor) -> Tensor | None:
+    """Where any of ``logits`` is infinite (the ``-inf`` of vocabulary masking); ``None`` when
+    all are finite, found by one reduction per tensor so the common case allocates nothing."""
+    if all(bool(torch.isfinite(x.sum())) for x in logits):
+        return None
+    mask = logits[0].isinf()
+    for x in logits[1:]:
+        mask = mask | x.isinf()
+    return mask
+
+
+class RowPair:
+    """Student and teacher distributions of ``[N, V]`` rows, computed once and only if used.
+
+    ``log_q``/``log_p`` (student/teacher log-softmax of the logits divided by ``temperature``)
+    and ``q``/``p`` are read lazily. Where either model's logit is infinite (``inf``), the
+    log-probabilities are set to 0 and the probabilities to 0, so every product ``p * (...)`` or
+    ``q * (...)`` is exactly 0 there, with a finite gradient: the official codes' ``masked_fill``
+    of those products (DistiLLM, MiniLLM, torchtune), without their NaN gradient.
+    """
+
+    def __init__(self, s: Tensor, t: Tensor, temperature: float = 1.0):
+        s, t = s.to(compute_dtype(s)), t.to(compute_dtype(t))
+        self.s = s / temperature if temperature != 1.0 else s
+        self.t = t / temperature if temperature != 1.0 else t
+
+    @cached_property
+    def inf(self) -> Tensor | None:
+        return infinite_mask(self.s, self.t)
+
+    def _clean(self, x: Tensor) -> Tensor:
+        return x if self.inf is None else x.masked_fill(self.inf, 0.0)
+
+    @cached_property
+    def log_q(self) -> Tensor:
+        return self._clean(torch.log_softmax(self.s, dim=-1))
+
+    @cached_property
+    def log_p(self) -> Tensor:
+        return self._clean(torch.log_softmax(self.t, dim=-1))
+
+    @cached_property
+    def q(self) -> Tensor:
+        return self._clean(torch.softmax(self.s, dim=-1))
+
+    @cached_property
+    def p(self) -> Tensor:
+        return self._clean(torch.softmax(self.t, dim=-1))
+
+    def cross_entropy(self) -> Tensor:
+        """``-sum_v p log q`` per row. With finite logits it is ``logsumexp(z_s) - <p, z_s>``,
+        which never forms ``log q`` nor checks for infinite logits (fewer passes over the rows,
+        forward and backward); a non-finite result falls back to the masked form."""
+        if "inf" not in self.__dict__:  # try the finite form first: its result tells
+            p = torch.softmax(self.t, dim=-1)
+            ce = torch.logsumexp(self.s, dim=-1) - torch.einsum("nv,nv->n", p, self.s)
+            if bool(torch.isfinite(ce).all()):
+                return ce
+        if self.inf is None:
+            return torch.logsumexp(self.s, dim=-1) - torch.einsum("nv,nv->n", self.p, self.s)
+        return -(self.p * self.log_q).sum(-1)
+
+    def forward_kl(self) -> Tensor:
+        """``KL(p || q)`` per row: the cross-entropy minus the teacher's entropy."""
+        return self.cross_entropy() + (self.p * self.log_p).sum(-1)
+
+    def reverse_kl(self) -> Tensor:
+        """``KL(q || p)`` per row."""
+        return (self.q * (self.log_q - self.log_p)).sum(-1)
 
 
 def token_example(batch, dtype, generator, large) -> dict[str, Tensor]:
@@ -277,13 +359,12 @@ class TokenLoss(DistillationLoss):
         """
         check_token_inputs(logits_student, logits_teacher, target, teacher_topk_indices)
         mask = position_mask(target, logits_student.shape, logits_student.device)
-        w = self.weights(mask, target, compute_dtype(logits_student))
+        w = self.weights(mask, target, compute_dtype(logits_student)) * self.scale()
         if teacher_topk_indices is None:
             fn, teacher = self.rows, [logits_teacher]
         else:
             fn, teacher = self.topk_rows, [logits_teacher, teacher_topk_indices]
-        value = token_loss(fn, logits_student, teacher, w, self.chunk_size)
-        return value * self.scale()
+        return token_loss(fn, logits_student, teacher, w, self.chunk_size)
 
     @classmethod
     def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False) -> dict:
@@ -302,8 +383,9 @@ def topk_forward_rows(
     """
     log_q = log_probs(s, temperature).gather(-1, t_indices)
     log_p = log_probs(t_values, temperature)
-    p = log_p.exp()
-    inf = torch.isinf(log_q) | torch.isinf(log_p)
+    inf = torch.isinf(log_q) | torch.isinf(log_p)  # [N, k]: small
+    log_q, log_p = log_q.masked_fill(inf, 0.0), log_p.masked_fill(inf, 0.0)
+    p = log_p.exp().masked_fill(inf, 0.0)
     if cross_entropy:
-        return -masked_sum(p * log_q, inf)
-    return masked_sum(p * (log_p - log_q), inf)
+        return -(p * log_q).sum(-1)
+    return (p * (log_p - log_q)).sum(-1)

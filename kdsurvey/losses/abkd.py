@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from kdsurvey.losses._tokens import TokenLoss, log_probs, masked_sum
+from kdsurvey.losses._tokens import RowPair, TokenLoss
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
@@ -118,8 +118,6 @@ class ABKD(TokenLoss):
         self.alpha, self.beta = alpha, beta
 
     def rows(self, s: Tensor, t: Tensor) -> Tensor:
-        inf = s.isinf() | t.isinf()
-        # Finite stand-ins where a logit is infinite, so no inf or nan reaches the gradient.
-        log_q = log_probs(s).masked_fill(inf, 0.0)
-        log_p = log_probs(t).masked_fill(inf, 0.0)
-        return masked_sum(ab_divergence(log_p, log_q, self.alpha, self.beta), inf)
+        pair = RowPair(s, t)  # log-probabilities are 0 where a logit is infinite
+        per_entry = ab_divergence(pair.log_p, pair.log_q, self.alpha, self.beta)
+        return (per_entry if pair.inf is None else per_entry.masked_fill(pair.inf, 0.0)).sum(-1)

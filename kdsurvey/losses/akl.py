@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from kdsurvey.losses._tokens import TokenLoss, compute_dtype, log_probs, masked_sum
+from kdsurvey.losses._tokens import RowPair, TokenLoss
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
@@ -69,8 +69,10 @@ class AKL(TokenLoss):
         ``no_model_batch`` for the labels and never returns ``distil_loss``. The reference cases
         ran it with the imports added, the labels passed as a third argument and the return added
         (ABKD's copy in ghwang-s/abkd ``distillation_llm/distillm/losses.py`` makes the same two
-        last fixes). Like it, vocabulary entries where the student logit is infinite add nothing
-        to the KLs, and infinite logits count as 0 when the weights are computed.
+        last fixes). Vocabulary entries where a logit is infinite (vocabulary masking) add nothing
+        to the KLs, and infinite logits count as 0 when the weights are computed, as there (the
+        official code masks the KLs where the student's logit is infinite only, and returns nan
+        where only the teacher's is).
 
         Casts: the official code computes in float32; here float32 and float64 inputs keep their
         dtype and half precision is computed in float32. Where student and teacher agree exactly
@@ -99,12 +101,9 @@ class AKL(TokenLoss):
         self.mu = mu
 
     def rows(self, s: Tensor, t: Tensor) -> Tensor:
-        inf = s.isinf()
-        dtype = compute_dtype(s)
-        p_t = torch.softmax(t.to(dtype).masked_fill(t.isinf(), 0.0), dim=-1)
-        p_s = torch.softmax(s.detach().to(dtype).masked_fill(inf, 0.0), dim=-1)
+        pair = RowPair(s, t)
+        # The weights read the logits with infinite entries as 0, as get_ratio does.
+        p_t = torch.softmax(pair.t.masked_fill(pair.t.isinf(), 0.0), dim=-1)
+        p_s = torch.softmax(pair.s.detach().masked_fill(pair.s.isinf(), 0.0), dim=-1)
         w_head, w_tail = head_tail_weights(p_t, p_s, self.mu)
-        log_q, log_p = log_probs(s), log_probs(t)
-        forward_kl = masked_sum(log_p.exp() * (log_p - log_q), inf)
-        reverse_kl = masked_sum(log_q.exp() * (log_q - log_p), inf)
-        return w_head * forward_kl + w_tail * reverse_kl
+        return w_head * pair.forward_kl() + w_tail * pair.reverse_kl()

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from kdsurvey.losses._tokens import TokenLoss, compute_dtype, log_probs, masked_sum
+from kdsurvey.losses._tokens import RowPair, TokenLoss, compute_dtype
 from kdsurvey.losses.base import Preset
 from kdsurvey.losses.registry import register
 
@@ -93,11 +93,9 @@ class TAID(TokenLoss):
 
     def rows(self, s: Tensor, t: Tensor) -> Tensor:
         dtype = compute_dtype(s)
-        log_p = log_probs((1.0 - self.t) * s.detach().to(dtype) + self.t * t.to(dtype))
-        log_q = log_probs(s)
-        p = log_p.exp()
-        per_entry = -p * log_q if self.cross_entropy else p * (log_p - log_q)
-        return masked_sum(per_entry, s.isinf())
+        target = (1.0 - self.t) * s.detach().to(dtype) + self.t * t.to(dtype)
+        pair = RowPair(s, target)
+        return pair.cross_entropy() if self.cross_entropy else pair.forward_kl()
 
 
 @dataclass
