@@ -45,8 +45,7 @@ class TAID(TokenLoss):
         Official code: ``TAID.compute_loss`` in ``src/distil_losses/taid.py`` of SakanaAI/TAID at
         ``a0628922c16169d1fca10ddf61849e0693289cf8`` (its ``forward_kl`` from ``fkl.py``, which is
         DistiLLM's cross-entropy form). Vocabulary entries where a logit is infinite (vocabulary
-        masking) add nothing, as there (where the student's is; the teacher's then makes the
-        interpolated logit infinite too, unless ``t = 1``).
+        masking) add nothing (the official code masks those where the student's is).
 
         Casts: the official target softmax and log-softmax run in float32 and ``t`` is a float32
         buffer; here float32 and float64 inputs keep their dtype, half precision is computed in
