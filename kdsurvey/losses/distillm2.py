@@ -161,14 +161,13 @@ class DistiLLM2(DistillationLoss):
         return (2.0 - self.beta) * chosen + self.beta * rejected
 
     def _term(self, rows, alpha: float, z_s: Tensor, z_t: Tensor, target: Tensor) -> Tensor:
-        """Mean over sequences of each one's token mean, after the causal shift."""
+        """Mean over sequences of each one's token mean, after the causal shift.
+
+        The shift is in the weights: the logits at position i get the weight of the label at
+        i + 1, and the last position none, so the logits are read in place (no shifted copy).
+        """
         labels = target[:, 1:]
         mask = position_mask(labels, labels.shape)
-        weights = position_weights(mask, "sequence_mean", compute_dtype(z_s))
-        return token_loss(
-            lambda s, t: rows(s, t, alpha),
-            z_s[:, :-1],
-            [z_t[:, :-1]],
-            weights,
-            self.chunk_size,
-        )
+        weights = torch.zeros(target.shape, dtype=compute_dtype(z_s), device=z_s.device)
+        weights[:, :-1] = position_weights(mask, "sequence_mean", weights.dtype)
+        return token_loss(lambda s, t: rows(s, t, alpha), z_s, [z_t], weights, self.chunk_size)
