@@ -38,7 +38,8 @@ class DistiLLM2(DistillationLoss):
     r"""DistiLLM-2, contrastive distillation of LLMs (Ko et al., ICML 2025; ``ko2025distillm``).
 
     Two batches of responses to the same prompts: *chosen* ones (written by the teacher) and
-    *rejected* ones (written by the student). On the chosen responses the student is pulled up
+    *rejected* ones (written by the student; the official ``generate/reformat.py`` pairs them
+    so). On the chosen responses the student is pulled up
     to the teacher with a skew forward KL; on the rejected ones it is pushed down to the teacher
     with a skew reverse KL whose mixture holds the student's own probabilities as constants:
 
