@@ -428,3 +428,22 @@ def test_chunked_evaluation_gives_the_same_value_and_gradient(name):
     assert chunked.item() == pytest.approx(plain.item(), rel=1e-12)
     for a, b in zip(plain_grads, chunked_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@pytest.mark.parametrize("name", ["akl", "abkd", "taid", "distillm2", "uld", "dskd"])
+def test_bfloat16_inputs_are_computed_in_float32(name):
+    from kdsurvey.losses import get
+
+    x = get(name).example_inputs(batch=3, dtype=torch.float64, generator=_gen(7))
+    low = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in x.items()}
+    # the float64 reference sees the same (rounded) numbers
+    exact = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in low.items()}
+    torch.manual_seed(0)
+    value = create(name)(**low)
+    torch.manual_seed(0)
+    reference = create(name).double()(**exact)
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(reference.item(), rel=1e-5)
