@@ -329,6 +329,54 @@ def test_dskd_owns_two_projectors_that_learn():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.parameters())
 
 
+def _cma_inputs(ds=5, dt=5, seed=5):
+    from kdsurvey.losses import get
+
+    x = get("dskd_cma").example_inputs(batch=3, dtype=torch.float64, generator=_gen(seed))
+    g = _gen(seed + 1)
+    for key, width in (("feat_student", ds), ("embed_student", ds), ("lm_head_student", ds)):
+        x[key] = torch.randn(*x[key].shape[:-1], width, generator=g, dtype=torch.float64)
+    for key, width in (("feat_teacher", dt), ("embed_teacher", dt), ("lm_head_teacher", dt)):
+        x[key] = torch.randn(*x[key].shape[:-1], width, generator=g, dtype=torch.float64)
+    return x
+
+
+def test_dskd_cma_owns_three_projectors_that_learn_across_vocabularies():
+    torch.manual_seed(0)
+    loss = create("dskd_cma", student_channels=4, teacher_channels=6).double()
+    x = _cma_inputs(ds=4, dt=6)
+    assert x["logits_student"].shape[1:] != x["logits_teacher"].shape[1:]  # T and V differ
+    loss(**x).backward()
+    names = {n.split(".")[0] for n, _ in loss.named_parameters()}
+    assert names == {"query", "s2t", "t2s"}
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.parameters())
+
+
+def test_dskd_cma_ignores_logits_at_unlabelled_positions():
+    x = _cma_inputs()
+    loss = create("dskd_cma")
+    before = loss(**x).item()
+    x["logits_student"][x["target"] == -100] = 30.0
+    x["logits_teacher"][x["target_teacher"] == -100] = -30.0
+    assert loss(**x).item() == pytest.approx(before, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dskd", "dskd_cma"])
+def test_dskd_refuses_states_that_do_not_fit_its_projectors(name):
+    x = _cma_inputs(ds=4, dt=6)
+    if name == "dskd":
+        x = {k: x[k] for k in ("logits_student", "target", "feat_student", "lm_head_student")}
+        x["logits_teacher"] = torch.randn_like(x["logits_student"])
+        x["feat_teacher"] = torch.randn(*x["feat_student"].shape[:2], 6, dtype=torch.float64)
+        x["lm_head_teacher"] = torch.randn(x["logits_student"].shape[-1], 4, dtype=torch.float64)
+    loss = create(name, student_channels=3, teacher_channels=6)
+    with pytest.raises(ValueError, match=r"\(3, 6\)"):
+        loss.double()(**x)
+    if name == "dskd_cma":
+        with pytest.raises(ValueError, match="widths must be equal"):
+            create(name)(**x)
+
+
 # --------------------------------------------------------------------------- TAID schedule
 
 
@@ -433,7 +481,7 @@ def test_chunked_evaluation_gives_the_same_value_and_gradient(name):
 # --------------------------------------------------------------------------- precision
 
 
-@pytest.mark.parametrize("name", ["akl", "abkd", "taid", "distillm2", "uld", "dskd"])
+@pytest.mark.parametrize("name", ["akl", "abkd", "taid", "distillm2", "uld", "dskd", "dskd_cma"])
 def test_bfloat16_inputs_are_computed_in_float32(name):
     from kdsurvey.losses import get
 
