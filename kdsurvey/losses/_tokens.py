@@ -310,7 +310,7 @@ class TokenLoss(DistillationLoss):
     A subclass gives :meth:`rows` (one value per position from ``[N, V]`` student and teacher
     logits) and, for a reduction other than the token mean, :meth:`weights`; :meth:`scale` is
     what multiplies the reduced value (``loss_weight``, and ``T^2`` where the official code has
-    it). A loss that accepts a sparse teacher also gives :meth:`topk_rows`.
+    it). A loss that accepts a sparse teacher also derives from :class:`TopKTeacher`.
 
     ``chunk_size`` (positions per chunk, ``None``: all at once) selects the chunked evaluation of
     :func:`token_loss`: same value and gradient, a fraction of the memory.
@@ -326,12 +326,6 @@ class TokenLoss(DistillationLoss):
     def rows(self, s: Tensor, t: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def topk_rows(self, s: Tensor, t_values: Tensor, t_indices: Tensor) -> Tensor:
-        raise ValueError(
-            f"loss {self.name!r} takes no top-k teacher (teacher_topk_indices): the teacher's "
-            "missing mass is only defined for forward-KL losses"
-        )
-
     def scale(self) -> float:
         return self.loss_weight
 
@@ -339,24 +333,28 @@ class TokenLoss(DistillationLoss):
         return position_weights(mask, self.reduction_name, dtype)
 
     def forward(
-        self,
-        logits_student: Tensor,
-        logits_teacher: Tensor,
-        target: Tensor | None = None,
-        teacher_topk_indices: Tensor | None = None,
+        self, logits_student: Tensor, logits_teacher: Tensor, target: Tensor | None = None
     ) -> Tensor:
         """The loss of one batch.
 
         Args:
-            logits_student: ``[B, T, V]`` student logits.
-            logits_teacher: ``[B, T, V]`` teacher logits, or ``[B, T, k]`` logits of the teacher's
-                top-k tokens when ``teacher_topk_indices`` is given (forward-KL losses only).
-            target: ``[B, T]`` labels, ``-100`` at ignored positions (``None``: all count).
-            teacher_topk_indices: ``[B, T, k]`` vocabulary indices of ``logits_teacher``.
+            logits_student: (B, T, V) student logits.
+            logits_teacher: (B, T, V) teacher logits.
+            target: (B, T) int64 labels, -100 at ignored positions (``None``: all count).
 
         Returns:
             The scalar loss.
         """
+        return self.evaluate(logits_student, logits_teacher, target)
+
+    def evaluate(
+        self,
+        logits_student: Tensor,
+        logits_teacher: Tensor,
+        target: Tensor | None,
+        teacher_topk_indices: Tensor | None = None,
+    ) -> Tensor:
+        """Check the inputs, weigh the positions and sum the rows (chunked if asked)."""
         check_token_inputs(logits_student, logits_teacher, target, teacher_topk_indices)
         mask = position_mask(target, logits_student.shape, logits_student.device)
         w = self.weights(mask, target, compute_dtype(logits_student)) * self.scale()
@@ -369,6 +367,41 @@ class TokenLoss(DistillationLoss):
     @classmethod
     def example_inputs(cls, batch=4, dtype=torch.float32, generator=None, large=False) -> dict:
         return token_example(batch, dtype, generator, large)
+
+
+class TopKTeacher:
+    """Mixin (first base) of the forward-KL losses: the teacher may be given by its top-k logits.
+
+    Offline distillation often stores only the teacher's ``k`` largest logits per position
+    (values and indices ``[B, T, k]``). A forward KL needs the teacher's distribution only where
+    it is non-zero, so it can be computed from them once the missing mass is fixed: here it is
+    zero and the ``k`` probabilities are renormalised (:func:`topk_forward_rows`). A reverse KL or
+    a mixture would need the teacher on every token, so the other losses refuse such input.
+    """
+
+    def topk_rows(self, s: Tensor, t_values: Tensor, t_indices: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        logits_student: Tensor,
+        logits_teacher: Tensor,
+        target: Tensor | None = None,
+        teacher_topk_indices: Tensor | None = None,
+    ) -> Tensor:
+        """The loss of one batch.
+
+        Args:
+            logits_student: (B, T, V) student logits.
+            logits_teacher: (B, T, V) teacher logits, or the logits of the teacher's top-k tokens
+                (B, T, k) when ``teacher_topk_indices`` is given.
+            target: (B, T) int64 labels, -100 at ignored positions (``None``: all count).
+            teacher_topk_indices: (B, T, k) int64 vocabulary indices of ``logits_teacher``.
+
+        Returns:
+            The scalar loss.
+        """
+        return self.evaluate(logits_student, logits_teacher, target, teacher_topk_indices)
 
 
 def topk_forward_rows(
