@@ -458,13 +458,14 @@ def test_dskd_refuses_a_head_that_does_not_fit():
 # --------------------------------------------------------------------------- chunking
 
 
-@pytest.mark.parametrize("name", [*SAME_VOCAB, "distillm2"])
+@pytest.mark.parametrize("name", [*SAME_VOCAB, "distillm2", "uld"])
 def test_chunked_evaluation_gives_the_same_value_and_gradient(name):
-    x = (
-        _distillm2_inputs()
-        if name == "distillm2"
-        else dict(zip(("logits_student", "logits_teacher", "target"), _tokens(), strict=True))
-    )
+    if name == "distillm2":
+        x = _distillm2_inputs()
+    else:
+        vt = 13 if name == "uld" else None
+        names = ("logits_student", "logits_teacher", "target")
+        x = dict(zip(names, _tokens(vt=vt), strict=True))
     results = []
     for chunk_size in (None, 4):
         inputs = {k: v.clone() for k, v in x.items()}

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdsurvey.losses._tokens import compute_dtype, position_mask, position_weights, token_example
+from kdsurvey.losses._tokens import (
+    compute_dtype,
+    position_mask,
+    position_weights,
+    token_example,
+    token_loss,
+)
 from kdsurvey.losses.base import DistillationLoss, Preset
 from kdsurvey.losses.registry import register
 
@@ -69,6 +75,8 @@ class ULD(DistillationLoss):
             training, ``train/train_utils.py:52``).
         skip_teacher_eos: leave out the teacher's last answer token (False).
         loss_weight: :math:`w`, the official ``distillation_weight`` (``distil_factor``, 1.5).
+        chunk_size: answer tokens per chunk for the memory-saving evaluation (``None``: all at
+            once).
 
     Notes:
         Inputs: ``logits_student`` ``(B, T_s, V_s)`` and ``logits_teacher`` ``(B, T_t, V_t)``
@@ -107,8 +115,10 @@ class ULD(DistillationLoss):
         skip_student_eos: bool = True,
         skip_teacher_eos: bool = False,
         loss_weight: float = 1.5,
+        chunk_size: int | None = None,
     ):
         super().__init__()
+        self.chunk_size = chunk_size
         self.student_temperature = student_temperature
         self.teacher_temperature = teacher_temperature
         self.skip_student_eos = skip_student_eos
@@ -149,14 +159,20 @@ class ULD(DistillationLoss):
         keep_s = _first_answer_tokens(target, counts)
         keep_t = _first_answer_tokens(target_teacher, counts)
         # Row-major selection keeps the k-th answer token of each row opposite its partner.
-        dtype = compute_dtype(logits_student)
-        z_s = logits_student[keep_s].to(dtype) / self.student_temperature
-        z_t = logits_teacher.detach()[keep_t].to(dtype) / self.teacher_temperature
-        p_s = torch.softmax(z_s, dim=-1).sort(dim=-1, descending=True).values
-        p_t = torch.softmax(z_t, dim=-1).sort(dim=-1, descending=True).values
+        z_s = logits_student[keep_s].unsqueeze(0)
+        z_t = logits_teacher[keep_t].unsqueeze(0)
+        # mean over each row's pairs, then over the B rows
+        weights = position_weights(keep_s, "sequence_mean", compute_dtype(logits_student))
+        weights = self.loss_weight * weights[keep_s].unsqueeze(0)
+        return token_loss(self.rows, z_s, [z_t], weights, self.chunk_size)
+
+    def rows(self, s: Tensor, t: Tensor) -> Tensor:
+        """L1 distance of the sorted (and zero-padded) probabilities of paired rows."""
+        p_s = torch.softmax(s.to(compute_dtype(s)) / self.student_temperature, dim=-1)
+        p_t = torch.softmax(t.to(compute_dtype(t)) / self.teacher_temperature, dim=-1)
+        p_s = p_s.sort(dim=-1, descending=True).values
+        p_t = p_t.sort(dim=-1, descending=True).values
         width = max(p_s.shape[-1], p_t.shape[-1])
         p_s = F.pad(p_s, (0, width - p_s.shape[-1]))
         p_t = F.pad(p_t, (0, width - p_t.shape[-1]))
-        # mean over each row's pairs, then over the B rows
-        weights = position_weights(keep_s, "sequence_mean", dtype)[keep_s]
-        return self.loss_weight * (weights * (p_s - p_t).abs().sum(-1)).sum()
+        return (p_s - p_t).abs().sum(-1)
