@@ -22,7 +22,7 @@ class TAID(TokenLoss):
     student's own (detached) logits and the teacher's. At a given interpolation value :math:`t`:
 
     .. math:: p_t = \sigma\big((1-t)\,\mathrm{sg}(z^s) + t\,z^t\big),\qquad
-              \mathcal{L} = -\frac{1}{N}\sum_{(b,t):\,y\neq-100}\sum_v p_{t,v}\log q_v
+              \mathcal{L} = \frac{1}{N}\sum_{(b,t):\,y\neq-100}\mathrm{KL}(p_t\,\|\,q)
 
     with :math:`q = \sigma(z^s)` and :math:`N` the number of labelled positions. :math:`t` grows
     during training (:class:`TAIDSchedule`): set ``loss.t`` before each step.
@@ -30,9 +30,10 @@ class TAID(TokenLoss):
     Args:
         t: interpolation value :math:`t`, the teacher's weight in the target (0.4, the official
             ``--taid_t_start`` default; 1 is plain distillation from the teacher).
-        cross_entropy: ``True`` (default) returns what the official code returns, the
-            cross-entropy :math:`-\sum p_t\log q`; ``False`` returns :math:`\mathrm{KL}(p_t\|q)`,
-            smaller by the entropy of :math:`p_t`, with the same gradient.
+        cross_entropy: ``False`` (default) returns :math:`\mathrm{KL}(p_t\|q)`; ``True``
+            returns what the official code returns, the cross-entropy :math:`-\sum p_t\log q`,
+            larger by the entropy of :math:`p_t`, with the same gradient (the reference cases
+            run with ``True``).
         loss_weight: multiplies the loss.
         chunk_size: positions per chunk for the memory-saving evaluation (``None``: all at once).
 
@@ -46,6 +47,11 @@ class TAID(TokenLoss):
         ``a0628922c16169d1fca10ddf61849e0693289cf8`` (its ``forward_kl`` from ``fkl.py``, which is
         DistiLLM's cross-entropy form). Vocabulary entries where a logit is infinite (vocabulary
         masking) add nothing (the official code masks those where the student's is).
+
+        Why the KL is the default: the official value, a cross-entropy, includes the entropy
+        of a target that moves with the student (it is built from the student's own logits), so
+        it can rise while training goes well; the KL falls to 0 when the student reaches its
+        target. Both give the same gradient, so training is the same either way.
 
         Casts: the official target softmax and log-softmax run in float32 and ``t`` is a float32
         buffer; here float32 and float64 inputs keep their dtype, half precision is computed in
@@ -74,14 +80,10 @@ class TAID(TokenLoss):
         ),
     }
 
-    # The official value is a cross-entropy: at a match it is the entropy, not 0 (the KL form is
-    # 0 there, tested in tests/test_llm_losses_b.py).
-    zero_at_match: ClassVar[bool] = False
-
     def __init__(
         self,
         t: float = 0.4,
-        cross_entropy: bool = True,
+        cross_entropy: bool = False,
         loss_weight: float = 1.0,
         chunk_size: int | None = None,
     ):
