@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from kdsurvey.losses._checks import shape_tuple
 from kdsurvey.losses.base import DistillationLoss
 
 IGNORE_INDEX = -100
@@ -32,10 +33,6 @@ IGNORE_INDEX = -100
 REDUCTIONS = ("token_mean", "sequence_mean", "batch_sum")
 
 RowFunction = Callable[..., Tensor]
-
-
-def shape_of(x: Tensor) -> tuple[int, ...]:
-    return tuple(x.shape)
 
 
 def check_token_inputs(
@@ -53,19 +50,19 @@ def check_token_inputs(
     problems = []
     s, t = logits_student, logits_teacher
     if s.dim() != 3:
-        problems.append(f"logits_student must be [B, T, V], got shape {shape_of(s)}")
+        problems.append(f"logits_student must be [B, T, V], got shape {shape_tuple(s)}")
     if teacher_topk_indices is None:
         if s.shape != t.shape:
             problems.append(
-                f"logits_student {shape_of(s)} and logits_teacher {shape_of(t)} must have the "
+                f"logits_student {shape_tuple(s)} and logits_teacher {shape_tuple(t)} must have the "
                 "same shape [B, T, V]"
             )
     else:
         idx = teacher_topk_indices
         if t.shape != idx.shape or t.dim() != 3 or t.shape[:2] != s.shape[:2]:
             problems.append(
-                f"top-k teacher: logits_teacher {shape_of(t)} and teacher_topk_indices "
-                f"{shape_of(idx)} must both be [B, T, k] with B, T of logits_student {shape_of(s)}"
+                f"top-k teacher: logits_teacher {shape_tuple(t)} and teacher_topk_indices "
+                f"{shape_tuple(idx)} must both be [B, T, k] with B, T of logits_student {shape_tuple(s)}"
             )
         if idx.dtype != torch.int64:
             problems.append(f"teacher_topk_indices must be int64, got {idx.dtype}")
@@ -76,8 +73,8 @@ def check_token_inputs(
     if target is not None:
         if target.shape != s.shape[:2] or target.dim() != 2:
             problems.append(
-                f"target {shape_of(target)} must be [B, T] = {shape_of(s)[:2]} "
-                f"(logits_student {shape_of(s)})"
+                f"target {shape_tuple(target)} must be [B, T] = {shape_tuple(s)[:2]} "
+                f"(logits_student {shape_tuple(s)})"
             )
         if target.dtype != torch.int64:
             problems.append(f"target must be int64 (-100 = ignored), got {target.dtype}")
