@@ -270,13 +270,14 @@ def render_pages(
         "first": min(years, default=None),
         "last": max(years, default=None),
     }
-    for part in ("stats", "chart", "newest", "cite"):
+    for part in ("stats", "chart", "tasks", "newest", "cite"):
         pages[f"{INCLUDES}/home-{part}.md"] = home.render(
             common,
             part=part,
             stats=stats,
             chart=chart(catalogue),
             by_category=by_category,
+            task_rows=task_rows,
             newest=newest_additions(catalogue),
             has_bib=cites is not None,
         )
