@@ -414,6 +414,11 @@ def test_real_site_builds_strict_with_expected_pages(real):
     for key in {t for p in catalogue.papers for t in p.tasks}:  # the home page's line of tasks
         assert f'href="catalogue/tasks/{key}/"' in home, key
         assert (out / "catalogue/tasks" / key / "index.html").exists(), key
+    board = (out / "catalogue/leaderboards/dolly/index.html").read_text(encoding="utf-8")
+    assert "Instruction following (DollyEval) leaderboard" in board  # language models' board
+    assert "Gain over own KD" in board and "Baseline, across papers" in board
+    index = (out / "catalogue/leaderboards/index.html").read_text(encoding="utf-8")
+    assert 'href="dolly/"' in index
 
 
 def test_no_broken_internal_link_and_no_external_resource(real):
