@@ -117,6 +117,20 @@ def test_real_vocabulary_covers_the_classic_pairs():
         ("resnet34", "resnet18"),
         ("resnet50", "mobilenetv1"),
     ]
+    vocab = c.benchmarks
+    for name in ("GPT-2 XL", "GPT-2 XL 1.5B", "GPT2-XL", "gpt2-xl", "GPT-2 1.5B"):
+        assert vocab.architecture(name) == "gpt2-xl", name
+    assert (
+        vocab.architecture("GPT-2 120M") == "gpt2-base"
+        and vocab.architecture("OPT 13B") == "opt-13b"
+    )
+    for key in ("dolly", "selfinst", "vicuna", "sni", "unni"):  # the MiniLLM protocol, one per set
+        bench = vocab.benchmarks[key]
+        assert list(bench.metrics) == ["rouge_l"] and bench.higher_is_better("rouge_l")
+        assert (
+            bench.name.startswith("Instruction following (") and bench.task == "language-modeling"
+        )
+        assert ("gpt2-xl", "gpt2-base") in [tuple(p) for p in bench.pairs]
 
 
 # -- validation: every rule, located ----------------------------------------------------------
@@ -470,3 +484,94 @@ def test_real_leaderboard_labels_name_methods_and_link_the_loss_that_produced_th
     page = site.render_pages(c)["leaderboards/cifar100.md"]
     assert '<a href="../../losses/lskd_dkd/">LSKD (on DKD)</a>' in page
     assert "Ours" not in page.split("<tbody>", 1)[1]
+
+
+# -- language models: instruction following (the MiniLLM protocol) ----------------------------
+
+LM = DKD.replace("tasks: [classification]", "tasks: [language-modeling]").replace(
+    "loss: dkd", "loss: kd"
+)
+
+
+def lm_record(papers, rid, year, rows):
+    name = rid[:-10]  # ids end in <year>ranked: author family name, year, first title word
+    text = LM.replace("zhao2022decoupled", rid).replace("Zhao, Borui", f"{name.title()}, A")
+    text = text.replace("year: 2022", f"year: {year}")
+    text = text.replace("Decoupled Knowledge Distillation", f"Ranked Language Distillation {name}")
+    write(papers, rid, text, *rows)
+
+
+def if_result(value, method, baseline=None, teacher="gpt2-xl", student="gpt2-base", **kw):
+    role = "baseline" if baseline else "proposed"
+    return result(teacher, student, value, method, role, baseline, "dolly", "rouge_l", **kw)
+
+
+def test_instruction_following_board_export_and_page(papers, capsys):
+    lm_record(
+        papers,
+        "minillm2024ranked",
+        2024,
+        [
+            if_result("27.6", "Teacher", "teacher", teacher="GPT-2 XL 1.5B"),
+            if_result("22.8", "KD", "kd", student="GPT-2 120M"),
+            if_result("24.6", "MiniLLM"),
+        ],
+    )
+    lm_record(
+        papers,
+        "skewkl2025ranked",
+        2025,
+        [
+            if_result("23.80", "KD", "kd"),
+            if_result("26.10", "SkewKL", student="GPT2-120M"),
+            result(value="79.00", method="SkewKL"),  # a CIFAR number: not a dolly row
+        ],
+    )
+    c = load(papers)
+    board = leaderboard.boards(c)["dolly"][0]
+    assert (board.teacher, board.student, board.metric, board.split) == (
+        "gpt2-xl",
+        "gpt2-base",
+        "rouge_l",
+        "test",
+    )
+    got = [(e.rank, e.result.method, e.gain) for e in board.entries]
+    assert got == [(1, "SkewKL", Decimal("2.30")), (2, "MiniLLM", Decimal("1.8"))]
+    kd = next(s for s in board.spreads if s.baseline == "kd")
+    assert (kd.low, kd.high, kd.count) == (Decimal("22.8"), Decimal("23.80"), 2)
+    assert [s.baseline for s in board.spreads] == ["kd", "teacher"]
+
+    assert main(["export", "results", "--papers", str(papers), "--benchmark", "dolly"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["benchmark"] for r in rows} == {"dolly"} and len(rows) == 5
+    assert {(r["teacher"], r["student"]) for r in rows} == {("gpt2-xl", "gpt2-base")}
+    assert sorted(r["value"] for r in rows if r["role"] == "proposed") == [24.6, 26.1]
+
+    page = site.render_pages(c)["leaderboards/dolly.md"]
+    assert "# Instruction following \\(DollyEval\\) leaderboard" in page
+    assert "GPT\\-2 XL \\(1\\.5B\\) → GPT\\-2 \\(120M\\): ROUGE\\-L" in page
+    assert '<td data-kd-value="2.30">+2.30</td>' in page and ">+1.8</td>" in page
+    assert "| 22.8 | 23.80 | 1.00 | 2 |" in page  # KD's spread across the two papers
+    index = site.render_pages(c)["leaderboards/index.md"]
+    assert (
+        "[Instruction following \\(DollyEval\\)](dolly.md) | language\\-modeling | 5 | 2 | 1 |"
+        in index
+    )
+
+
+def test_real_instruction_following_rows(capsys):
+    assert main(["export", "results", "--benchmark", "dolly"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["benchmark"] for r in rows} == {"dolly"}
+    minillm = {
+        (r["student"], r["method"]): r["value"]
+        for r in rows
+        if r["paper"] == "gu2024minillm" and r["teacher"] == "gpt2-xl"
+    }
+    assert minillm[("gpt2-base", "MiniLLM")] == 24.6 and minillm[("gpt2-base", "KD")] == 22.8
+    board = next(
+        b for b in leaderboard.boards(load(PAPERS))["dolly"] if b.pair == ("gpt2-xl", "gpt2-base")
+    )
+    mine = next(e for e in board.entries if e.paper.id == "gu2024minillm")
+    assert mine.gain == Decimal("1.8")  # MiniLLM 24.6 over its own KD 22.8 (Table 1)
+    assert all(r["source"] for r in rows)

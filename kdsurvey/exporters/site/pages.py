@@ -262,7 +262,7 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
     }
     newest = view.newest()
     home_rows = [str(row(p, venues[p.venue], venue_slugs[p.venue], "catalogue/")) for p in by_year]
-    for part in ("stats", "chart", "newest", "cite", "papers"):
+    for part in ("stats", "chart", "tasks", "newest", "cite", "papers"):
         pages[f"{INCLUDES}/home-{part}.md"] = home.render(
             common,
             part=part,
@@ -270,6 +270,7 @@ def render_pages(source: View | Catalogue, links: Links | None = None) -> dict[s
             stats=stats,
             chart=chart(catalogue),
             by_category=by_category,
+            task_rows=task_rows,
             newest=newest,
             has_bib=bool(view.bibtex),
         )
