@@ -92,10 +92,13 @@ def test_metrics_are_exact_against_the_truth():
     assert uniform["sample_nll"] > oracle["sample_nll"] + 1.0
 
 
-def test_token_losses_are_found_by_their_shapes():
+def test_token_losses_are_found_by_their_shapes_and_inputs():
     names = lm.token_losses()
-    assert lm.REFERENCE in names
+    assert lm.REFERENCE in names and "uld" in names  # one vocabulary is a case ULD allows
     assert "kd" not in names and "sdd_kd" not in names  # class logits, region logits
+    missing = lm.not_fitting()
+    assert "logits_student_rejected" in missing["distillm2"] and "distillm2" not in names
+    assert set(missing) & set(names) == set()
 
 
 def reduced(out, **kw):

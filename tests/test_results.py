@@ -548,13 +548,13 @@ def test_instruction_following_board_export_and_page(papers, capsys):
     assert sorted(r["value"] for r in rows if r["role"] == "proposed") == [24.6, 26.1]
 
     page = site.render_pages(c)["leaderboards/dolly.md"]
-    assert "# Instruction following \\(DollyEval\\) leaderboard" in page
-    assert "GPT\\-2 XL \\(1\\.5B\\) → GPT\\-2 \\(120M\\): ROUGE\\-L" in page
-    assert '<td data-kd-value="2.30">+2.30</td>' in page and ">+1.8</td>" in page
+    assert "# Instruction following (DollyEval) leaderboard" in page
+    assert "## GPT-2 XL (1.5B) → GPT-2 (120M) {" in page and ">ROUGE-L</th>" in page
+    assert 'data-kd-value="2.30">+2.30</td>' in page and 'data-kd-value="1.8">+1.8</td>' in page
     assert "| 22.8 | 23.80 | 1.00 | 2 |" in page  # KD's spread across the two papers
     index = site.render_pages(c)["leaderboards/index.md"]
     assert (
-        "[Instruction following \\(DollyEval\\)](dolly.md) | language\\-modeling | 5 | 2 | 1 |"
+        "[Instruction following (DollyEval)](dolly.md) | language-modeling | 5 | 2 | 1 |"
         in index
     )
 

@@ -459,7 +459,7 @@ def test_real_site_builds_strict_with_expected_pages(real):
         assert (out / "catalogue/tasks" / key / "index.html").exists(), key
     board = (out / "catalogue/leaderboards/dolly/index.html").read_text(encoding="utf-8")
     assert "Instruction following (DollyEval) leaderboard" in board  # language models' board
-    assert "Gain over own KD" in board and "Baseline, across papers" in board
+    assert "Gain over own KD" in board and "ROUGE-L of the baselines, across papers" in board
     index = (out / "catalogue/leaderboards/index.html").read_text(encoding="utf-8")
     assert 'href="dolly/"' in index
 

@@ -75,19 +75,44 @@ class LMRecipe:
     threads: int = 1
 
 
-def token_losses() -> list[str]:
-    """The registered losses of one vocabulary's tokens: their ``example_inputs`` give
-    ``[B, T, V]`` student and teacher logits of one shape and ``[B, T]`` targets."""
-    from kdsurvey.losses import available, get
+TOKEN_INPUTS = ("logits_student", "logits_teacher", "target")
 
-    out = []
-    for name in available():
-        ex = get(name).example_inputs(batch=2)
-        s, t, y = ex.get("logits_student"), ex.get("logits_teacher"), ex.get("target")
-        tensors = all(isinstance(v, Tensor) for v in (s, t, y))
-        if tensors and s.dim() == 3 and s.shape == t.shape and y.shape == s.shape[:2]:
-            out.append(name)
-    return out
+
+def token_losses() -> list[str]:
+    """The registered losses this track runs: language-model losses (``[B, T, V]`` logits,
+    ``[B, T]`` targets; :func:`kdsurvey.arena.recipe.is_language`) whose ``forward`` needs
+    nothing else. ``uld`` runs too: the track's models share a vocabulary, which it allows."""
+    from kdsurvey.arena.recipe import is_language
+    from kdsurvey.losses import available
+
+    return [n for n in available() if is_language(n) and not _other_inputs(n)]
+
+
+def not_fitting() -> dict[str, str]:
+    """The language-model losses this track cannot run, with the inputs they need besides."""
+    from kdsurvey.arena.recipe import is_language
+    from kdsurvey.losses import available
+
+    return {
+        n: f"needs {', '.join(_other_inputs(n))} besides the logits and targets, which the "
+        "track's training loop (kdsurvey.distill.LMDistiller) does not derive"
+        for n in available()
+        if is_language(n) and _other_inputs(n)
+    }
+
+
+def _other_inputs(name: str) -> list[str]:
+    """The required ``forward`` inputs of a loss besides logits and targets."""
+    import inspect
+
+    from kdsurvey.losses import get
+
+    params = inspect.signature(get(name).forward).parameters
+    return [
+        k
+        for k, p in params.items()
+        if k != "self" and k not in TOKEN_INPUTS and p.default is inspect.Parameter.empty
+    ]
 
 
 @dataclass
@@ -283,6 +308,7 @@ def run(
             "versions": versions(),
             "runs": [],
             "plan": {"runs": len(plan) * len(seeds), "losses": len(names), "seeds": len(seeds)},
+            "not_fitting": not_fitting(),
             "command": command or "kdsurvey.arena.lm.run(...)",
         }
         path = Path(out) if out else None
