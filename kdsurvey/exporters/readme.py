@@ -44,6 +44,7 @@ def render(source: View | Catalogue) -> str:
             survey=view.survey,
             arena=arena_page.completeness(arena) if arena else None,
             arena_url=f"{url}/catalogue/arena/" if url else "",
+            language=view.language_arena,
             conventions=conventions.load(),
         )
     )
