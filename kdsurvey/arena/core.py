@@ -518,8 +518,21 @@ def run_arena(
         torch.set_num_threads(threads)
 
 
-def merge(paths: Sequence[str | Path], out: str | Path | None = None) -> dict:
-    """Join results files of the same configuration (e.g. shards); later files win on clashes."""
+def _run_key(run: dict) -> tuple:
+    """A run of the image tasks: task, loss, sweep factor (the authors' first), seed."""
+    return (run["task"], run["loss"], -sweep.factor(run), run["seed"])
+
+
+def merge(
+    paths: Sequence[str | Path],
+    out: str | Path | None = None,
+    key: Callable[[dict], tuple] = _run_key,
+    summary: Callable[[list[dict]], dict] = summarise,
+) -> dict:
+    """Join results files of the same configuration (e.g. shards); later files win on clashes.
+
+    ``key`` names a run (and orders the joined runs), ``summary`` summarises them: the image
+    tasks' by default; the language track passes its own (:func:`kdsurvey.arena.lm.merge`)."""
     merged: dict[str, Any] | None = None
     runs: dict[tuple, dict] = {}
     for p in paths:
@@ -528,16 +541,17 @@ def merge(paths: Sequence[str | Path], out: str | Path | None = None) -> dict:
             merged = {k: v for k, v in res.items() if k not in ("runs", "summary")}
         elif res["config"] != merged["config"]:
             raise ValueError(f"{p}: another configuration than {paths[0]}")
-        merged["teachers"].update(res.get("teachers", {}))
-        merged["not_fitting"].update(res.get("not_fitting", {}))
+        for name in ("teachers", "not_fitting"):
+            if name in res:
+                merged.setdefault(name, {}).update(res[name])
         if res.get("plan", {}).get("runs", 0) > merged.get("plan", {}).get("runs", 0):
             merged["plan"] = res["plan"]  # the largest plan seen (shards share one)
         for x in res["runs"]:
-            runs[(x["task"], x["loss"], x["seed"], sweep.factor(x))] = x
+            runs[key(x)] = x
     if merged is None:
         raise ValueError("nothing to merge")
-    merged["runs"] = [runs[k] for k in sorted(runs, key=lambda k: (k[0], k[1], -k[3], k[2]))]
-    merged["summary"] = summarise(merged["runs"])
+    merged["runs"] = [runs[k] for k in sorted(runs)]
+    merged["summary"] = summary(merged["runs"])
     if out:
         write_atomic(Path(out), merged)
     return merged

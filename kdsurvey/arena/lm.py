@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kdsurvey.arena import core
 from kdsurvey.arena import language as lang
 from kdsurvey.arena.core import CACHE, shard, versions, write_atomic
 from kdsurvey.arena.models import TinyGPT
@@ -359,23 +360,9 @@ def run(
 
 def merge(paths: Sequence[str | Path], out: str | Path | None = None) -> dict:
     """Join language-track results of one configuration (e.g. shards); later files win."""
-    merged: dict[str, Any] | None = None
-    runs: dict[tuple, dict] = {}
-    for p in paths:
-        res = json.loads(Path(p).read_text())
-        if merged is None:
-            merged = {k: v for k, v in res.items() if k not in ("runs", "summary")}
-        elif res["config"] != merged["config"]:
-            raise ValueError(f"{p}: another configuration than {paths[0]}")
-        for x in res["runs"]:
-            runs[(x["loss"], x["mode"], x["seed"])] = x
-    if merged is None:
-        raise ValueError("nothing to merge")
-    merged["runs"] = [runs[k] for k in sorted(runs)]
-    merged["summary"] = summarise(merged["runs"])
-    if out:
-        write_atomic(Path(out), merged)
-    return merged
+    return core.merge(
+        paths, out, key=lambda x: (x["loss"], x["mode"], x["seed"]), summary=summarise
+    )
 
 
 def _entropy_rate(d: Data) -> Tensor:
