@@ -319,7 +319,10 @@ def run(
                 raise ValueError(f"{path} holds results of another configuration")
             results["runs"] = old["runs"]
         done = {(x["loss"], x["mode"], x["seed"]) for x in results["runs"]}
-        todo = [(n, m, s) for n, m in shard(plan, shard_spec) for s in seeds]
+        # shards take whole losses, both modes each, so that on-policy runs (the slow ones)
+        # spread over the shards
+        mine = set(shard([BASELINE, *names], shard_spec))
+        todo = [(n, m, s) for n, m in plan if n in mine for s in seeds]
         todo = [j for j in todo if j not in done]
         d = data(r)
         teacher, info = train_teacher(r, d)
