@@ -909,6 +909,8 @@ class _ArenaRows(HTMLParser):
         if tag == "tr" and "data-loss" in attrs:
             self.current = (attrs["data-task"], attrs["data-loss"])
             self.rows[self.current] = []
+        elif tag == "tr":  # another table's row (the language track's)
+            self.current = None
         elif tag == "td" and self.current and "data-kd-value" in attrs:
             self.rows[self.current].append(float(attrs["data-kd-value"]))
 
@@ -946,6 +948,44 @@ def test_arena_page_rows_are_the_results_file(real):
     kd_paper = facts("kd").paper
     paper = (out / "catalogue" / "papers" / kd_paper / "index.html").read_text(encoding="utf-8")
     assert "Arena" in paper and "../arena/" in paper
+
+
+class _LanguageRows(HTMLParser):
+    """(loss, mode) -> the numbers (data-kd-value) of its row in the language track's table."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: dict[tuple[str, str], list[float]] = {}
+        self.current: tuple[str, str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-lm-loss" in attrs:
+            self.current = (attrs["data-lm-loss"], attrs["data-lm-mode"])
+            self.rows[self.current] = []
+        elif tag == "tr":
+            self.current = None
+        elif tag == "td" and self.current and "data-kd-value" in attrs:
+            self.rows[self.current].append(float(attrs["data-kd-value"]))
+
+
+def test_arena_page_language_rows_are_the_results_file(real):
+    _, _, out = real
+    results = json.loads((ROOT / "results" / "arena-lm.json").read_text(encoding="utf-8"))
+    html = (out / "catalogue" / "arena" / "index.html").read_text(encoding="utf-8")
+    parser = _LanguageRows()
+    parser.feed(html)
+    summary = results["summary"]
+    assert {f"{loss}/{mode}" for loss, mode in parser.rows} == set(summary)
+    for (loss, mode), numbers in parser.rows.items():
+        e = summary[f"{loss}/{mode}"]
+        means = [e[m]["mean"] for m in arena_page.LM_METRICS]
+        assert numbers[: len(means)] == pytest.approx(means, abs=1e-5), (loss, mode)
+        if "vs_student" in e["fkl"]:
+            assert pytest.approx(e["fkl"]["vs_student"]["mean"], abs=1e-5) in numbers
+    assert f"{len(results['runs'])} of {results['plan']['runs']} planned runs are done" in html
+    for name in results["not_fitting"]:  # the language-model losses it cannot run, named
+        assert f"<code>{name}</code> (needs " in html
 
 
 def test_arena_page_without_results(small):
