@@ -1,12 +1,13 @@
 """The arena's language track: every token-level loss distils a small causal LM the same way.
 
-A synthetic language with a known next-token distribution (:mod:`.language`) makes exact metrics
-possible. A teacher (:class:`~kdsurvey.arena.models.TinyGPT`, sizes in :class:`LMRecipe`) is trained on
-it once and cached: good, not perfect. Each run trains a student about 4x smaller
-with :class:`kdsurvey.distill.LMDistiller` and one loss at its authors' settings, in two modes:
-``off`` (teacher-forced on the language's sentences) and ``on`` (GKD's on-policy batches: with
-probability ``lmbda`` the student continues each sentence's first ``prompt`` tokens itself for
-``response`` tokens, and the teacher scores that). The plain student trains on the sentences with cross-entropy alone.
+A synthetic language with a known next-token distribution (:mod:`.language`) makes exact
+metrics possible. A teacher (:class:`~kdsurvey.arena.models.TinyGPT`, sizes in
+:class:`LMRecipe`) is trained on it once and cached: good, not perfect. Each run trains a student
+about 4x smaller with :class:`kdsurvey.distill.LMDistiller` and one loss at its authors' settings,
+in two modes: ``off`` (teacher-forced on the language's sentences) and ``on`` (GKD's on-policy
+batches: with probability ``lmbda`` the student continues each sentence's first ``prompt`` tokens
+itself for ``response`` tokens, and the teacher scores that). The plain student trains on the
+sentences with cross-entropy alone.
 
 Metrics, on held-out sentences of the language (teacher-forced) and on the student's own samples:
 
@@ -18,9 +19,9 @@ Metrics, on held-out sentences of the language (teacher-forced) and on the stude
 * ``sample_nll``: the true negative log-likelihood per token of the student's samples: how likely
   the language finds what the student writes (mode-seeking students score better here).
 
-Results go to a JSON file after every run (resumable, ``K/N`` shards by comparison, merged with
-:func:`kdsurvey.arena.core.merge`-style joining), with mean ± std over seeds and paired differences
-against the plain student and against ``llm_forward_kl``, with paired t-tests.
+Results go to a JSON file after every run (resumable; ``K/N`` shards by loss, joined by
+:func:`merge`), with mean ± std over seeds and paired differences against the plain student and
+against ``llm_forward_kl``, with paired t-tests.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ from kdsurvey.arena import core
 from kdsurvey.arena import language as lang
 from kdsurvey.arena.core import CACHE, shard, versions, write_atomic
 from kdsurvey.arena.models import TinyGPT
+from kdsurvey.arena.sweep import BASELINE  # the student trained on the sentences alone
 from kdsurvey.distill import LMDistiller
 
 SCHEMA = 1
-BASELINE = "none"  # the student trained on the sentences alone
 REFERENCE = "llm_forward_kl"  # the token-level "KD" every loss is also compared with
 MODES = ("off", "on")
 # metric -> True when higher is better
