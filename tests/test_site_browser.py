@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -723,7 +724,9 @@ def test_arena_rows_give_reasons_and_counts_agree(reader):
     assert failed.count() >= 1
     for i in range(failed.count()):
         reason = failed.nth(i).locator(".kd-caveat")
-        assert reason.is_visible() and "Error" in reason.inner_text()
+        # the exception and its message: "Failed: Diverged: non-finite loss at epoch 1, ..."
+        assert reason.is_visible()
+        assert re.match(r"Failed( on \d+ seeds?)?: (\w*Error|Diverged): \S", reason.inner_text())
     text = page.locator(".md-content").inner_text()
     assert "has not finished" not in text
     assert page.locator("a[rel=edit]").get_attribute("href").endswith("/results/arena.json")
