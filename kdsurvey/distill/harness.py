@@ -19,10 +19,10 @@ constructor takes, read from the shapes seen; its adapters are then submodules o
 so **create the optimiser after** ``setup``::
 
     distiller = Distiller(teacher, student, "fitnet", student_taps=["layer3"],
-                          teacher_taps=["layer3"], weight=100.0)
+                          teacher_taps=["layer3"])   # FitNet at its authors' weight, 100
     distiller.setup(x0, y0)                       # builds FitNet's regressor from the shapes
     opt = torch.optim.SGD(distiller.parameters(), lr=0.05)   # student + adapters, not teacher
-    out = distiller(x, y)                         # out.loss = task + weight * distillation
+    out = distiller(x, y)            # out.loss = task_weight * task + weight * distillation
     out.loss.backward(); opt.step()
 
 ``Distiller.parameters()`` yields only trainable parameters of the student and the loss (the
