@@ -554,8 +554,7 @@ def test_instruction_following_board_export_and_page(papers, capsys):
     assert "| 22.8 | 23.80 | 1.00 | 2 |" in page  # KD's spread across the two papers
     index = site.render_pages(c)["leaderboards/index.md"]
     assert (
-        "[Instruction following (DollyEval)](dolly.md) | language-modeling | 5 | 2 | 1 |"
-        in index
+        "[Instruction following (DollyEval)](dolly.md) | language-modeling | 5 | 2 | 1 |" in index
     )
 
 
