@@ -156,6 +156,10 @@ def test_the_cli_runs_the_language_track(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "m.json").read_text())["track"] == "language"
     assert cli.run(ap.parse_args(["--task", "language", "--losses", "kd", "--out", str(out)])) == 2
     assert "not a token-level loss" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # without --out: its own default file, not the image arena's
+    assert cli.run(ap.parse_args([*args[:4], "--seeds", "1", "--no-progress"])) == 0
+    assert json.loads((tmp_path / "arena-lm.json").read_text())["track"] == "language"
+    assert not (tmp_path / "arena.json").exists()
 
 
 def test_the_classic_arena_is_unchanged_by_the_language_track():

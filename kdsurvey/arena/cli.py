@@ -12,6 +12,7 @@ import dataclasses
 import sys
 
 RUN_OUT = "arena.json"  # a run's results file by default (git-ignored at the repository root)
+LANGUAGE_OUT = "arena-lm.json"  # the same for --task language
 
 
 def _seeds(text: str) -> int:
@@ -55,7 +56,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--out",
         default=None,
-        help=f"results file, written after every run (default: {RUN_OUT}); merge: required "
+        help=f"results file, written after every run (default: {RUN_OUT}, language: "
+        f"{LANGUAGE_OUT}); merge: required "
         "(results/arena.json updates the committed results)",
     )
     ap.add_argument(
@@ -167,6 +169,7 @@ def run_language(args: argparse.Namespace) -> int:
     """``--task language``: the token-level losses on the synthetic language (CPU only)."""
     from kdsurvey.arena import lm
 
+    args.out = args.out or LANGUAGE_OUT
     losses = [x for x in args.losses.split(",") if x] or None
     if losses:
         token = set(lm.token_losses())
