@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -473,28 +474,17 @@ def run_arena(
             task, teacher = built[task_name]
             if bar is not None:
                 bar.set_description(f"{task_name[:3]} {loss} s{seed} x{factor:g}")
-            try:
-                rec = run_one(task, loss, seed, r, teacher, device, max_steps, factor)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # noqa: BLE001 - recorded, never skipped silently
-                rec = {
-                    "task": task_name,
-                    "loss": loss,
-                    "seed": seed,
-                    "factor": factor,
-                    "status": "diverged" if isinstance(e, Diverged) else "error",
-                    "error": f"{type(e).__name__}: {e}"[:500],
-                }
-            results["runs"].append(rec)
+            fields = {"task": task_name, "loss": loss, "seed": seed, "factor": factor}
+            record_run(
+                results,
+                fields,
+                partial(run_one, task, loss, seed, r, teacher, device, max_steps, factor),
+                summarise,
+                path,
+                bar,
+                after_run,
+            )
             done.add(job)
-            results["summary"] = summarise(results["runs"])
-            if path:
-                write_atomic(path, results)
-            if bar is not None:
-                bar.update(1)
-            if after_run is not None:
-                after_run(rec)
 
         for task_name, loss in comparisons:
             split = (objects.get(task_name) or TASKS[task_name]()).split
@@ -516,6 +506,36 @@ def run_arena(
         return results
     finally:
         torch.set_num_threads(threads)
+
+
+def record_run(
+    results: dict,
+    fields: dict,
+    train: Callable[[], dict],
+    summary: Callable[[list[dict]], dict],
+    path: Path | None,
+    bar=None,
+    after_run: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run ``train()`` and add its record to ``results`` (a failure too: ``fields`` and the
+    reason, status ``diverged`` for :class:`Diverged`, else ``error``; never dropped), summarise,
+    write the file, tick the progress bar. Both arena tracks record their runs here."""
+    try:
+        rec = train()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded, never skipped silently
+        status = "diverged" if isinstance(e, Diverged) else "error"
+        rec = {**fields, "status": status, "error": f"{type(e).__name__}: {e}"[:500]}
+    results["runs"].append(rec)
+    results["summary"] = summary(results["runs"])
+    if path:
+        write_atomic(path, results)
+    if bar is not None:
+        bar.update(1)
+    if after_run is not None:
+        after_run(rec)
+    return rec
 
 
 def _run_key(run: dict) -> tuple:

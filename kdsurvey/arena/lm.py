@@ -34,6 +34,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,7 @@ def run_one(loss: str, mode: str, seed: int, r: LMRecipe, teacher: nn.Module, d:
             on_policy += distiller.last_source != "data"
             loss_value, parts = out.loss, out.parts
         if not torch.isfinite(loss_value):
-            raise FloatingPointError(f"non-finite loss at step {step + 1}: {parts}")
+            raise core.Diverged(f"non-finite loss at step {step + 1}: {parts}")
         opt.zero_grad()
         loss_value.backward()
         opt.step()
@@ -337,21 +338,15 @@ def run(
         for loss, mode, seed in todo:
             if bar is not None:
                 bar.set_description(f"{loss} {mode} s{seed}")
-            try:
-                rec = run_one(loss, mode, seed, r, teacher, d, max_steps)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # noqa: BLE001 - recorded, never dropped
-                rec = {"loss": loss, "mode": mode, "seed": seed, "status": "error",
-                       "error": f"{type(e).__name__}: {e}"[:500]}  # fmt: skip
-            results["runs"].append(rec)
-            results["summary"] = summarise(results["runs"])
-            if path:
-                write_atomic(path, results)
-            if bar is not None:
-                bar.update(1)
-            if after_run is not None:
-                after_run(rec)
+            core.record_run(
+                results,
+                {"loss": loss, "mode": mode, "seed": seed},
+                partial(run_one, loss, mode, seed, r, teacher, d, max_steps),
+                summarise,
+                path,
+                bar,
+                after_run,
+            )
         if bar is not None:
             bar.close()
         results["summary"] = summarise(results["runs"])
