@@ -897,20 +897,22 @@ def test_root_configuration_inherits_the_packaged_skeleton():
 
 
 class _ArenaRows(HTMLParser):
-    """(task, loss) -> the numbers (data-kd-value) of its row, in column order."""
+    """Row key -> the numbers (data-kd-value) of its row, in column order; a row's key is the
+    values of ``keys`` (its data attributes), rows without them belong to another table."""
 
-    def __init__(self):
+    def __init__(self, keys=("data-task", "data-loss")):
         super().__init__()
-        self.rows: dict[tuple[str, str], list[float]] = {}
-        self.current: tuple[str, str] | None = None
+        self.keys = keys
+        self.rows: dict[tuple[str, ...], list[float]] = {}
+        self.current: tuple[str, ...] | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "tr" and "data-loss" in attrs:
-            self.current = (attrs["data-task"], attrs["data-loss"])
-            self.rows[self.current] = []
-        elif tag == "tr":  # another table's row (the language track's)
-            self.current = None
+        if tag == "tr":
+            keyed = all(k in attrs for k in self.keys)
+            self.current = tuple(attrs[k] for k in self.keys) if keyed else None
+            if self.current:
+                self.rows[self.current] = []
         elif tag == "td" and self.current and "data-kd-value" in attrs:
             self.rows[self.current].append(float(attrs["data-kd-value"]))
 
@@ -950,30 +952,11 @@ def test_arena_page_rows_are_the_results_file(real):
     assert "Arena" in paper and "../arena/" in paper
 
 
-class _LanguageRows(HTMLParser):
-    """(loss, mode) -> the numbers (data-kd-value) of its row in the language track's table."""
-
-    def __init__(self):
-        super().__init__()
-        self.rows: dict[tuple[str, str], list[float]] = {}
-        self.current: tuple[str, str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "tr" and "data-lm-loss" in attrs:
-            self.current = (attrs["data-lm-loss"], attrs["data-lm-mode"])
-            self.rows[self.current] = []
-        elif tag == "tr":
-            self.current = None
-        elif tag == "td" and self.current and "data-kd-value" in attrs:
-            self.rows[self.current].append(float(attrs["data-kd-value"]))
-
-
 def test_arena_page_language_rows_are_the_results_file(real):
     _, _, out = real
     results = json.loads((ROOT / "results" / "arena-lm.json").read_text(encoding="utf-8"))
     html = (out / "catalogue" / "arena" / "index.html").read_text(encoding="utf-8")
-    parser = _LanguageRows()
+    parser = _ArenaRows(keys=("data-lm-loss", "data-lm-mode"))
     parser.feed(html)
     summary = results["summary"]
     assert {f"{loss}/{mode}" for loss, mode in parser.rows} == set(summary)

@@ -69,8 +69,8 @@ class FSPTorchdistill(DistillationLoss):
         public).
 
         Connectors: the official code has none (it compares networks of equal widths;
-        torchdistill's ``FSPLoss`` and RepDistiller's ``FSP`` need unequal channel counts). Given both channel lists, the loss
-        connects each thinner student map with RepDistiller's generic connector ``ConnectorV2``
+        torchdistill's ``FSPLoss`` and RepDistiller's ``FSP`` need equal channel counts). Given
+        both channel lists, the loss connects each thinner student map with RepDistiller's generic connector ``ConnectorV2``
         (``models/util.py``, commit b84f547: 1x1 conv, BatchNorm, He init), a library's adapter,
         applied before the FSP matrices are formed.
     """
