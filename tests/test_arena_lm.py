@@ -17,8 +17,8 @@ require("sklearn")
 
 from torch import nn  # noqa: E402
 
-from kdsurvey.arena import core, lm  # noqa: E402
 from kdsurvey.arena import language as lang  # noqa: E402
+from kdsurvey.arena import lm  # noqa: E402
 
 R = lm.LMRecipe(
     teacher_width=16, student_width=8, teacher_sentences=64, student_sentences=32,
@@ -160,7 +160,3 @@ def test_the_cli_runs_the_language_track(tmp_path, monkeypatch, capsys):
     assert cli.run(ap.parse_args([*args[:4], "--seeds", "1", "--no-progress"])) == 0
     assert json.loads((tmp_path / "arena-lm.json").read_text())["track"] == "language"
     assert not (tmp_path / "arena.json").exists()
-
-
-def test_the_classic_arena_is_unchanged_by_the_language_track():
-    assert "language" not in core.TASKS

@@ -197,6 +197,14 @@ def test_different_vocabularies_reach_the_loss():
     assert loss.seen["logits_student"].shape == (2, 9, 300)
     assert loss.seen["logits_teacher"].shape == (2, 11, 400)
     assert torch.equal(loss.seen["target_teacher"], t_labels[:, 1:])
+    # the registered cross-vocabulary loss trains through the same call
+    d = LMDistiller(teacher, student, "uld")
+    out = d(ids, mask, labels, teacher_input_ids=t_ids, teacher_attention_mask=t_mask,
+            teacher_labels=t_labels)  # fmt: skip
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
 
 
 def test_a_loss_input_the_harness_cannot_derive_is_named():
