@@ -9,6 +9,7 @@ term's weight and the warm-up; a preset named after the task wins where the loss
 from __future__ import annotations
 
 import inspect
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +60,7 @@ LANGUAGE = (
 )
 
 
+@cache  # the registry does not change in a process; plans ask once per loss and task
 def is_language(name: str) -> bool:
     """True for a language-model loss: its example gives ``[B, T, V]`` logits and ``[B, T]``
     targets (vocabularies may differ between student and teacher)."""

@@ -79,6 +79,7 @@ def completeness(results: dict) -> dict:
         # losses whose student ends worse than the plain student (p < 0.05), both settings
         "worse_authors": len(worse["authors"]),
         "worse_swept": len(worse["swept"]),
+        "factors": [f"{f:g}" for f in factors],  # the sweep's multiples of the authors' weight
         "failed": failed,
     }
 
